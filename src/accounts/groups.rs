@@ -1,0 +1,228 @@
+//! The groups table and group membership.
+
+use std::fmt;
+
+use serde_json::json;
+use sqlx::FromRow;
+
+use super::User;
+use crate::{
+    Error, Result,
+    actor::Actor,
+    audit::{self, AuditEntry},
+    db::Conn,
+    permissions::{self, PermissionName, delegation::Change},
+};
+
+/// 1–150 characters, trimmed, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupName(String);
+
+impl GroupName {
+    pub fn parse(raw: &str) -> Result<GroupName> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(Error::invalid("group", "name must not be empty"));
+        }
+        if trimmed.chars().count() > 150 {
+            return Err(Error::invalid(
+                "group",
+                "name must be at most 150 characters",
+            ));
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "group",
+                "name must not contain control characters",
+            ));
+        }
+        Ok(GroupName(trimmed.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for GroupName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct Group {
+    pub group_id: i64,
+    pub name: String,
+    pub created_at: i64,
+}
+
+/// A group with its member count, for listings.
+#[derive(Debug, Clone, FromRow)]
+pub struct GroupSummary {
+    pub group_id: i64,
+    pub name: String,
+    pub members: i64,
+    pub permissions: i64,
+}
+
+pub async fn find_by_name(conn: &mut Conn, name: &str) -> Result<Option<Group>> {
+    Ok(
+        sqlx::query_as("select group_id, name, created_at from groups where name = $1")
+            .bind(name.trim())
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+pub async fn get_by_name(conn: &mut Conn, name: &str) -> Result<Group> {
+    find_by_name(conn, name)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("group {:?}", name.trim())))
+}
+
+pub async fn list(conn: &mut Conn) -> Result<Vec<GroupSummary>> {
+    Ok(sqlx::query_as(
+        "select g.group_id, g.name, \
+           (select count(*) from user_groups ug where ug.group_id = g.group_id) as members, \
+           (select count(*) from group_permissions gp where gp.group_id = g.group_id) as permissions \
+         from groups g order by g.name",
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Usernames of the group's members, sorted.
+pub async fn member_names(conn: &mut Conn, group_id: i64) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "select u.username from user_groups ug join users u on u.user_id = ug.user_id \
+         where ug.group_id = $1 order by u.username_key",
+    )
+    .bind(group_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+pub async fn is_member(conn: &mut Conn, user_id: i64, group_id: i64) -> Result<bool> {
+    let found: Option<i64> =
+        sqlx::query_scalar("select 1 from user_groups where user_id = $1 and group_id = $2")
+            .bind(user_id)
+            .bind(group_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(found.is_some())
+}
+
+/// Creates a group; needs `auth.add_group`. A duplicate name is a conflict.
+pub async fn create(conn: &mut Conn, actor: &Actor, name: &GroupName, now: i64) -> Result<Group> {
+    let actor_perms = actor.permissions(conn).await?;
+    permissions::delegation::authorize(&actor_perms, &Change::CreateGroup)?;
+    let group: Group = sqlx::query_as(
+        "insert into groups (name, created_at) values ($1, $2) returning group_id, name, created_at",
+    )
+    .bind(name.as_str())
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| {
+        if crate::error::is_unique_violation(&e) {
+            Error::Conflict(format!("group {:?} already exists", name.as_str()))
+        } else {
+            e.into()
+        }
+    })?;
+    audit::record(
+        conn,
+        actor,
+        AuditEntry::group("group.create", &group).after(json!({ "name": group.name })),
+        now,
+    )
+    .await?;
+    Ok(group)
+}
+
+/// Adds `user` to `group`. Under the delegation rule this grants every
+/// permission of the group, so the actor must hold them all.
+/// Returns false when the user was already a member.
+pub async fn add_member(
+    conn: &mut Conn,
+    actor: &Actor,
+    group: &Group,
+    user: &User,
+    now: i64,
+) -> Result<bool> {
+    change_membership(conn, actor, group, user, true, now).await
+}
+
+/// Removes `user` from `group`; returns false when they were not a member.
+pub async fn remove_member(
+    conn: &mut Conn,
+    actor: &Actor,
+    group: &Group,
+    user: &User,
+    now: i64,
+) -> Result<bool> {
+    change_membership(conn, actor, group, user, false, now).await
+}
+
+async fn change_membership(
+    conn: &mut Conn,
+    actor: &Actor,
+    group: &Group,
+    user: &User,
+    add: bool,
+    now: i64,
+) -> Result<bool> {
+    let group_perms: Vec<PermissionName> = permissions::catalog::of_group(conn, group.group_id)
+        .await?
+        .into_iter()
+        .map(|p| p.name())
+        .collect();
+    let actor_perms = actor.permissions(conn).await?;
+    permissions::delegation::authorize(
+        &actor_perms,
+        &Change::Membership {
+            target: user,
+            group: &group.name,
+            group_perms: &group_perms,
+        },
+    )?;
+    let changed = if add {
+        sqlx::query(
+            "insert into user_groups (user_id, group_id, created_at) values ($1, $2, $3) \
+             on conflict do nothing",
+        )
+        .bind(user.user_id)
+        .bind(group.group_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+    } else {
+        sqlx::query("delete from user_groups where user_id = $1 and group_id = $2")
+            .bind(user.user_id)
+            .bind(group.group_id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+    };
+    if changed == 0 {
+        return Ok(false);
+    }
+    permissions::bump_epoch(conn).await?;
+    let action = if add {
+        "group.add_user"
+    } else {
+        "group.remove_user"
+    };
+    audit::record(
+        conn,
+        actor,
+        AuditEntry::user(action, user)
+            .before(json!({ "group": group.name, "member": !add }))
+            .after(json!({ "group": group.name, "member": add })),
+        now,
+    )
+    .await?;
+    Ok(true)
+}

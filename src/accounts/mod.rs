@@ -1,0 +1,33 @@
+//! Users and groups: their types, their rows, and the audited changes to them.
+
+mod email;
+pub mod groups;
+pub mod password;
+mod username;
+pub mod users;
+
+pub use email::Email;
+pub use groups::{Group, GroupName};
+pub use password::NewPassword;
+pub use username::{Username, key_of as username_key};
+pub use users::User;
+
+use crate::{Error, Result};
+
+/// A free-text display name: trimmed, at most 150 characters, no control characters.
+pub fn parse_display_name(raw: &str) -> Result<String> {
+    let trimmed = raw.trim();
+    if trimmed.chars().count() > 150 {
+        return Err(Error::invalid(
+            "display_name",
+            "must be at most 150 characters",
+        ));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "display_name",
+            "must not contain control characters",
+        ));
+    }
+    Ok(trimmed.to_string())
+}

@@ -1,0 +1,75 @@
+//! Who is making a change, and through which door (CLI, web, API).
+
+use crate::{
+    Result,
+    accounts::User,
+    db::Conn,
+    permissions::{EffectivePermissions, effective},
+};
+
+/// Where a change came from; recorded on every audit event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Cli,
+    Web,
+    Api,
+    /// Ladder itself: migrations, the scheduler.
+    System,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Cli => "cli",
+            Source::Web => "web",
+            Source::Api => "api",
+            Source::System => "system",
+        }
+    }
+}
+
+/// The one making a change. `user: None` is Ladder itself or an operator on
+/// the CLI before any superuser exists; it may do anything, and says so in the audit log.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user: Option<User>,
+    pub source: Source,
+}
+
+/// The actor's rights as the delegation rules see them.
+pub enum ActorPermissions {
+    System,
+    User(EffectivePermissions),
+}
+
+impl Actor {
+    pub fn user(user: User, source: Source) -> Actor {
+        Actor {
+            user: Some(user),
+            source,
+        }
+    }
+
+    pub fn system(source: Source) -> Actor {
+        Actor { user: None, source }
+    }
+
+    pub fn user_id(&self) -> Option<i64> {
+        self.user.as_ref().map(|u| u.user_id)
+    }
+
+    pub fn name(&self) -> &str {
+        self.user.as_ref().map_or("system", |u| u.username.as_str())
+    }
+
+    /// Reads the actor's effective permissions inside the caller's transaction,
+    /// never from a cache: a delegation decision must see the latest grants.
+    pub async fn permissions(&self, conn: &mut Conn) -> Result<ActorPermissions> {
+        match &self.user {
+            None => Ok(ActorPermissions::System),
+            Some(user) => Ok(ActorPermissions::User(
+                effective::load(conn, user.user_id).await?,
+            )),
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! The append-only audit log. Every change is recorded in the transaction
+//! that makes it, so the log and the data never disagree.
+
+use sqlx::FromRow;
+
+use crate::{
+    Result,
+    accounts::{Group, User},
+    actor::Actor,
+    db::Conn,
+};
+
+/// One event to record.
+pub struct AuditEntry {
+    action: &'static str,
+    target_type: &'static str,
+    target_id: Option<i64>,
+    target_name: String,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+}
+
+impl AuditEntry {
+    pub fn user(action: &'static str, user: &User) -> AuditEntry {
+        AuditEntry::new(action, "user", Some(user.user_id), &user.username)
+    }
+
+    pub fn group(action: &'static str, group: &Group) -> AuditEntry {
+        AuditEntry::new(action, "group", Some(group.group_id), &group.name)
+    }
+
+    pub fn new(
+        action: &'static str,
+        target_type: &'static str,
+        target_id: Option<i64>,
+        target_name: &str,
+    ) -> AuditEntry {
+        AuditEntry {
+            action,
+            target_type,
+            target_id,
+            target_name: target_name.to_string(),
+            before: None,
+            after: None,
+        }
+    }
+
+    pub fn before(mut self, state: serde_json::Value) -> AuditEntry {
+        self.before = Some(state);
+        self
+    }
+
+    pub fn after(mut self, state: serde_json::Value) -> AuditEntry {
+        self.after = Some(state);
+        self
+    }
+}
+
+pub async fn record(conn: &mut Conn, actor: &Actor, entry: AuditEntry, now: i64) -> Result<()> {
+    sqlx::query(
+        "insert into audit_events (actor_id, actor_name, action, target_type, target_id, \
+         target_name, before_state, after_state, source, created_at) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(actor.user_id())
+    .bind(actor.name())
+    .bind(entry.action)
+    .bind(entry.target_type)
+    .bind(entry.target_id)
+    .bind(entry.target_name)
+    .bind(entry.before.map(|v| v.to_string()))
+    .bind(entry.after.map(|v| v.to_string()))
+    .bind(actor.source.as_str())
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct AuditEvent {
+    pub audit_event_id: i64,
+    pub actor_id: Option<i64>,
+    pub actor_name: String,
+    pub action: String,
+    pub target_type: String,
+    pub target_id: Option<i64>,
+    pub target_name: String,
+    pub before_state: Option<String>,
+    pub after_state: Option<String>,
+    pub source: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct AuditFilter {
+    /// Events where this user acted or was the target.
+    pub user_id: Option<i64>,
+    /// Keyset cursor: only events older than this id.
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+/// Newest first.
+pub async fn list(conn: &mut Conn, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
+    Ok(sqlx::query_as(
+        "select audit_event_id, actor_id, actor_name, action, target_type, target_id, target_name, \
+         before_state, after_state, source, created_at from audit_events \
+         where ($1 is null or actor_id = $1 or (target_type = 'user' and target_id = $1)) \
+           and ($2 is null or audit_event_id < $2) \
+         order by audit_event_id desc limit $3",
+    )
+    .bind(filter.user_id)
+    .bind(filter.before_id)
+    .bind(filter.limit)
+    .fetch_all(conn)
+    .await?)
+}

@@ -1,0 +1,250 @@
+//! The `ladder` command line. Parses arguments, opens Ladder, runs one command.
+//!
+//! Exit codes: 0 done; 1 `check` found a permission denied; 2 bad input or a
+//! refused change (one line on stderr, nothing changed); 3 Ladder itself failed.
+
+mod commands;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::{Error, config::Settings};
+
+#[derive(Parser)]
+#[command(
+    name = "ladder",
+    version,
+    about = "Django's permission model as a standalone service"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Apply database migrations and create newly declared permissions.
+    Migrate,
+    /// Create the one superuser (refused if one exists).
+    Createsuperuser(CreateSuperuser),
+    /// Move the superuser role to another active user, in one transaction.
+    TransferSuperuser {
+        /// The user who becomes the superuser.
+        #[arg(long)]
+        to: String,
+    },
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage groups.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Grant permissions to a user or a group.
+    Grant(GrantArgs),
+    /// Revoke permissions from a user or a group.
+    Revoke(GrantArgs),
+    /// Check permissions: prints allowed or denied with the reason; exits 1 if any is denied.
+    Check {
+        username: String,
+        #[arg(required = true, value_name = "PERM")]
+        perms: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A user's effective permissions.
+    Perms {
+        username: String,
+        /// Show where each permission comes from.
+        #[arg(long)]
+        explain: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The audit log, newest first.
+    Audit {
+        /// Only events where this user acted or was the target.
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Seed the blog example (groups Writers, Senior Writers, Editors and five accounts).
+    Demo,
+}
+
+#[derive(Args)]
+pub struct CreateSuperuser {
+    #[arg(long)]
+    pub username: String,
+    #[arg(long)]
+    pub email: String,
+    /// Never prompt: read the password from LADDER_SUPERUSER_PASSWORD or --password-stdin.
+    #[arg(long)]
+    pub no_input: bool,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create a user. Without a password they cannot sign in until one is set.
+    Add {
+        username: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "")]
+        display_name: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Make the user staff (superuser only).
+        #[arg(long)]
+        staff: bool,
+        #[command(flatten)]
+        actor: ActorArg,
+    },
+    /// List users, ordered by username.
+    List {
+        /// Case-insensitive text in username, email or display name.
+        #[arg(long)]
+        search: Option<String>,
+        /// Only members of this group.
+        #[arg(long)]
+        group: Option<String>,
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one user with groups and direct permissions.
+    Show {
+        username: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deactivate a user: they keep their grants but hold no permissions.
+    Deactivate {
+        username: String,
+        #[command(flatten)]
+        actor: ActorArg,
+    },
+    /// Reactivate a user.
+    Activate {
+        username: String,
+        #[command(flatten)]
+        actor: ActorArg,
+    },
+    /// Set a user's password, read from the first line of standard input.
+    SetPassword {
+        username: String,
+        #[command(flatten)]
+        actor: ActorArg,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum GroupCommand {
+    /// Create a group.
+    Add {
+        name: String,
+        #[command(flatten)]
+        actor: ActorArg,
+    },
+    /// List groups with member and permission counts.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a group's permissions and members.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a user to a group (grants every permission of the group).
+    AddUser {
+        group: String,
+        username: String,
+        #[command(flatten)]
+        actor: ActorArg,
+    },
+    /// Remove a user from a group.
+    RemoveUser {
+        group: String,
+        username: String,
+        #[command(flatten)]
+        actor: ActorArg,
+    },
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false, id = "grantee")]
+pub struct GranteeArg {
+    #[arg(long)]
+    pub user: Option<String>,
+    #[arg(long)]
+    pub group: Option<String>,
+}
+
+#[derive(Args)]
+pub struct GrantArgs {
+    #[command(flatten)]
+    pub grantee: GranteeArg,
+    /// Permissions as app_label.codename.
+    #[arg(required = true, value_name = "PERM")]
+    pub perms: Vec<String>,
+    #[command(flatten)]
+    pub actor: ActorArg,
+}
+
+#[derive(Args)]
+pub struct ActorArg {
+    /// Act as this user, so the delegation rules apply (default: the superuser).
+    #[arg(long = "as", value_name = "ACTOR")]
+    pub actor: Option<String>,
+}
+
+/// Runs the CLI and returns the process exit code.
+pub async fn run() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let rendered = e.to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            eprintln!("{first} (see --help)");
+            return ExitCode::from(2);
+        }
+    };
+    let settings = match Settings::load() {
+        Ok(s) => s,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    match commands::dispatch(cli.command, settings).await {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {}", one_line(&err));
+            if err.is_user_error() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(3)
+            }
+        }
+    }
+}
+
+fn one_line(err: &Error) -> String {
+    err.to_string().replace('\n', " ")
+}

@@ -1,0 +1,104 @@
+//! Settings: built-in defaults, an optional file and the environment, in that order.
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Toml},
+};
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// Every setting. `config/default.toml` documents each field, its default and
+/// its environment variable.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub permissions: PermissionSettings,
+    #[serde(default)]
+    pub resources: Vec<ResourceSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://…` or `postgres://…`. Env: `LADDER_DATABASE__URL`.
+    pub url: String,
+    /// Pool size. Env: `LADDER_DATABASE__MAX_CONNECTIONS`.
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionSettings {
+    /// Users whose effective permissions are cached per process; 0 disables.
+    /// Env: `LADDER_PERMISSIONS__CACHE_SIZE`.
+    pub cache_size: usize,
+}
+
+/// A resource declared in config, e.g. `app = "blog"`, `model = "post"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceSettings {
+    pub app: String,
+    pub model: String,
+    /// `[codename, human name]` pairs beyond the four defaults.
+    #[serde(default)]
+    pub permissions: Vec<(String, String)>,
+}
+
+impl Settings {
+    /// Loads defaults, then `LADDER_CONFIG`, then `LADDER_<SECTION>__<KEY>`.
+    pub fn load() -> Result<Settings, String> {
+        let mut figment = Figment::from(Toml::string(DEFAULTS));
+        if let Ok(path) = std::env::var("LADDER_CONFIG") {
+            if !std::path::Path::new(&path).is_file() {
+                return Err(format!("LADDER_CONFIG: no such file: {path}"));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        // Only LADDER_<SECTION>__<KEY>: LADDER_CONFIG and LADDER_DEMO_PASSWORD are not settings.
+        figment = figment.merge(
+            Env::prefixed("LADDER_")
+                .filter(|key| key.as_str().contains("__"))
+                .split("__"),
+        );
+        Self::from_figment(figment)
+    }
+
+    /// Built-in defaults only, with the database URL replaced; for tests and tools.
+    pub fn with_database_url(url: &str) -> Settings {
+        let figment = Figment::from(Toml::string(DEFAULTS)).merge(("database.url", url));
+        Self::from_figment(figment).expect("built-in defaults are valid")
+    }
+
+    fn from_figment(figment: Figment) -> Result<Settings, String> {
+        let settings: Settings = figment.extract().map_err(|e| {
+            // figment can report several errors; the first names the key and source.
+            let first = e.into_iter().next().map(|e| e.to_string());
+            format!("configuration: {}", first.unwrap_or_default())
+        })?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let url = &self.database.url;
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(format!(
+                "configuration: database.url must start with sqlite: or postgres://, got {url:?}"
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err("configuration: database.max_connections must be at least 1".into());
+        }
+        for resource in &self.resources {
+            crate::permissions::catalog::check_resource(resource)
+                .map_err(|e| format!("configuration: resources: {e}"))?;
+        }
+        Ok(())
+    }
+}

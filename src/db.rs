@@ -1,0 +1,181 @@
+//! The database: one pool and one query layer for SQLite and PostgreSQL.
+//!
+//! Queries go through sqlx's `Any` driver with `$1` placeholders, which both
+//! backends accept, so every query is written once. Only migrations (and the
+//! few statements that have no common form) differ per backend.
+
+use std::str::FromStr;
+
+use sqlx::{
+    Any, AnyConnection, AnyPool, Executor,
+    any::{AnyPoolOptions, AnyTypeInfo, AnyTypeInfoKind},
+    error::BoxDynError,
+    migrate::Migrator,
+    sqlite::SqliteConnectOptions,
+};
+
+use crate::{Result, config::DatabaseSettings};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// A connection inside a transaction or from the pool; every query function takes one.
+pub type Conn = AnyConnection;
+pub type Tx = sqlx::Transaction<'static, Any>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Db {
+    /// Opens the pool. A SQLite file (and its folder) is created on first use,
+    /// in WAL mode with foreign keys on.
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Db> {
+        sqlx::any::install_default_drivers();
+        let backend = if settings.url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        let mut url = settings.url.clone();
+        if backend == Backend::Sqlite {
+            url = prepare_sqlite_file(&url)?;
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // busy_timeout makes writers queue instead of failing at once.
+                        conn.execute(
+                            "pragma journal_mode = wal; pragma foreign_keys = on; \
+                             pragma synchronous = normal; pragma busy_timeout = 10000;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        Ok(Db { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Applies the schema migrations for this backend.
+    pub async fn migrate(&self) -> Result<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+        Ok(())
+    }
+
+    /// Starts a transaction that will write. On SQLite it takes the write lock
+    /// up front (BEGIN IMMEDIATE): a deferred transaction that reads and then
+    /// writes can fail with "database is locked" instead of waiting its turn.
+    pub async fn begin(&self) -> Result<Tx> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("begin immediate").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(tx)
+    }
+
+    /// A pooled connection for reads.
+    pub async fn acquire(&self) -> Result<sqlx::pool::PoolConnection<Any>> {
+        Ok(self.pool.acquire().await?)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Adds `mode=rwc` and creates the parent folder, so `sqlite://data/ladder.db`
+/// works on a fresh checkout.
+fn prepare_sqlite_file(url: &str) -> Result<String> {
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|e| crate::Error::invalid("database.url", e.to_string()))?;
+    let path = options.get_filename();
+    if path.as_os_str() != ":memory:"
+        && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            crate::Error::invalid(
+                "database.url",
+                format!("cannot create {}: {e}", parent.display()),
+            )
+        })?;
+    }
+    if url.contains("mode=") {
+        return Ok(url.to_string());
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Ok(format!("{url}{sep}mode=rwc"))
+}
+
+/// A boolean column: SQLite stores 0/1 integers, PostgreSQL real booleans.
+/// Use with `#[sqlx(try_from = "Flag")]` on `bool` fields.
+#[derive(Debug, Clone, Copy)]
+pub struct Flag(pub bool);
+
+impl From<Flag> for bool {
+    fn from(flag: Flag) -> bool {
+        flag.0
+    }
+}
+
+impl sqlx::Type<Any> for Flag {
+    fn type_info() -> AnyTypeInfo {
+        <bool as sqlx::Type<Any>>::type_info()
+    }
+
+    fn compatible(ty: &AnyTypeInfo) -> bool {
+        matches!(
+            ty.kind(),
+            AnyTypeInfoKind::Bool
+                | AnyTypeInfoKind::SmallInt
+                | AnyTypeInfoKind::Integer
+                | AnyTypeInfoKind::BigInt
+        )
+    }
+}
+
+impl<'r> sqlx::Decode<'r, Any> for Flag {
+    fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Flag, BoxDynError> {
+        // Decode through the boolean or the integer path, whichever the backend sent.
+        if let Ok(b) = <bool as sqlx::Decode<Any>>::decode(value.clone()) {
+            return Ok(Flag(b));
+        }
+        let n = <i64 as sqlx::Decode<Any>>::decode(value)?;
+        Ok(Flag(n != 0))
+    }
+}
+
+/// Picks the statement for this backend; for the rare SQL with no common form.
+pub fn pick<'a>(backend: Backend, sqlite: &'a str, postgres: &'a str) -> &'a str {
+    match backend {
+        Backend::Sqlite => sqlite,
+        Backend::Postgres => postgres,
+    }
+}

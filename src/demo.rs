@@ -1,0 +1,158 @@
+//! The blog example: three groups and five accounts, seeded idempotently.
+
+use crate::{
+    Ladder, Result,
+    accounts::{Email, GroupName, NewPassword, Username, groups, password, users},
+    actor::{Actor, Source},
+    permissions::{PermissionName, grants},
+};
+
+const WRITERS: &[&str] = &["blog.add_post", "blog.change_post", "blog.view_post"];
+const SENIOR_EXTRA: &[&str] = &["blog.publish_post"];
+const EDITORS: &[&str] = &[
+    "blog.add_post",
+    "blog.change_post",
+    "blog.delete_post",
+    "blog.view_post",
+    "blog.publish_post",
+    "blog.feature_post",
+    "auth.view_user",
+];
+
+/// (username, group, superuser)
+const ACCOUNTS: &[(&str, Option<&str>, bool)] = &[
+    ("admin", None, true),
+    ("alice", Some("Writers"), false),
+    ("bob", Some("Writers"), false),
+    ("erin", Some("Editors"), false),
+    ("ed", Some("Editors"), false),
+];
+
+/// One demo account and, when it was set by this run, its password.
+pub struct DemoAccount {
+    pub username: String,
+    pub role: String,
+    pub password: Option<String>,
+}
+
+/// Seeds the demo. `fixed_password` (from `LADDER_DEMO_PASSWORD`) is given to
+/// every demo account; otherwise new accounts get generated passwords and
+/// existing ones are left alone.
+pub async fn seed(ladder: &Ladder, fixed_password: Option<&str>) -> Result<Vec<DemoAccount>> {
+    let now = ladder.clock.now();
+    let system = Actor::system(Source::Cli);
+    let mut tx = ladder.db.begin().await?;
+
+    let senior: Vec<&str> = WRITERS.iter().chain(SENIOR_EXTRA).copied().collect();
+    for (name, perms) in [
+        ("Writers", WRITERS),
+        ("Senior Writers", senior.as_slice()),
+        ("Editors", EDITORS),
+    ] {
+        let group = match groups::find_by_name(&mut tx, name).await? {
+            Some(g) => g,
+            None => groups::create(&mut tx, &system, &GroupName::parse(name)?, now).await?,
+        };
+        let perms: Vec<PermissionName> = perms
+            .iter()
+            .map(|p| PermissionName::parse(p))
+            .collect::<Result<_>>()?;
+        grants::grant(
+            &mut tx,
+            &system,
+            grants::Grantee::Group(&group),
+            &perms,
+            now,
+        )
+        .await?;
+    }
+
+    let mut accounts = Vec::new();
+    for (name, group, superuser) in ACCOUNTS {
+        let existing = users::find_by_username(&mut tx, name).await?;
+        let mut set_password = fixed_password.map(str::to_string);
+        let user = match existing {
+            Some(user) => user,
+            None => {
+                if *superuser && let Some(other) = users::superuser(&mut tx).await? {
+                    accounts.push(DemoAccount {
+                        username: other.username,
+                        role: "superuser (already existed; no demo admin created)".into(),
+                        password: None,
+                    });
+                    continue;
+                }
+                let chosen = set_password.take().unwrap_or_else(password::generate);
+                let pw = NewPassword::parse(&chosen, name)?;
+                let username = Username::parse(name)?;
+                let email = Email::parse(&format!("{name}@example.com"))?;
+                let user = if *superuser {
+                    users::create_superuser(&mut tx, &system, username, email, pw, now).await?
+                } else {
+                    users::create(
+                        &mut tx,
+                        &system,
+                        users::NewUser {
+                            username,
+                            email,
+                            display_name: capitalised(name),
+                            password: Some(pw),
+                            is_staff: false,
+                        },
+                        now,
+                    )
+                    .await?
+                };
+                accounts.push(DemoAccount {
+                    username: user.username.clone(),
+                    role: role(*group, *superuser),
+                    password: Some(chosen),
+                });
+                add_to_group(&mut tx, &system, &user, *group, now).await?;
+                continue;
+            }
+        };
+        if let Some(pw) = &set_password {
+            users::set_password(&mut tx, &system, &user, NewPassword::parse(pw, name)?, now)
+                .await?;
+        }
+        add_to_group(&mut tx, &system, &user, *group, now).await?;
+        accounts.push(DemoAccount {
+            username: user.username,
+            role: role(*group, *superuser),
+            password: set_password,
+        });
+    }
+    tx.commit().await?;
+    Ok(accounts)
+}
+
+async fn add_to_group(
+    conn: &mut crate::db::Conn,
+    actor: &Actor,
+    user: &users::User,
+    group: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    if let Some(group) = group {
+        let group = groups::get_by_name(conn, group).await?;
+        groups::add_member(conn, actor, &group, user, now).await?;
+    }
+    Ok(())
+}
+
+fn role(group: Option<&str>, superuser: bool) -> String {
+    match (group, superuser) {
+        (_, true) => "superuser".into(),
+        (Some(g), _) => g.into(),
+        (None, _) => "no group".into(),
+    }
+}
+
+fn capitalised(name: &str) -> String {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}

@@ -1,0 +1,69 @@
+//! Ladder: Django's permission model as a standalone service.
+//!
+//! `Ladder::open` connects, migrates and syncs the permission catalog; every
+//! front end (CLI, web, API) works through the domain modules below.
+
+pub mod accounts;
+pub mod actor;
+pub mod audit;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod permissions;
+
+use std::sync::Arc;
+
+pub use error::{Error, Result};
+
+use crate::{
+    clock::Clock,
+    config::Settings,
+    db::Db,
+    permissions::{PermissionCache, catalog::SyncReport},
+};
+
+/// An open, migrated Ladder database with its settings, clock and permission cache.
+#[derive(Clone)]
+pub struct Ladder {
+    pub db: Db,
+    pub settings: Arc<Settings>,
+    pub clock: Clock,
+    pub permissions: Arc<PermissionCache>,
+}
+
+impl Ladder {
+    /// Connects and migrates, so no command ever meets a missing table.
+    pub async fn open(settings: Settings) -> Result<Ladder> {
+        let (ladder, _) = Ladder::open_reporting(settings, Clock::system()).await?;
+        Ok(ladder)
+    }
+
+    /// Like `open`, with a chosen clock, and says what the catalog sync did.
+    pub async fn open_reporting(settings: Settings, clock: Clock) -> Result<(Ladder, SyncReport)> {
+        let db = Db::connect(&settings.database).await?;
+        let ladder = Ladder {
+            db,
+            permissions: Arc::new(PermissionCache::new(settings.permissions.cache_size)),
+            settings: Arc::new(settings),
+            clock,
+        };
+        let report = ladder.migrate().await?;
+        for orphan in &report.orphaned {
+            tracing::warn!(permission = %orphan, "permission is no longer declared in config; kept");
+        }
+        Ok((ladder, report))
+    }
+
+    /// Applies schema migrations, then creates any newly declared permissions.
+    pub async fn migrate(&self) -> Result<SyncReport> {
+        self.db.migrate().await?;
+        let mut tx = self.db.begin().await?;
+        let report =
+            permissions::catalog::sync(&mut tx, &self.settings.resources, self.clock.now()).await?;
+        tx.commit().await?;
+        Ok(report)
+    }
+}

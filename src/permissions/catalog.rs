@@ -1,0 +1,214 @@
+//! The permission catalog: which permissions exist. Built from Ladder's own
+//! resources and the `[[resources]]` in config by `sync`, which `migrate` runs.
+
+use std::collections::BTreeSet;
+
+use sqlx::FromRow;
+
+use super::PermissionName;
+use crate::{
+    Error, Result,
+    actor::Actor,
+    audit::{self, AuditEntry},
+    config::ResourceSettings,
+    db::Conn,
+};
+
+/// A permission row.
+#[derive(Debug, Clone, FromRow)]
+pub struct Permission {
+    pub permission_id: i64,
+    pub app_label: String,
+    pub model: String,
+    pub codename: String,
+    pub name: String,
+}
+
+impl Permission {
+    pub fn name(&self) -> PermissionName {
+        PermissionName::from_parts(&self.app_label, &self.codename)
+    }
+}
+
+/// Ladder's own resources: the auth models, and the blog that ships with it.
+fn builtin_resources() -> Vec<ResourceSettings> {
+    let plain = |app: &str, model: &str| ResourceSettings {
+        app: app.into(),
+        model: model.into(),
+        permissions: vec![],
+    };
+    vec![
+        plain("auth", "user"),
+        plain("auth", "group"),
+        plain("auth", "permission"),
+        ResourceSettings {
+            app: "blog".into(),
+            model: "post".into(),
+            permissions: vec![
+                ("publish_post".into(), "Can publish post".into()),
+                ("feature_post".into(), "Can feature post".into()),
+            ],
+        },
+    ]
+}
+
+/// Checks a configured resource's labels, so a typo stops start-up.
+pub fn check_resource(resource: &ResourceSettings) -> Result<(), String> {
+    let ident = |s: &str| {
+        !s.is_empty() && s.len() <= 100 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    if !ident(&resource.app) {
+        return Err(format!(
+            "app {:?} must be letters, digits and _",
+            resource.app
+        ));
+    }
+    if !ident(&resource.model) {
+        return Err(format!(
+            "model {:?} must be letters, digits and _",
+            resource.model
+        ));
+    }
+    for (codename, name) in &resource.permissions {
+        if !ident(codename) {
+            return Err(format!(
+                "{}.{}: codename {codename:?} must be letters, digits and _",
+                resource.app, resource.model
+            ));
+        }
+        if name.trim().is_empty() {
+            return Err(format!(
+                "{}.{codename}: the human name must not be empty",
+                resource.app
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every permission a resource defines: the four defaults, then its own.
+fn permissions_of(resource: &ResourceSettings) -> Vec<(String, String)> {
+    let m = &resource.model;
+    let mut all: Vec<(String, String)> = ["add", "change", "delete", "view"]
+        .iter()
+        .map(|verb| (format!("{verb}_{m}"), format!("Can {verb} {m}")))
+        .collect();
+    all.extend(resource.permissions.iter().cloned());
+    all
+}
+
+/// What `sync` did.
+#[derive(Debug, Default)]
+pub struct SyncReport {
+    pub created: Vec<PermissionName>,
+    /// In the database but no longer in config: kept, and reported.
+    pub orphaned: Vec<PermissionName>,
+}
+
+/// Creates missing permissions for built-in and configured resources and
+/// updates changed human names. Idempotent; never deletes.
+pub async fn sync(
+    conn: &mut Conn,
+    configured: &[ResourceSettings],
+    now: i64,
+) -> Result<SyncReport> {
+    let existing: BTreeSet<PermissionName> =
+        all(conn).await?.iter().map(Permission::name).collect();
+    let mut wanted = BTreeSet::new();
+    let mut report = SyncReport::default();
+    let system = Actor::system(crate::actor::Source::System);
+    for resource in builtin_resources().iter().chain(configured) {
+        for (codename, human) in permissions_of(resource) {
+            let name = PermissionName::from_parts(&resource.app, &codename);
+            wanted.insert(name.clone());
+            if existing.contains(&name) {
+                sqlx::query(
+                    "update permissions set name = $1, model = $2 \
+                     where app_label = $3 and codename = $4 and (name <> $1 or model <> $2)",
+                )
+                .bind(&human)
+                .bind(&resource.model)
+                .bind(&resource.app)
+                .bind(&codename)
+                .execute(&mut *conn)
+                .await?;
+                continue;
+            }
+            let inserted = sqlx::query(
+                "insert into permissions (app_label, model, codename, name, created_at) \
+                 values ($1, $2, $3, $4, $5) on conflict (app_label, codename) do nothing",
+            )
+            .bind(&resource.app)
+            .bind(&resource.model)
+            .bind(&codename)
+            .bind(&human)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if inserted > 0 {
+                audit::record(
+                    conn,
+                    &system,
+                    AuditEntry::new("permission.create", "permission", None, name.as_str())
+                        .after(serde_json::json!({ "name": human })),
+                    now,
+                )
+                .await?;
+                report.created.push(name);
+            }
+        }
+    }
+    report.orphaned = existing.difference(&wanted).cloned().collect();
+    Ok(report)
+}
+
+pub async fn all(conn: &mut Conn) -> Result<Vec<Permission>> {
+    Ok(sqlx::query_as(
+        "select permission_id, app_label, model, codename, name from permissions \
+         order by app_label, model, codename",
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Looks up each name; the first unknown one is an error that names it.
+pub async fn resolve(conn: &mut Conn, names: &[PermissionName]) -> Result<Vec<Permission>> {
+    let mut found = Vec::with_capacity(names.len());
+    for name in names {
+        let row: Option<Permission> = sqlx::query_as(
+            "select permission_id, app_label, model, codename, name from permissions \
+             where app_label = $1 and codename = $2",
+        )
+        .bind(name.app_label())
+        .bind(name.codename())
+        .fetch_optional(&mut *conn)
+        .await?;
+        found.push(row.ok_or_else(|| Error::NotFound(format!("permission {:?}", name.as_str())))?);
+    }
+    Ok(found)
+}
+
+/// A group's own permissions.
+pub async fn of_group(conn: &mut Conn, group_id: i64) -> Result<Vec<Permission>> {
+    Ok(sqlx::query_as(
+        "select p.permission_id, p.app_label, p.model, p.codename, p.name \
+         from group_permissions gp join permissions p on p.permission_id = gp.permission_id \
+         where gp.group_id = $1 order by p.app_label, p.codename",
+    )
+    .bind(group_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// A user's directly granted permissions (not through groups).
+pub async fn of_user(conn: &mut Conn, user_id: i64) -> Result<Vec<Permission>> {
+    Ok(sqlx::query_as(
+        "select p.permission_id, p.app_label, p.model, p.codename, p.name \
+         from user_permissions up join permissions p on p.permission_id = up.permission_id \
+         where up.user_id = $1 order by p.app_label, p.codename",
+    )
+    .bind(user_id)
+    .fetch_all(conn)
+    .await?)
+}

@@ -1,0 +1,137 @@
+//! Who may change whose permissions. Ladder is stricter than Django here:
+//!
+//! - Only the superuser, or a holder of `auth.change_user`, may change another
+//!   user's permissions or groups, and such a holder may grant (or take away)
+//!   only permissions they hold themselves. Joining a group counts as being
+//!   granted every permission of the group.
+//! - Only the superuser may grant `auth.change_user`, set is_staff, or change
+//!   their own permissions, or touch the superuser's.
+//!
+//! A refusal changes nothing and names what is missing.
+
+use super::PermissionName;
+use crate::{Error, Result, accounts::User, actor::ActorPermissions};
+
+const CHANGE_USER: &str = "auth.change_user";
+
+/// A change to be authorised.
+pub enum Change<'a> {
+    /// Grant or revoke a user's direct permissions.
+    UserPerms {
+        target: &'a User,
+        perms: &'a [PermissionName],
+    },
+    /// Add a user to, or remove them from, a group holding `group_perms`.
+    Membership {
+        target: &'a User,
+        group: &'a str,
+        group_perms: &'a [PermissionName],
+    },
+    /// Grant or revoke a group's permissions.
+    GroupPerms {
+        group: &'a str,
+        perms: &'a [PermissionName],
+    },
+    Staff {
+        target: &'a User,
+    },
+    Active {
+        target: &'a User,
+    },
+    Password {
+        target: &'a User,
+    },
+    CreateUser {
+        staff: bool,
+    },
+    CreateGroup,
+}
+
+pub fn authorize(actor: &ActorPermissions, change: &Change<'_>) -> Result<()> {
+    let perms = match actor {
+        ActorPermissions::System => return Ok(()),
+        ActorPermissions::User(perms) => perms,
+    };
+    if !perms.is_active {
+        return Err(Error::Forbidden("your account is inactive".into()));
+    }
+    if perms.is_superuser {
+        return Ok(());
+    }
+    let need = |perm: &str, what: &str| -> Result<()> {
+        if perms.has_perm(perm) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "{what} needs {perm}, which you do not hold"
+            )))
+        }
+    };
+    let not_self_or_superuser = |target: &User| -> Result<()> {
+        if target.user_id == perms.user_id {
+            return Err(Error::Forbidden(
+                "only the superuser may change their own permissions, groups or flags".into(),
+            ));
+        }
+        if target.is_superuser {
+            return Err(Error::Forbidden(
+                "only the superuser may change the superuser".into(),
+            ));
+        }
+        Ok(())
+    };
+    let may_grant_each = |granted: &[PermissionName], context: &str| -> Result<()> {
+        for p in granted {
+            if p.as_str() == CHANGE_USER {
+                return Err(Error::Forbidden(format!(
+                    "only the superuser may grant {CHANGE_USER}{context}"
+                )));
+            }
+            if !perms.has_perm(p.as_str()) {
+                return Err(Error::Forbidden(format!(
+                    "you do not hold {p}, so you cannot grant it{context}"
+                )));
+            }
+        }
+        Ok(())
+    };
+    match change {
+        Change::UserPerms {
+            target,
+            perms: granted,
+        } => {
+            not_self_or_superuser(target)?;
+            need(CHANGE_USER, "changing another user's permissions")?;
+            may_grant_each(granted, "")
+        }
+        Change::Membership {
+            target,
+            group,
+            group_perms,
+        } => {
+            not_self_or_superuser(target)?;
+            need(CHANGE_USER, "changing another user's groups")?;
+            may_grant_each(group_perms, &format!(" (group {group:?} holds it)"))
+        }
+        Change::GroupPerms { perms: granted, .. } => {
+            need("auth.change_group", "changing a group's permissions")?;
+            may_grant_each(granted, "")
+        }
+        Change::Staff { .. } => Err(Error::Forbidden(
+            "only the superuser may set or clear is_staff".into(),
+        )),
+        Change::Active { target } | Change::Password { target } => {
+            not_self_or_superuser(target)?;
+            need(CHANGE_USER, "changing another user")
+        }
+        Change::CreateUser { staff } => {
+            if *staff {
+                return Err(Error::Forbidden(
+                    "only the superuser may create staff users".into(),
+                ));
+            }
+            need("auth.add_user", "creating a user")
+        }
+        Change::CreateGroup => need("auth.add_group", "creating a group"),
+    }
+}

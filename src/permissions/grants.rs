@@ -1,0 +1,117 @@
+//! Granting and revoking permissions, for users and for groups. Each call
+//! authorises the actor, changes the rows, bumps the epoch and writes one
+//! audit event, all in the caller's transaction.
+
+use serde_json::json;
+
+use super::{PermissionName, catalog, delegation::Change};
+use crate::{
+    Result,
+    accounts::{Group, User},
+    actor::Actor,
+    audit::{self, AuditEntry},
+    db::Conn,
+};
+
+/// Whom a grant is for.
+pub enum Grantee<'a> {
+    User(&'a User),
+    Group(&'a Group),
+}
+
+/// Grants `perms`; returns the ones that were not already held directly.
+pub async fn grant(
+    conn: &mut Conn,
+    actor: &Actor,
+    grantee: Grantee<'_>,
+    perms: &[PermissionName],
+    now: i64,
+) -> Result<Vec<PermissionName>> {
+    change(conn, actor, grantee, perms, true, now).await
+}
+
+/// Revokes `perms`; returns the ones that were actually held directly.
+pub async fn revoke(
+    conn: &mut Conn,
+    actor: &Actor,
+    grantee: Grantee<'_>,
+    perms: &[PermissionName],
+    now: i64,
+) -> Result<Vec<PermissionName>> {
+    change(conn, actor, grantee, perms, false, now).await
+}
+
+async fn change(
+    conn: &mut Conn,
+    actor: &Actor,
+    grantee: Grantee<'_>,
+    perms: &[PermissionName],
+    grant: bool,
+    now: i64,
+) -> Result<Vec<PermissionName>> {
+    let rows = catalog::resolve(conn, perms).await?;
+    let actor_perms = actor.permissions(conn).await?;
+    let check = match &grantee {
+        Grantee::User(target) => Change::UserPerms { target, perms },
+        Grantee::Group(group) => Change::GroupPerms {
+            group: &group.name,
+            perms,
+        },
+    };
+    super::delegation::authorize(&actor_perms, &check)?;
+
+    let (table, key, id) = match &grantee {
+        Grantee::User(u) => ("user_permissions", "user_id", u.user_id),
+        Grantee::Group(g) => ("group_permissions", "group_id", g.group_id),
+    };
+    let insert = format!(
+        "insert into {table} ({key}, permission_id, created_at) values ($1, $2, $3) \
+         on conflict do nothing"
+    );
+    let delete = format!("delete from {table} where {key} = $1 and permission_id = $2");
+    let mut changed = Vec::new();
+    for row in &rows {
+        let affected = if grant {
+            sqlx::query(&insert)
+                .bind(id)
+                .bind(row.permission_id)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?
+        } else {
+            sqlx::query(&delete)
+                .bind(id)
+                .bind(row.permission_id)
+                .execute(&mut *conn)
+                .await?
+        }
+        .rows_affected();
+        if affected > 0 {
+            changed.push(row.name());
+        }
+    }
+    if changed.is_empty() {
+        return Ok(changed);
+    }
+    super::bump_epoch(conn).await?;
+    let names: Vec<&str> = changed.iter().map(PermissionName::as_str).collect();
+    let action = if grant {
+        "permission.grant"
+    } else {
+        "permission.revoke"
+    };
+    let entry = match &grantee {
+        Grantee::User(u) => AuditEntry::user(action, u),
+        Grantee::Group(g) => AuditEntry::group(action, g),
+    };
+    let (before, after) = if grant {
+        (json!({ "held": false }), json!({ "held": true }))
+    } else {
+        (json!({ "held": true }), json!({ "held": false }))
+    };
+    let entry = entry
+        .before(json!({ "permissions": names, "state": before }))
+        .after(json!({ "permissions": names, "state": after }));
+    audit::record(conn, actor, entry, now).await?;
+    Ok(changed)
+}

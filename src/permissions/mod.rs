@@ -1,0 +1,32 @@
+//! The permission core: names, the catalog, effective permissions, the cache
+//! that serves checks, the delegation rules and the audited grants.
+
+pub mod cache;
+pub mod catalog;
+pub mod delegation;
+pub mod effective;
+pub mod grants;
+mod name;
+
+pub use cache::PermissionCache;
+pub use effective::{Denial, EffectivePermissions, Explanation, Via};
+pub use name::PermissionName;
+
+use crate::{Result, db::Conn};
+
+/// Marks that someone's effective permissions may have changed. Call it in the
+/// transaction that makes the change; see `cache` for why this is enough.
+pub async fn bump_epoch(conn: &mut Conn) -> Result<()> {
+    sqlx::query("update permission_epoch set version = version + 1 where permission_epoch_id = 1")
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn current_epoch(conn: &mut Conn) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("select version from permission_epoch where permission_epoch_id = 1")
+            .fetch_one(conn)
+            .await?,
+    )
+}
