@@ -104,14 +104,9 @@ async fn change(
         Grantee::User(u) => AuditEntry::user(action, u),
         Grantee::Group(g) => AuditEntry::group(action, g),
     };
-    let (before, after) = if grant {
-        (json!({ "held": false }), json!({ "held": true }))
-    } else {
-        (json!({ "held": true }), json!({ "held": false }))
-    };
     let entry = entry
-        .before(json!({ "permissions": names, "state": before }))
-        .after(json!({ "permissions": names, "state": after }));
+        .before(json!({ "permissions": names, "held": !grant }))
+        .after(json!({ "permissions": names, "held": grant }));
     audit::record(conn, actor, entry, now).await?;
     Ok(changed)
 }

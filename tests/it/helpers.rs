@@ -1,0 +1,281 @@
+//! The test harness: a fresh migrated database per test, on either backend,
+//! factories for users and groups, and a runner for the built `ladder` binary.
+
+use std::{
+    io::Write,
+    process::{Command, Output, Stdio},
+    sync::{
+        Once,
+        atomic::{AtomicU32, Ordering},
+    },
+};
+
+use ladder::{
+    Ladder,
+    accounts::{
+        Email, Group, GroupName, NewPassword, User, Username, groups,
+        users::{self, NewUser},
+    },
+    actor::{Actor, Source},
+    config::Settings,
+    permissions::{
+        PermissionName,
+        grants::{self, Grantee},
+    },
+};
+
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates `mod name { fn sqlite(); fn postgres(); }` for each
+/// `async fn name(t: TestLadder)` so every test runs on both backends.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let t = $crate::helpers::TestLadder::start($crate::helpers::Kind::Sqlite).await.unwrap();
+                super::$name(t).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(t) = $crate::helpers::TestLadder::start($crate::helpers::Kind::Postgres).await {
+                    super::$name(t).await;
+                }
+            }
+        }
+    )*};
+}
+
+static SCHEMA_COUNTER: AtomicU32 = AtomicU32::new(0);
+static SKIP_NOTICE: Once = Once::new();
+
+pub struct TestLadder {
+    pub ladder: Ladder,
+    pub url: String,
+    pub kind: Kind,
+    _dir: Option<tempfile::TempDir>,
+    pg_cleanup: Option<(String, String)>,
+}
+
+impl TestLadder {
+    /// A migrated, empty Ladder. None for PostgreSQL when it is not configured.
+    pub async fn start(kind: Kind) -> Option<TestLadder> {
+        let (url, dir, pg_cleanup) = match kind {
+            Kind::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}/ladder.db", dir.path().display());
+                (url, Some(dir), None)
+            }
+            Kind::Postgres => {
+                let Ok(base) = std::env::var("LADDER_TEST_POSTGRES_URL") else {
+                    SKIP_NOTICE.call_once(|| {
+                        // Written past the test harness's capture, so it shows once.
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "note: LADDER_TEST_POSTGRES_URL is not set; the PostgreSQL half of the tests is skipped"
+                        );
+                    });
+                    return None;
+                };
+                // A schema per test keeps tests isolated and is much cheaper than a database.
+                let schema = format!(
+                    "t_{}_{}",
+                    std::process::id(),
+                    SCHEMA_COUNTER.fetch_add(1, Ordering::Relaxed)
+                );
+                run_pg(&base, &format!("create schema {schema}")).await;
+                let sep = if base.contains('?') { '&' } else { '?' };
+                let url = format!("{base}{sep}options[search_path]={schema}");
+                (url, None, Some((base, schema)))
+            }
+        };
+        let ladder = Ladder::open(Settings::with_database_url(&url)).await.unwrap();
+        Some(TestLadder {
+            ladder,
+            url,
+            kind,
+            _dir: dir,
+            pg_cleanup,
+        })
+    }
+
+    /// A Ladder with the same database and custom settings (another "process").
+    pub async fn reopen(&self, edit: impl FnOnce(&mut Settings)) -> Ladder {
+        let mut settings = Settings::with_database_url(&self.url);
+        edit(&mut settings);
+        Ladder::open(settings).await.unwrap()
+    }
+
+    pub fn system(&self) -> Actor {
+        Actor::system(Source::Cli)
+    }
+
+    pub fn now(&self) -> i64 {
+        self.ladder.clock.now()
+    }
+
+    /// Creates an active user with a password of "<name>-password".
+    pub async fn user(&self, name: &str) -> User {
+        let mut tx = self.ladder.db.begin().await.unwrap();
+        let new = NewUser {
+            username: Username::parse(name).unwrap(),
+            email: Email::parse(&format!("{name}@example.com")).unwrap(),
+            display_name: String::new(),
+            password: Some(NewPassword::parse(&format!("{name}-password"), name).unwrap()),
+            is_staff: false,
+        };
+        let user = users::create(&mut tx, &self.system(), new, self.now()).await.unwrap();
+        tx.commit().await.unwrap();
+        user
+    }
+
+    pub async fn superuser(&self, name: &str) -> User {
+        let mut tx = self.ladder.db.begin().await.unwrap();
+        let user = users::create_superuser(
+            &mut tx,
+            &self.system(),
+            Username::parse(name).unwrap(),
+            Email::parse(&format!("{name}@example.com")).unwrap(),
+            NewPassword::parse(&format!("{name}-password"), name).unwrap(),
+            self.now(),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        user
+    }
+
+    /// Creates a group holding `perms`.
+    pub async fn group(&self, name: &str, perms: &[&str]) -> Group {
+        let mut tx = self.ladder.db.begin().await.unwrap();
+        let group = groups::create(&mut tx, &self.system(), &GroupName::parse(name).unwrap(), self.now())
+            .await
+            .unwrap();
+        grants::grant(&mut tx, &self.system(), Grantee::Group(&group), &names(perms), self.now())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        group
+    }
+
+    pub async fn join(&self, user: &User, group: &Group) {
+        let mut tx = self.ladder.db.begin().await.unwrap();
+        groups::add_member(&mut tx, &self.system(), group, user, self.now()).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    pub async fn grant(&self, user: &User, perms: &[&str]) {
+        let mut tx = self.ladder.db.begin().await.unwrap();
+        grants::grant(&mut tx, &self.system(), Grantee::User(user), &names(perms), self.now())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    /// The user as stored now.
+    pub async fn reload(&self, user: &User) -> User {
+        let mut conn = self.ladder.db.acquire().await.unwrap();
+        users::find_by_id(&mut conn, user.user_id).await.unwrap().unwrap()
+    }
+
+    pub async fn has_perm(&self, user: &User, perm: &str) -> bool {
+        let mut conn = self.ladder.db.acquire().await.unwrap();
+        self.ladder.permissions.has_perm(&mut conn, user.user_id, perm).await.unwrap()
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("select count(*) from {table}"))
+            .fetch_one(self.ladder.db.pool())
+            .await
+            .unwrap()
+    }
+
+    /// Row counts of every table a command could change, to prove it changed nothing.
+    pub async fn fingerprint(&self) -> Vec<i64> {
+        let mut counts = vec![];
+        for t in [
+            "users",
+            "groups",
+            "permissions",
+            "user_groups",
+            "user_permissions",
+            "group_permissions",
+            "audit_events",
+        ] {
+            counts.push(self.count(t).await);
+        }
+        let epoch: i64 = sqlx::query_scalar("select version from permission_epoch")
+            .fetch_one(self.ladder.db.pool())
+            .await
+            .unwrap();
+        counts.push(epoch);
+        counts
+    }
+
+    /// Runs the built `ladder` binary against this database.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_with(args, None, &[])
+    }
+
+    pub fn cli_with(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ladder"));
+        cmd.args(args)
+            .env_remove("LADDER_CONFIG")
+            .env_remove("LADDER_DEMO_PASSWORD")
+            .env_remove("LADDER_SUPERUSER_PASSWORD")
+            .env("LADDER_DATABASE__URL", &self.url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("run ladder");
+        {
+            let mut pipe = child.stdin.take().unwrap();
+            if let Some(input) = stdin {
+                pipe.write_all(input.as_bytes()).unwrap();
+            }
+        }
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for TestLadder {
+    fn drop(&mut self) {
+        if let Some((base, schema)) = self.pg_cleanup.take() {
+            // Drop runs outside async; use a short-lived runtime on its own thread.
+            let _ = std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(run_pg(&base, &format!("drop schema if exists {schema} cascade")));
+            })
+            .join();
+        }
+    }
+}
+
+async fn run_pg(url: &str, sql: &str) {
+    use sqlx::{Connection, Executor};
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect to LADDER_TEST_POSTGRES_URL");
+    conn.execute(sql).await.unwrap();
+    let _ = conn.close().await;
+}
+
+pub fn names(perms: &[&str]) -> Vec<PermissionName> {
+    perms.iter().map(|p| PermissionName::parse(p).unwrap()).collect()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

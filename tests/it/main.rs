@@ -1,0 +1,8 @@
+//! One integration-test binary (each binary links separately, so one is faster).
+//! Every database-facing test runs on SQLite and, when LADDER_TEST_POSTGRES_URL
+//! is set, on PostgreSQL.
+
+#[macro_use]
+mod helpers;
+mod cli;
+mod permission_core;
