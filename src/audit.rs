@@ -96,22 +96,42 @@ pub struct AuditEvent {
 pub struct AuditFilter {
     /// Events where this user acted or was the target.
     pub user_id: Option<i64>,
+    /// Events by this actor (username, or `system`).
+    pub actor: Option<String>,
+    /// Events about a target of this name (a username or group name).
+    pub target: Option<String>,
+    /// Events of this action, e.g. `permission.grant`.
+    pub action: Option<String>,
+    /// Events at or after this unix time.
+    pub since: Option<i64>,
+    /// Events before this unix time.
+    pub until: Option<i64>,
     /// Keyset cursor: only events older than this id.
     pub before_id: Option<i64>,
     pub limit: i64,
 }
 
-/// Newest first.
+/// Newest first. Each filter is optional; `$n is null` lets one statement serve all combinations.
 pub async fn list(conn: &mut Conn, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
     Ok(sqlx::query_as(
         "select audit_event_id, actor_id, actor_name, action, target_type, target_id, target_name, \
          before_state, after_state, source, created_at from audit_events \
          where ($1 is null or actor_id = $1 or (target_type = 'user' and target_id = $1)) \
            and ($2 is null or audit_event_id < $2) \
-         order by audit_event_id desc limit $3",
+           and ($3 is null or actor_name = $3) \
+           and ($4 is null or target_name = $4) \
+           and ($5 is null or action = $5) \
+           and ($6 is null or created_at >= $6) \
+           and ($7 is null or created_at < $7) \
+         order by audit_event_id desc limit $8",
     )
     .bind(filter.user_id)
     .bind(filter.before_id)
+    .bind(filter.actor.clone())
+    .bind(filter.target.clone())
+    .bind(filter.action.clone())
+    .bind(filter.since)
+    .bind(filter.until)
     .bind(filter.limit)
     .fetch_all(conn)
     .await?)

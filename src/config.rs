@@ -14,6 +14,7 @@ const DEFAULTS: &str = include_str!("../config/default.toml");
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub database: DatabaseSettings,
+    pub server: ServerSettings,
     pub permissions: PermissionSettings,
     #[serde(default)]
     pub resources: Vec<ResourceSettings>,
@@ -26,6 +27,23 @@ pub struct DatabaseSettings {
     pub url: String,
     /// Pool size. Env: `LADDER_DATABASE__MAX_CONNECTIONS`.
     pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Listen address. Env: `LADDER_SERVER__ADDRESS`.
+    pub address: String,
+    /// Base URL for links in emails. Env: `LADDER_SERVER__PUBLIC_URL`.
+    pub public_url: String,
+    /// Secure flag on the session cookie. Env: `LADDER_SERVER__SECURE_COOKIES`.
+    pub secure_cookies: bool,
+    /// Idle lifetime of a session. Env: `LADDER_SERVER__SESSION_DAYS`.
+    pub session_days: u32,
+    /// Per address and per username. Env: `LADDER_SERVER__LOGIN_ATTEMPTS_PER_MINUTE`.
+    pub login_attempts_per_minute: u32,
+    /// Env: `LADDER_SERVER__REQUEST_TIMEOUT_SECS`.
+    pub request_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -91,6 +109,18 @@ impl Settings {
             return Err(format!(
                 "configuration: database.url must start with sqlite: or postgres://, got {url:?}"
             ));
+        }
+        if self.server.address.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!(
+                "configuration: server.address must be host:port with an IP host, got {:?}",
+                self.server.address
+            ));
+        }
+        if self.server.login_attempts_per_minute == 0 || self.server.session_days == 0 {
+            return Err(
+                "configuration: server.login_attempts_per_minute and server.session_days must be at least 1"
+                    .into(),
+            );
         }
         if self.database.max_connections == 0 {
             return Err("configuration: database.max_connections must be at least 1".into());

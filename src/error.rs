@@ -19,6 +19,12 @@ pub enum Error {
     /// The actor may not do this; the message names the missing permission.
     #[error("{0}")]
     Forbidden(String),
+    /// Sign-in is needed (the API answers 401; pages redirect to /login).
+    #[error("sign-in required")]
+    Unauthorized,
+    /// Too many attempts; try again after this many seconds.
+    #[error("too many attempts; try again in {0} seconds")]
+    RateLimited(u64),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error(transparent)]

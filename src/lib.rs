@@ -5,7 +5,9 @@
 
 pub mod accounts;
 pub mod actor;
+pub mod admin;
 pub mod audit;
+pub mod blog;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -13,6 +15,7 @@ pub mod db;
 pub mod demo;
 pub mod error;
 pub mod permissions;
+pub mod web;
 
 use std::sync::Arc;
 

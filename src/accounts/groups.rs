@@ -141,6 +141,135 @@ pub async fn create(conn: &mut Conn, actor: &Actor, name: &GroupName, now: i64) 
     Ok(group)
 }
 
+pub async fn find_by_id(conn: &mut Conn, group_id: i64) -> Result<Option<Group>> {
+    Ok(
+        sqlx::query_as("select group_id, name, created_at from groups where group_id = $1")
+            .bind(group_id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+pub async fn get_by_id(conn: &mut Conn, group_id: i64) -> Result<Group> {
+    find_by_id(conn, group_id)
+        .await?
+        .ok_or_else(|| Error::NotFound("That group".into()))
+}
+
+pub async fn member_count(conn: &mut Conn, group_id: i64) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("select count(*) from user_groups where group_id = $1")
+            .bind(group_id)
+            .fetch_one(conn)
+            .await?,
+    )
+}
+
+/// Members whose username contains `search` (all when empty), by username, at most `limit`.
+pub async fn members(
+    conn: &mut Conn,
+    group_id: i64,
+    search: &str,
+    limit: i64,
+) -> Result<Vec<User>> {
+    let pattern = format!(
+        "%{}%",
+        crate::accounts::username_key(search).replace(['%', '_'], "")
+    );
+    Ok(sqlx::query_as(
+        "select u.user_id, u.username, u.email, u.display_name, u.password_hash, u.is_active, \
+                u.is_staff, u.is_superuser, u.last_login, u.created_at \
+           from user_groups ug join users u on u.user_id = ug.user_id \
+          where ug.group_id = $1 and u.username_key like $2 \
+          order by u.username_key limit $3",
+    )
+    .bind(group_id)
+    .bind(pattern)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Renames a group; needs `auth.change_group`.
+pub async fn rename(
+    conn: &mut Conn,
+    actor: &Actor,
+    group: &Group,
+    name: &GroupName,
+    now: i64,
+) -> Result<Group> {
+    let actor_perms = actor.permissions(conn).await?;
+    permissions::delegation::authorize(&actor_perms, &Change::RenameGroup)?;
+    sqlx::query("update groups set name = $1 where group_id = $2")
+        .bind(name.as_str())
+        .bind(group.group_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| {
+            if crate::error::is_unique_violation(&e) {
+                Error::Conflict(format!("group {:?} already exists", name.as_str()))
+            } else {
+                e.into()
+            }
+        })?;
+    let renamed = Group {
+        name: name.as_str().to_string(),
+        ..group.clone()
+    };
+    audit::record(
+        conn,
+        actor,
+        AuditEntry::group("group.rename", &renamed)
+            .before(json!({ "name": group.name }))
+            .after(json!({ "name": renamed.name })),
+        now,
+    )
+    .await?;
+    Ok(renamed)
+}
+
+/// Deletes a group and with it every membership. Needs `auth.delete_group`
+/// and, like any revocation, every permission the group holds.
+pub async fn delete(conn: &mut Conn, actor: &Actor, group: &Group, now: i64) -> Result<()> {
+    let group_perms: Vec<PermissionName> = permissions::catalog::of_group(conn, group.group_id)
+        .await?
+        .into_iter()
+        .map(|p| p.name())
+        .collect();
+    let actor_perms = actor.permissions(conn).await?;
+    permissions::delegation::authorize(
+        &actor_perms,
+        &Change::DeleteGroup {
+            group: &group.name,
+            group_perms: &group_perms,
+        },
+    )?;
+    let members = member_names(conn, group.group_id).await?;
+    sqlx::query("delete from user_groups where group_id = $1")
+        .bind(group.group_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("delete from group_permissions where group_id = $1")
+        .bind(group.group_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("delete from groups where group_id = $1")
+        .bind(group.group_id)
+        .execute(&mut *conn)
+        .await?;
+    permissions::bump_epoch(conn).await?;
+    let names: Vec<&str> = group_perms.iter().map(PermissionName::as_str).collect();
+    audit::record(
+        conn,
+        actor,
+        AuditEntry::group("group.delete", group)
+            .before(json!({ "name": group.name, "members": members, "permissions": names })),
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
 /// Adds `user` to `group`. Under the delegation rule this grants every
 /// permission of the group, so the actor must hold them all.
 /// Returns false when the user was already a member.

@@ -8,7 +8,7 @@ use crate::{
     Error, Result,
     actor::Actor,
     audit::{self, AuditEntry},
-    db::{Conn, Flag},
+    db::{Backend, Conn, Flag},
     permissions::{self, delegation::Change},
 };
 
@@ -42,17 +42,56 @@ pub struct NewUser {
     pub is_staff: bool,
 }
 
-/// Filters for `list`; results are ordered by username key.
+/// How a user listing is ordered.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum UserSort {
+    #[default]
+    Username,
+    UsernameDesc,
+    Joined,
+    JoinedDesc,
+}
+
+impl UserSort {
+    pub fn parse(raw: &str) -> Option<UserSort> {
+        Some(match raw {
+            "username" | "" => UserSort::Username,
+            "-username" => UserSort::UsernameDesc,
+            "joined" => UserSort::Joined,
+            "-joined" => UserSort::JoinedDesc,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserSort::Username => "username",
+            UserSort::UsernameDesc => "-username",
+            UserSort::Joined => "joined",
+            UserSort::JoinedDesc => "-joined",
+        }
+    }
+}
+
+/// Filters for `list`.
 #[derive(Debug, Default, Clone)]
 pub struct UserFilter {
-    /// Case-insensitive substring of username, email or display name.
+    /// Case-insensitive: a substring of username, email or display name, or
+    /// for one or two characters a username prefix.
     pub search: Option<String>,
     pub group: Option<String>,
     pub is_active: Option<bool>,
     pub is_staff: Option<bool>,
-    /// Keyset cursor: only users whose username key sorts after this.
+    pub sort: UserSort,
+    /// Keyset cursor from the previous page's `next`.
     pub after: Option<String>,
     pub limit: i64,
+}
+
+/// One page of users and the cursor for the next page, if there is one.
+pub struct UserPage {
+    pub users: Vec<User>,
+    pub next: Option<String>,
 }
 
 impl User {
@@ -97,59 +136,128 @@ pub async fn superuser(conn: &mut Conn) -> Result<Option<User>> {
     Ok(sqlx::query_as(&sql).fetch_optional(conn).await?)
 }
 
-pub async fn list(conn: &mut Conn, filter: &UserFilter) -> Result<Vec<User>> {
+/// A page of users, by keyset pagination: no COUNT(*) and no OFFSET, so the
+/// cost does not grow with the page number or the table.
+pub async fn list(conn: &mut Conn, backend: Backend, filter: &UserFilter) -> Result<UserPage> {
     let mut sql = format!("select {COLUMNS} from users u where 1 = 1");
-    let mut n = 0;
-    let mut next = || {
-        n += 1;
-        format!("${n}")
+    let mut binds: Vec<Bind> = Vec::new();
+    let param = |binds: &mut Vec<Bind>, value: Bind| {
+        binds.push(value);
+        format!("${}", binds.len())
     };
-    let pattern = filter
+    if let Some(term) = filter
         .search
-        .as_ref()
-        .map(|s| like_pattern(&s.to_lowercase()));
-    if pattern.is_some() {
-        let (a, b, c) = (next(), next(), next());
-        sql += &format!(
-            " and (u.username_key like {a} escape '\\' or lower(u.email) like {b} escape '\\' \
-             or lower(u.display_name) like {c} escape '\\')"
-        );
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        let term = term.to_lowercase();
+        if term.chars().count() < 3 {
+            // Too short for a trigram index: a username prefix, by index range.
+            let lo = param(&mut binds, Bind::Text(term.clone()));
+            let hi = param(&mut binds, Bind::Text(format!("{term}\u{10ffff}")));
+            sql += &format!(" and u.username_key >= {lo} and u.username_key < {hi}");
+        } else {
+            match backend {
+                Backend::Sqlite => {
+                    let phrase = format!("\"{}\"", term.replace('"', "\"\""));
+                    let p = param(&mut binds, Bind::Text(phrase));
+                    sql += &format!(
+                        " and u.user_id in (select rowid from users_search where users_search match {p})"
+                    );
+                }
+                Backend::Postgres => {
+                    let p = param(&mut binds, Bind::Text(like_pattern(&term)));
+                    sql += &format!(
+                        " and (u.username_key || ' ' || lower(u.email) || ' ' || lower(u.display_name)) \
+                         like {p} escape '\\'"
+                    );
+                }
+            }
+        }
     }
-    if filter.group.is_some() {
+    if let Some(group) = &filter.group {
+        let p = param(&mut binds, Bind::Text(group.clone()));
         sql += &format!(
             " and exists (select 1 from user_groups ug join groups g on g.group_id = ug.group_id \
-             where ug.user_id = u.user_id and g.name = {})",
-            next()
+             where ug.user_id = u.user_id and g.name = {p})"
         );
     }
-    if filter.is_active.is_some() {
-        sql += &format!(" and u.is_active = {}", next());
+    if let Some(active) = filter.is_active {
+        sql += &format!(
+            " and u.is_active = {}",
+            param(&mut binds, Bind::Bool(active))
+        );
     }
-    if filter.is_staff.is_some() {
-        sql += &format!(" and u.is_staff = {}", next());
-    }
-    if filter.after.is_some() {
-        sql += &format!(" and u.username_key > {}", next());
-    }
-    sql += &format!(" order by u.username_key limit {}", next());
-
-    let mut query = sqlx::query_as(&sql);
-    if let Some(p) = &pattern {
-        query = query.bind(p.clone()).bind(p.clone()).bind(p.clone());
-    }
-    if let Some(g) = &filter.group {
-        query = query.bind(g.clone());
-    }
-    if let Some(a) = filter.is_active {
-        query = query.bind(a);
-    }
-    if let Some(s) = filter.is_staff {
-        query = query.bind(s);
+    if let Some(staff) = filter.is_staff {
+        sql += &format!(" and u.is_staff = {}", param(&mut binds, Bind::Bool(staff)));
     }
     if let Some(after) = &filter.after {
-        query = query.bind(after.clone());
+        match filter.sort {
+            UserSort::Username | UserSort::UsernameDesc => {
+                let op = if filter.sort == UserSort::Username {
+                    ">"
+                } else {
+                    "<"
+                };
+                let p = param(&mut binds, Bind::Text(after.clone()));
+                sql += &format!(" and u.username_key {op} {p}");
+            }
+            UserSort::Joined | UserSort::JoinedDesc => {
+                let (at, id) = parse_joined_cursor(after)?;
+                let op = if filter.sort == UserSort::Joined {
+                    ">"
+                } else {
+                    "<"
+                };
+                let a = param(&mut binds, Bind::Int(at));
+                let i = param(&mut binds, Bind::Int(id));
+                sql += &format!(
+                    " and (u.created_at {op} {a} or (u.created_at = {a} and u.user_id {op} {i}))"
+                );
+            }
+        }
     }
-    Ok(query.bind(filter.limit).fetch_all(conn).await?)
+    sql += match filter.sort {
+        UserSort::Username => " order by u.username_key",
+        UserSort::UsernameDesc => " order by u.username_key desc",
+        UserSort::Joined => " order by u.created_at, u.user_id",
+        UserSort::JoinedDesc => " order by u.created_at desc, u.user_id desc",
+    };
+    let limit = param(&mut binds, Bind::Int(filter.limit + 1));
+    sql += &format!(" limit {limit}");
+
+    let mut query = sqlx::query_as::<_, User>(&sql);
+    for b in binds {
+        query = match b {
+            Bind::Text(t) => query.bind(t),
+            Bind::Int(i) => query.bind(i),
+            Bind::Bool(v) => query.bind(v),
+        };
+    }
+    let mut users = query.fetch_all(conn).await?;
+    let next = if users.len() as i64 > filter.limit {
+        users.truncate(filter.limit as usize);
+        users.last().map(|u| match filter.sort {
+            UserSort::Username | UserSort::UsernameDesc => u.username.to_lowercase(),
+            UserSort::Joined | UserSort::JoinedDesc => format!("{}:{}", u.created_at, u.user_id),
+        })
+    } else {
+        None
+    };
+    Ok(UserPage { users, next })
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+    Bool(bool),
+}
+
+fn parse_joined_cursor(raw: &str) -> Result<(i64, i64)> {
+    raw.split_once(':')
+        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+        .ok_or_else(|| Error::invalid("after", "is not a valid page cursor"))
 }
 
 /// `%text%` with LIKE's own wildcards escaped, so a search for `_` finds underscores.

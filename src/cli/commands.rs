@@ -71,14 +71,15 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<ExitCode> 
                 &mut conn,
                 &AuditFilter {
                     user_id,
-                    before_id: None,
                     limit,
+                    ..Default::default()
                 },
             )
             .await?;
             output::audit(&events, json);
             ok
         }
+        Command::Serve { demo } => serve(ladder, demo).await.and(ok),
         Command::Demo => {
             let fixed = std::env::var("LADDER_DEMO_PASSWORD")
                 .ok()
@@ -208,7 +209,9 @@ async fn user(ladder: &Ladder, cmd: UserCommand) -> Result<()> {
                 limit,
                 ..Default::default()
             };
-            let found = users::list(&mut conn, &filter).await?;
+            let found = users::list(&mut conn, ladder.db.backend(), &filter)
+                .await?
+                .users;
             output::user_list(&found, json);
         }
         UserCommand::Show { username, json } => {
@@ -370,4 +373,30 @@ async fn check(ladder: &Ladder, username: &str, perms: &[String], json: bool) ->
     } else {
         ExitCode::from(1)
     })
+}
+
+async fn serve(ladder: Ladder, demo: bool) -> Result<()> {
+    if demo {
+        let mut conn = ladder.db.acquire().await?;
+        let has_users: Option<i64> = sqlx::query_scalar("select user_id from users limit 1")
+            .fetch_optional(&mut *conn)
+            .await?;
+        drop(conn);
+        if has_users.is_none() {
+            let fixed = std::env::var("LADDER_DEMO_PASSWORD")
+                .ok()
+                .filter(|p| !p.is_empty());
+            let accounts = demo::seed(&ladder, fixed.as_deref()).await?;
+            output::demo(&accounts, fixed.is_some());
+        } else {
+            println!("The database already has users; the demo was not seeded again.");
+        }
+    }
+    let app = crate::web::Application::build(ladder.clone()).await?;
+    let address = &ladder.settings.server.address;
+    println!("Ladder is serving on http://{address}/ (Ctrl-C to stop)");
+    tracing::info!(%address, "serving");
+    app.run_until(crate::web::shutdown_signal()).await?;
+    ladder.db.close().await;
+    Ok(())
 }

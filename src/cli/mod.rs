@@ -72,6 +72,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the web app (admin console, blog, sign-in) on server.address.
+    Serve {
+        /// Seed the demo first when the database has no users, and print the accounts.
+        #[arg(long)]
+        demo: bool,
+    },
     /// Seed the blog example (groups Writers, Senior Writers, Editors and five accounts).
     Demo,
 }

@@ -41,6 +41,8 @@ fn builtin_resources() -> Vec<ResourceSettings> {
         plain("auth", "user"),
         plain("auth", "group"),
         plain("auth", "permission"),
+        // Django's admin.logentry: view_logentry opens the audit log.
+        plain("admin", "logentry"),
         ResourceSettings {
             app: "blog".into(),
             model: "post".into(),

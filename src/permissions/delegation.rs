@@ -45,6 +45,12 @@ pub enum Change<'a> {
         staff: bool,
     },
     CreateGroup,
+    RenameGroup,
+    /// Deleting a group takes `group_perms` from every member.
+    DeleteGroup {
+        group: &'a str,
+        group_perms: &'a [PermissionName],
+    },
 }
 
 pub fn authorize(actor: &ActorPermissions, change: &Change<'_>) -> Result<()> {
@@ -133,5 +139,10 @@ pub fn authorize(actor: &ActorPermissions, change: &Change<'_>) -> Result<()> {
             need("auth.add_user", "creating a user")
         }
         Change::CreateGroup => need("auth.add_group", "creating a group"),
+        Change::RenameGroup => need("auth.change_group", "renaming a group"),
+        Change::DeleteGroup { group, group_perms } => {
+            need("auth.delete_group", "deleting a group")?;
+            may_grant_each(group_perms, &format!(" (group {group:?} holds it)"))
+        }
     }
 }

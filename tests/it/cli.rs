@@ -24,7 +24,15 @@ fn one_error_line(out: &std::process::Output) -> String {
 
 async fn createsuperuser_takes_the_password_from_stdin_and_refuses_a_second_one(t: TestLadder) {
     let out = t.cli_with(
-        &["createsuperuser", "--username", "admin", "--email", "admin@Example.COM", "--no-input", "--password-stdin"],
+        &[
+            "createsuperuser",
+            "--username",
+            "admin",
+            "--email",
+            "admin@Example.COM",
+            "--no-input",
+            "--password-stdin",
+        ],
         Some("a-long-password\n"),
         &[],
     );
@@ -36,7 +44,14 @@ async fn createsuperuser_takes_the_password_from_stdin_and_refuses_a_second_one(
 
     let before = t.fingerprint().await;
     let out = t.cli_with(
-        &["createsuperuser", "--username", "root", "--email", "root@example.com", "--no-input"],
+        &[
+            "createsuperuser",
+            "--username",
+            "root",
+            "--email",
+            "root@example.com",
+            "--no-input",
+        ],
         None,
         &[("LADDER_SUPERUSER_PASSWORD", "another-long-password")],
     );
@@ -48,14 +63,28 @@ async fn createsuperuser_takes_the_password_from_stdin_and_refuses_a_second_one(
 async fn createsuperuser_refuses_weak_passwords(t: TestLadder) {
     for weak in ["short", "12345678901234", "adminadmin1"] {
         let out = t.cli_with(
-            &["createsuperuser", "--username", "adminadmin1", "--email", "a@example.com", "--no-input"],
+            &[
+                "createsuperuser",
+                "--username",
+                "adminadmin1",
+                "--email",
+                "a@example.com",
+                "--no-input",
+            ],
             None,
             &[("LADDER_SUPERUSER_PASSWORD", weak)],
         );
         assert_eq!(out.status.code(), Some(2), "{weak}");
         assert!(one_error_line(&out).contains("password"), "{weak}");
     }
-    let out = t.cli(&["createsuperuser", "--username", "admin", "--email", "a@example.com", "--no-input"]);
+    let out = t.cli(&[
+        "createsuperuser",
+        "--username",
+        "admin",
+        "--email",
+        "a@example.com",
+        "--no-input",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(t.count("users").await, 0);
 }
@@ -66,16 +95,41 @@ async fn bad_input_exits_2_with_one_line_and_changes_nothing(t: TestLadder) {
     t.group("Writers", &["blog.add_post"]).await;
     let before = t.fingerprint().await;
     let cases: &[(&[&str], &str)] = &[
-        (&["user", "add", "bad name", "--email", "x@example.com"], "username"),
-        (&["user", "add", "<script>", "--email", "x@example.com"], "username"),
-        (&["user", "add", "carol", "--email", "not-an-email"], "email"),
-        (&["user", "add", "ALICE", "--email", "a2@example.com"], "taken"),
-        (&["grant", "--user", "alice", "blog.teleport"], "blog.teleport"),
+        (
+            &["user", "add", "bad name", "--email", "x@example.com"],
+            "username",
+        ),
+        (
+            &["user", "add", "<script>", "--email", "x@example.com"],
+            "username",
+        ),
+        (
+            &["user", "add", "carol", "--email", "not-an-email"],
+            "email",
+        ),
+        (
+            &["user", "add", "ALICE", "--email", "a2@example.com"],
+            "taken",
+        ),
+        (
+            &["grant", "--user", "alice", "blog.teleport"],
+            "blog.teleport",
+        ),
         (&["grant", "--user", "alice", "nodot"], "permission"),
         (&["grant", "--user", "alice", "a.b.c"], "permission"),
         (&["grant", "--user", "nobody", "blog.add_post"], "nobody"),
         (&["grant", "--group", "Nope", "blog.add_post"], "Nope"),
-        (&["grant", "--user", "alice", "--group", "Writers", "blog.add_post"], "cannot be used"),
+        (
+            &[
+                "grant",
+                "--user",
+                "alice",
+                "--group",
+                "Writers",
+                "blog.add_post",
+            ],
+            "cannot be used",
+        ),
         (&["revoke", "--user", "alice"], "required"),
         (&["group", "add", "Writers"], "already exists"),
         (&["group", "add-user", "Nope", "alice"], "Nope"),
@@ -104,7 +158,13 @@ async fn check_exits_0_when_all_are_allowed_and_1_when_any_is_denied(t: TestLadd
     assert_eq!(out.status.code(), Some(0));
     assert!(stdout(&out).contains("allowed  blog.add_post  via direct"));
 
-    let out = t.cli(&["check", "alice", "blog.add_post", "blog.publish_post", "--json"]);
+    let out = t.cli(&[
+        "check",
+        "alice",
+        "blog.add_post",
+        "blog.publish_post",
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["allowed"], false);
@@ -125,7 +185,10 @@ async fn perms_lists_a_permission_held_twice_once_with_both_sources(t: TestLadde
     t.grant(&alice, &["blog.add_post"]).await;
     let out = t.cli(&["perms", "alice", "--explain"]);
     assert!(out.status.success());
-    assert_eq!(stdout(&out).trim(), "blog.add_post  via direct, group \"Senior Writers\"");
+    assert_eq!(
+        stdout(&out).trim(),
+        "blog.add_post  via direct, group \"Senior Writers\""
+    );
     let out = t.cli(&["perms", "alice", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["permissions"].as_array().unwrap().len(), 1);
@@ -134,24 +197,98 @@ async fn perms_lists_a_permission_held_twice_once_with_both_sources(t: TestLadde
 async fn grant_as_a_delegate_applies_the_delegation_rules(t: TestLadder) {
     t.superuser("admin").await;
     let editor = t.user("editor").await;
-    t.grant(&editor, &["auth.change_user", "blog.add_post"]).await;
+    t.grant(&editor, &["auth.change_user", "blog.add_post"])
+        .await;
     t.user("alice").await;
     t.group("Senior Writers", &["blog.publish_post"]).await;
     let before = t.fingerprint().await;
     for (args, needle) in [
-        (vec!["grant", "--user", "alice", "blog.publish_post", "--as", "editor"], "blog.publish_post"),
-        (vec!["grant", "--user", "alice", "auth.change_user", "--as", "editor"], "only the superuser"),
-        (vec!["group", "add-user", "Senior Writers", "alice", "--as", "editor"], "blog.publish_post"),
-        (vec!["user", "add", "carol", "--email", "c@example.com", "--staff", "--as", "editor"], "staff"),
-        (vec!["grant", "--user", "editor", "blog.add_post", "--as", "alice"], "auth.change_user"),
-        (vec!["grant", "--user", "editor", "blog.view_post", "--as", "editor"], "their own"),
+        (
+            vec![
+                "grant",
+                "--user",
+                "alice",
+                "blog.publish_post",
+                "--as",
+                "editor",
+            ],
+            "blog.publish_post",
+        ),
+        (
+            vec![
+                "grant",
+                "--user",
+                "alice",
+                "auth.change_user",
+                "--as",
+                "editor",
+            ],
+            "only the superuser",
+        ),
+        (
+            vec![
+                "group",
+                "add-user",
+                "Senior Writers",
+                "alice",
+                "--as",
+                "editor",
+            ],
+            "blog.publish_post",
+        ),
+        (
+            vec![
+                "user",
+                "add",
+                "carol",
+                "--email",
+                "c@example.com",
+                "--staff",
+                "--as",
+                "editor",
+            ],
+            "staff",
+        ),
+        (
+            vec![
+                "grant",
+                "--user",
+                "editor",
+                "blog.add_post",
+                "--as",
+                "alice",
+            ],
+            "auth.change_user",
+        ),
+        (
+            vec![
+                "grant",
+                "--user",
+                "editor",
+                "blog.view_post",
+                "--as",
+                "editor",
+            ],
+            "their own",
+        ),
     ] {
         let out = t.cli(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert!(one_error_line(&out).contains(needle), "{args:?}: {}", stderr(&out));
+        assert!(
+            one_error_line(&out).contains(needle),
+            "{args:?}: {}",
+            stderr(&out)
+        );
     }
     assert_eq!(t.fingerprint().await, before);
-    let out = t.cli(&["grant", "--user", "alice", "blog.add_post", "--as", "editor"]);
+    let out = t.cli(&[
+        "grant",
+        "--user",
+        "alice",
+        "blog.add_post",
+        "--as",
+        "editor",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = t.cli(&["audit", "--user", "alice", "--limit", "1", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -162,36 +299,72 @@ async fn grant_as_a_delegate_applies_the_delegation_rules(t: TestLadder) {
 async fn user_and_group_commands_round_trip_with_json(t: TestLadder) {
     t.superuser("admin").await;
     let out = t.cli_with(
-        &["user", "add", "carol", "--email", "Carol@Example.com", "--display-name", "Carol C", "--password-stdin"],
+        &[
+            "user",
+            "add",
+            "carol",
+            "--email",
+            "Carol@Example.com",
+            "--display-name",
+            "Carol C",
+            "--password-stdin",
+        ],
         Some("carol-secret-pw\n"),
         &[],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(t.cli(&["group", "add", "Writers"]).status.success());
-    assert!(t.cli(&["grant", "--group", "Writers", "blog.add_post", "blog.view_post"]).status.success());
-    assert!(t.cli(&["group", "add-user", "Writers", "carol"]).status.success());
+    assert!(
+        t.cli(&[
+            "grant",
+            "--group",
+            "Writers",
+            "blog.add_post",
+            "blog.view_post"
+        ])
+        .status
+        .success()
+    );
+    assert!(
+        t.cli(&["group", "add-user", "Writers", "carol"])
+            .status
+            .success()
+    );
 
     let v: serde_json::Value =
         serde_json::from_slice(&t.cli(&["group", "show", "Writers", "--json"]).stdout).unwrap();
     assert_eq!(v["members"], serde_json::json!(["carol"]));
-    assert_eq!(v["permissions"], serde_json::json!(["blog.add_post", "blog.view_post"]));
+    assert_eq!(
+        v["permissions"],
+        serde_json::json!(["blog.add_post", "blog.view_post"])
+    );
 
-    let v: serde_json::Value =
-        serde_json::from_slice(&t.cli(&["user", "list", "--search", "CAROL", "--json"]).stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(
+        &t.cli(&["user", "list", "--search", "CAROL", "--json"])
+            .stdout,
+    )
+    .unwrap();
     assert_eq!(v.as_array().unwrap().len(), 1);
     assert_eq!(v[0]["email"], "Carol@example.com");
     assert_eq!(v[0]["display_name"], "Carol C");
     assert_eq!(v[0]["has_password"], true);
 
-    let v: serde_json::Value =
-        serde_json::from_slice(&t.cli(&["user", "list", "--group", "Writers", "--json"]).stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(
+        &t.cli(&["user", "list", "--group", "Writers", "--json"])
+            .stdout,
+    )
+    .unwrap();
     assert_eq!(v[0]["username"], "carol");
     let v: serde_json::Value =
         serde_json::from_slice(&t.cli(&["group", "list", "--json"]).stdout).unwrap();
     assert_eq!(v[0]["members"], 1);
     assert_eq!(v[0]["permissions"], 2);
 
-    assert!(t.cli(&["group", "remove-user", "Writers", "carol"]).status.success());
+    assert!(
+        t.cli(&["group", "remove-user", "Writers", "carol"])
+            .status
+            .success()
+    );
     assert!(t.cli(&["user", "deactivate", "carol"]).status.success());
     let v: serde_json::Value =
         serde_json::from_slice(&t.cli(&["user", "show", "carol", "--json"]).stdout).unwrap();
@@ -212,13 +385,36 @@ async fn demo_is_idempotent_and_uses_ladder_demo_password(t: TestLadder) {
     assert_eq!(first[..6], second[..6]);
 
     let mut conn = t.ladder.db.acquire().await.unwrap();
-    let alice = ladder::accounts::users::get_by_username(&mut conn, "alice").await.unwrap();
-    assert!(ladder::accounts::password::verify("demo-password-1", alice.password_hash.as_deref()));
+    let alice = ladder::accounts::users::get_by_username(&mut conn, "alice")
+        .await
+        .unwrap();
+    assert!(ladder::accounts::password::verify(
+        "demo-password-1",
+        alice.password_hash.as_deref()
+    ));
     drop(conn);
     let check = |args: &[&str]| t.cli(args).status.code();
-    assert_eq!(check(&["check", "alice", "blog.add_post", "blog.change_post", "blog.view_post"]), Some(0));
+    assert_eq!(
+        check(&[
+            "check",
+            "alice",
+            "blog.add_post",
+            "blog.change_post",
+            "blog.view_post"
+        ]),
+        Some(0)
+    );
     assert_eq!(check(&["check", "alice", "blog.publish_post"]), Some(1));
-    assert_eq!(check(&["check", "erin", "blog.feature_post", "blog.publish_post", "auth.view_user"]), Some(0));
+    assert_eq!(
+        check(&[
+            "check",
+            "erin",
+            "blog.feature_post",
+            "blog.publish_post",
+            "auth.view_user"
+        ]),
+        Some(0)
+    );
     assert_eq!(check(&["check", "admin", "made.up"]), Some(0));
 
     // Without LADDER_DEMO_PASSWORD on a fresh database, passwords are generated and printed once.
@@ -232,22 +428,45 @@ async fn demo_is_idempotent_and_uses_ladder_demo_password(t: TestLadder) {
 async fn audit_lists_changes_newest_first(t: TestLadder) {
     t.superuser("admin").await;
     t.user("alice").await;
-    assert!(t.cli(&["grant", "--user", "alice", "blog.add_post"]).status.success());
-    let v: serde_json::Value = serde_json::from_slice(&t.cli(&["audit", "--json", "--limit", "2"]).stdout).unwrap();
+    assert!(
+        t.cli(&["grant", "--user", "alice", "blog.add_post"])
+            .status
+            .success()
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&t.cli(&["audit", "--json", "--limit", "2"]).stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 2);
     assert_eq!(v[0]["action"], "permission.grant");
     assert_eq!(v[1]["action"], "user.create");
-    for field in ["id", "time", "actor", "action", "target_type", "target", "before", "after", "source"] {
+    for field in [
+        "id",
+        "time",
+        "actor",
+        "action",
+        "target_type",
+        "target",
+        "before",
+        "after",
+        "source",
+    ] {
         assert!(v[0].get(field).is_some(), "missing {field}");
     }
 }
 
 async fn a_bad_setting_stops_with_one_line_naming_the_key(t: TestLadder) {
-    let out = t.cli_with(&["user", "list"], None, &[("LADDER_DATABASE__MAX_CONNECTIONS", "lots")]);
+    let out = t.cli_with(
+        &["user", "list"],
+        None,
+        &[("LADDER_DATABASE__MAX_CONNECTIONS", "lots")],
+    );
     assert_eq!(out.status.code(), Some(2));
     let line = one_error_line(&out);
     assert!(line.to_lowercase().contains("max_connections"), "{line}");
-    let out = t.cli_with(&["user", "list"], None, &[("LADDER_DATABASE__URL", "mysql://x")]);
+    let out = t.cli_with(
+        &["user", "list"],
+        None,
+        &[("LADDER_DATABASE__URL", "mysql://x")],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(one_error_line(&out).contains("database.url"));
 }

@@ -89,11 +89,13 @@ impl TestLadder {
                 );
                 run_pg(&base, &format!("create schema {schema}")).await;
                 let sep = if base.contains('?') { '&' } else { '?' };
-                let url = format!("{base}{sep}options[search_path]={schema}");
+                let url = format!("{base}{sep}options[search_path]={schema},public");
                 (url, None, Some((base, schema)))
             }
         };
-        let ladder = Ladder::open(Settings::with_database_url(&url)).await.unwrap();
+        let ladder = Ladder::open(Settings::with_database_url(&url))
+            .await
+            .unwrap();
         Some(TestLadder {
             ladder,
             url,
@@ -128,7 +130,9 @@ impl TestLadder {
             password: Some(NewPassword::parse(&format!("{name}-password"), name).unwrap()),
             is_staff: false,
         };
-        let user = users::create(&mut tx, &self.system(), new, self.now()).await.unwrap();
+        let user = users::create(&mut tx, &self.system(), new, self.now())
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
         user
     }
@@ -152,39 +156,65 @@ impl TestLadder {
     /// Creates a group holding `perms`.
     pub async fn group(&self, name: &str, perms: &[&str]) -> Group {
         let mut tx = self.ladder.db.begin().await.unwrap();
-        let group = groups::create(&mut tx, &self.system(), &GroupName::parse(name).unwrap(), self.now())
-            .await
-            .unwrap();
-        grants::grant(&mut tx, &self.system(), Grantee::Group(&group), &names(perms), self.now())
-            .await
-            .unwrap();
+        let group = groups::create(
+            &mut tx,
+            &self.system(),
+            &GroupName::parse(name).unwrap(),
+            self.now(),
+        )
+        .await
+        .unwrap();
+        grants::grant(
+            &mut tx,
+            &self.system(),
+            Grantee::Group(&group),
+            &names(perms),
+            self.now(),
+        )
+        .await
+        .unwrap();
         tx.commit().await.unwrap();
         group
     }
 
     pub async fn join(&self, user: &User, group: &Group) {
         let mut tx = self.ladder.db.begin().await.unwrap();
-        groups::add_member(&mut tx, &self.system(), group, user, self.now()).await.unwrap();
+        groups::add_member(&mut tx, &self.system(), group, user, self.now())
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
     }
 
     pub async fn grant(&self, user: &User, perms: &[&str]) {
         let mut tx = self.ladder.db.begin().await.unwrap();
-        grants::grant(&mut tx, &self.system(), Grantee::User(user), &names(perms), self.now())
-            .await
-            .unwrap();
+        grants::grant(
+            &mut tx,
+            &self.system(),
+            Grantee::User(user),
+            &names(perms),
+            self.now(),
+        )
+        .await
+        .unwrap();
         tx.commit().await.unwrap();
     }
 
     /// The user as stored now.
     pub async fn reload(&self, user: &User) -> User {
         let mut conn = self.ladder.db.acquire().await.unwrap();
-        users::find_by_id(&mut conn, user.user_id).await.unwrap().unwrap()
+        users::find_by_id(&mut conn, user.user_id)
+            .await
+            .unwrap()
+            .unwrap()
     }
 
     pub async fn has_perm(&self, user: &User, perm: &str) -> bool {
         let mut conn = self.ladder.db.acquire().await.unwrap();
-        self.ladder.permissions.has_perm(&mut conn, user.user_id, perm).await.unwrap()
+        self.ladder
+            .permissions
+            .has_perm(&mut conn, user.user_id, perm)
+            .await
+            .unwrap()
     }
 
     pub async fn count(&self, table: &str) -> i64 {
@@ -254,7 +284,10 @@ impl Drop for TestLadder {
                     .enable_all()
                     .build()
                     .unwrap()
-                    .block_on(run_pg(&base, &format!("drop schema if exists {schema} cascade")));
+                    .block_on(run_pg(
+                        &base,
+                        &format!("drop schema if exists {schema} cascade"),
+                    ));
             })
             .join();
         }
@@ -263,13 +296,18 @@ impl Drop for TestLadder {
 
 async fn run_pg(url: &str, sql: &str) {
     use sqlx::{Connection, Executor};
-    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect to LADDER_TEST_POSTGRES_URL");
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .expect("connect to LADDER_TEST_POSTGRES_URL");
     conn.execute(sql).await.unwrap();
     let _ = conn.close().await;
 }
 
 pub fn names(perms: &[&str]) -> Vec<PermissionName> {
-    perms.iter().map(|p| PermissionName::parse(p).unwrap()).collect()
+    perms
+        .iter()
+        .map(|p| PermissionName::parse(p).unwrap())
+        .collect()
 }
 
 pub fn stdout(out: &Output) -> String {

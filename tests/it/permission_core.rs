@@ -46,7 +46,9 @@ async fn a_new_user_holds_no_permissions(t: TestLadder) {
     assert!(!perms.has_module_perms("blog"));
 }
 
-async fn an_inactive_superuser_has_nothing_and_an_active_one_holds_made_up_permissions(t: TestLadder) {
+async fn an_inactive_superuser_has_nothing_and_an_active_one_holds_made_up_permissions(
+    t: TestLadder,
+) {
     let admin = t.superuser("admin").await;
     assert!(t.has_perm(&admin, "made.up").await);
     assert!(t.has_perm(&admin, "blog.publish_post").await);
@@ -64,21 +66,30 @@ async fn an_inactive_superuser_has_nothing_and_an_active_one_holds_made_up_permi
     assert!(!t.has_perm(&admin, "blog.publish_post").await);
     let mut conn = t.ladder.db.acquire().await.unwrap();
     let perms = effective::load(&mut conn, admin.user_id).await.unwrap();
-    assert_eq!(perms.explain("blog.add_post").denial, Some(Denial::Inactive));
+    assert_eq!(
+        perms.explain("blog.add_post").denial,
+        Some(Denial::Inactive)
+    );
 }
 
 async fn permissions_from_user_and_groups_are_unioned_and_listed_once(t: TestLadder) {
     let alice = t.user("alice").await;
-    let writers = t.group("Writers", &["blog.add_post", "blog.view_post"]).await;
+    let writers = t
+        .group("Writers", &["blog.add_post", "blog.view_post"])
+        .await;
     let reviewers = t.group("Reviewers", &["blog.view_post"]).await;
     t.join(&alice, &writers).await;
     t.join(&alice, &reviewers).await;
-    t.grant(&alice, &["blog.add_post", "blog.publish_post"]).await;
+    t.grant(&alice, &["blog.add_post", "blog.publish_post"])
+        .await;
 
     let mut conn = t.ladder.db.acquire().await.unwrap();
     let perms = effective::load(&mut conn, alice.user_id).await.unwrap();
     let granted: Vec<&str> = perms.granted().keys().copied().collect();
-    assert_eq!(granted, ["blog.add_post", "blog.publish_post", "blog.view_post"]);
+    assert_eq!(
+        granted,
+        ["blog.add_post", "blog.publish_post", "blog.view_post"]
+    );
     assert_eq!(
         perms.explain("blog.add_post").sources,
         vec![Via::Direct, Via::Group("Writers".into())]
@@ -101,7 +112,9 @@ async fn has_module_perms_holds_for_any_permission_of_the_app(t: TestLadder) {
     assert!(!perms.has_module_perms("auth"));
 }
 
-async fn users_with_perm_finds_direct_group_and_superuser_holders_but_not_inactive_ones(t: TestLadder) {
+async fn users_with_perm_finds_direct_group_and_superuser_holders_but_not_inactive_ones(
+    t: TestLadder,
+) {
     t.superuser("admin").await;
     let direct = t.user("direct").await;
     let grouped = t.user("grouped").await;
@@ -112,7 +125,9 @@ async fn users_with_perm_finds_direct_group_and_superuser_holders_but_not_inacti
     t.join(&grouped, &editors).await;
     t.join(&gone, &editors).await;
     let mut tx = t.ladder.db.begin().await.unwrap();
-    users::set_active(&mut tx, &t.system(), &gone, false, t.now()).await.unwrap();
+    users::set_active(&mut tx, &t.system(), &gone, false, t.now())
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
 
     let mut conn = t.ladder.db.acquire().await.unwrap();
@@ -131,7 +146,9 @@ async fn a_deactivated_user_loses_every_permission_on_the_next_check(t: TestLadd
     t.grant(&alice, &["blog.add_post"]).await;
     assert!(t.has_perm(&alice, "blog.add_post").await);
     let mut tx = t.ladder.db.begin().await.unwrap();
-    users::set_active(&mut tx, &t.system(), &alice, false, t.now()).await.unwrap();
+    users::set_active(&mut tx, &t.system(), &alice, false, t.now())
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     assert!(!t.has_perm(&alice, "blog.add_post").await);
 }
@@ -153,7 +170,12 @@ async fn a_revoke_by_another_process_is_seen_by_the_next_check(t: TestLadder) {
     // And the other way round: this process grants, another process checks.
     t.grant(&alice, &["blog.view_post"]).await;
     let out = t.cli(&["check", "alice", "blog.view_post"]);
-    assert_eq!(out.status.code(), Some(0), "{}", crate::helpers::stdout(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        crate::helpers::stdout(&out)
+    );
     let out = t.cli(&["group", "remove-user", "Writers", "alice"]);
     assert!(out.status.success());
     let out = t.cli(&["user", "deactivate", "alice"]);
@@ -177,9 +199,15 @@ async fn a_change_user_holder_can_grant_what_they_hold(t: TestLadder) {
     let alice = t.user("alice").await;
     let actor = Actor::user(editor, Source::Cli);
     let mut tx = t.ladder.db.begin().await.unwrap();
-    let changed = grants::grant(&mut tx, &actor, Grantee::User(&alice), &names(&["blog.add_post"]), t.now())
-        .await
-        .unwrap();
+    let changed = grants::grant(
+        &mut tx,
+        &actor,
+        Grantee::User(&alice),
+        &names(&["blog.add_post"]),
+        t.now(),
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(changed, names(&["blog.add_post"]));
     assert!(t.has_perm(&alice, "blog.add_post").await);
@@ -201,27 +229,43 @@ async fn a_change_user_holder_cannot_grant_a_permission_they_lack(t: TestLadder)
     .await
     .unwrap_err();
     drop(tx);
-    assert!(matches!(&err, Error::Forbidden(m) if m.contains("blog.publish_post")), "{err}");
+    assert!(
+        matches!(&err, Error::Forbidden(m) if m.contains("blog.publish_post")),
+        "{err}"
+    );
     assert_eq!(t.fingerprint().await, before);
     assert!(!t.has_perm(&alice, "blog.add_post").await);
 }
 
-async fn a_change_user_holder_cannot_add_someone_to_a_group_holding_more_than_they_hold(t: TestLadder) {
+async fn a_change_user_holder_cannot_add_someone_to_a_group_holding_more_than_they_hold(
+    t: TestLadder,
+) {
     let editor = delegate(&t).await;
     let alice = t.user("alice").await;
-    let seniors = t.group("Senior Writers", &["blog.add_post", "blog.publish_post"]).await;
+    let seniors = t
+        .group("Senior Writers", &["blog.add_post", "blog.publish_post"])
+        .await;
     let writers = t.group("Writers", &["blog.add_post"]).await;
     let before = t.fingerprint().await;
     let actor = Actor::user(editor, Source::Cli);
 
     let mut tx = t.ladder.db.begin().await.unwrap();
-    let err = groups::add_member(&mut tx, &actor, &seniors, &alice, t.now()).await.unwrap_err();
+    let err = groups::add_member(&mut tx, &actor, &seniors, &alice, t.now())
+        .await
+        .unwrap_err();
     drop(tx);
-    assert!(matches!(&err, Error::Forbidden(m) if m.contains("blog.publish_post") && m.contains("Senior Writers")), "{err}");
+    assert!(
+        matches!(&err, Error::Forbidden(m) if m.contains("blog.publish_post") && m.contains("Senior Writers")),
+        "{err}"
+    );
     assert_eq!(t.fingerprint().await, before);
 
     let mut tx = t.ladder.db.begin().await.unwrap();
-    assert!(groups::add_member(&mut tx, &actor, &writers, &alice, t.now()).await.unwrap());
+    assert!(
+        groups::add_member(&mut tx, &actor, &writers, &alice, t.now())
+            .await
+            .unwrap()
+    );
     tx.commit().await.unwrap();
 }
 
@@ -233,15 +277,35 @@ async fn only_the_superuser_may_grant_change_user_or_set_staff(t: TestLadder) {
     let actor = Actor::user(editor.clone(), Source::Cli);
 
     let mut tx = t.ladder.db.begin().await.unwrap();
-    let err = grants::grant(&mut tx, &actor, Grantee::User(&alice), &names(&["auth.change_user"]), t.now())
+    let err = grants::grant(
+        &mut tx,
+        &actor,
+        Grantee::User(&alice),
+        &names(&["auth.change_user"]),
+        t.now(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::Forbidden(m) if m.contains("auth.change_user")),
+        "{err}"
+    );
+    let err = users::set_staff(&mut tx, &actor, &alice, true, t.now())
         .await
         .unwrap_err();
-    assert!(matches!(&err, Error::Forbidden(m) if m.contains("auth.change_user")), "{err}");
-    let err = users::set_staff(&mut tx, &actor, &alice, true, t.now()).await.unwrap_err();
-    assert!(matches!(&err, Error::Forbidden(m) if m.contains("is_staff")), "{err}");
-    let err = grants::grant(&mut tx, &actor, Grantee::Group(&group), &names(&["auth.change_user"]), t.now())
-        .await
-        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Forbidden(m) if m.contains("is_staff")),
+        "{err}"
+    );
+    let err = grants::grant(
+        &mut tx,
+        &actor,
+        Grantee::Group(&group),
+        &names(&["auth.change_user"]),
+        t.now(),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, Error::Forbidden(_)));
     drop(tx);
     assert_eq!(t.fingerprint().await, before);
@@ -249,10 +313,18 @@ async fn only_the_superuser_may_grant_change_user_or_set_staff(t: TestLadder) {
     let admin = t.superuser("admin").await;
     let boss = Actor::user(admin, Source::Cli);
     let mut tx = t.ladder.db.begin().await.unwrap();
-    grants::grant(&mut tx, &boss, Grantee::User(&alice), &names(&["auth.change_user"]), t.now())
+    grants::grant(
+        &mut tx,
+        &boss,
+        Grantee::User(&alice),
+        &names(&["auth.change_user"]),
+        t.now(),
+    )
+    .await
+    .unwrap();
+    users::set_staff(&mut tx, &boss, &alice, true, t.now())
         .await
         .unwrap();
-    users::set_staff(&mut tx, &boss, &alice, true, t.now()).await.unwrap();
     tx.commit().await.unwrap();
     assert!(t.reload(&alice).await.is_staff);
 }
@@ -261,22 +333,43 @@ async fn nobody_but_the_superuser_changes_their_own_permissions(t: TestLadder) {
     let editor = delegate(&t).await;
     let actor = Actor::user(editor.clone(), Source::Cli);
     let mut tx = t.ladder.db.begin().await.unwrap();
-    let err = grants::grant(&mut tx, &actor, Grantee::User(&editor), &names(&["blog.view_post"]), t.now())
-        .await
-        .unwrap_err();
-    assert!(matches!(&err, Error::Forbidden(m) if m.contains("their own")), "{err}");
+    let err = grants::grant(
+        &mut tx,
+        &actor,
+        Grantee::User(&editor),
+        &names(&["blog.view_post"]),
+        t.now(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::Forbidden(m) if m.contains("their own")),
+        "{err}"
+    );
     drop(tx);
 
     let admin = t.superuser("admin").await;
     let boss = Actor::user(admin.clone(), Source::Cli);
     let mut tx = t.ladder.db.begin().await.unwrap();
-    grants::grant(&mut tx, &boss, Grantee::User(&admin), &names(&["blog.view_post"]), t.now())
-        .await
-        .unwrap();
+    grants::grant(
+        &mut tx,
+        &boss,
+        Grantee::User(&admin),
+        &names(&["blog.view_post"]),
+        t.now(),
+    )
+    .await
+    .unwrap();
     // Nor may a delegate touch the superuser.
-    let err = grants::revoke(&mut tx, &actor, Grantee::User(&admin), &names(&["blog.view_post"]), t.now())
-        .await
-        .unwrap_err();
+    let err = grants::revoke(
+        &mut tx,
+        &actor,
+        Grantee::User(&admin),
+        &names(&["blog.view_post"]),
+        t.now(),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, Error::Forbidden(_)));
 }
 
@@ -286,10 +379,19 @@ async fn a_user_without_change_user_cannot_grant_anything(t: TestLadder) {
     let alice = t.user("alice").await;
     let actor = Actor::user(writer, Source::Web);
     let mut tx = t.ladder.db.begin().await.unwrap();
-    let err = grants::grant(&mut tx, &actor, Grantee::User(&alice), &names(&["blog.add_post"]), t.now())
-        .await
-        .unwrap_err();
-    assert!(matches!(&err, Error::Forbidden(m) if m.contains("auth.change_user")), "{err}");
+    let err = grants::grant(
+        &mut tx,
+        &actor,
+        Grantee::User(&alice),
+        &names(&["blog.add_post"]),
+        t.now(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::Forbidden(m) if m.contains("auth.change_user")),
+        "{err}"
+    );
 }
 
 async fn the_database_refuses_a_second_superuser(t: TestLadder) {
@@ -321,9 +423,14 @@ async fn transfer_superuser_moves_the_flag_in_one_transaction(t: TestLadder) {
     let admin = t.superuser("admin").await;
     let bob = t.user("bob").await;
     let mut tx = t.ladder.db.begin().await.unwrap();
-    users::transfer_superuser(&mut tx, &Actor::user(admin.clone(), Source::Cli), &bob, t.now())
-        .await
-        .unwrap();
+    users::transfer_superuser(
+        &mut tx,
+        &Actor::user(admin.clone(), Source::Cli),
+        &bob,
+        t.now(),
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     assert!(!t.reload(&admin).await.is_superuser);
     let bob = t.reload(&bob).await;
@@ -339,17 +446,29 @@ async fn every_change_writes_an_audit_event_and_a_rolled_back_change_writes_none
     let events_before = t.count("audit_events").await;
 
     let mut tx = t.ladder.db.begin().await.unwrap();
-    grants::grant(&mut tx, &actor, Grantee::User(&alice), &names(&["blog.add_post"]), t.now())
-        .await
-        .unwrap();
+    grants::grant(
+        &mut tx,
+        &actor,
+        Grantee::User(&alice),
+        &names(&["blog.add_post"]),
+        t.now(),
+    )
+    .await
+    .unwrap();
     tx.rollback().await.unwrap();
     assert_eq!(t.count("audit_events").await, events_before);
     assert!(!t.has_perm(&alice, "blog.add_post").await);
 
     let mut tx = t.ladder.db.begin().await.unwrap();
-    grants::grant(&mut tx, &actor, Grantee::User(&alice), &names(&["blog.add_post"]), t.now())
-        .await
-        .unwrap();
+    grants::grant(
+        &mut tx,
+        &actor,
+        Grantee::User(&alice),
+        &names(&["blog.add_post"]),
+        t.now(),
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     let mut conn = t.ladder.db.acquire().await.unwrap();
     let events = audit::list(
@@ -367,7 +486,12 @@ async fn every_change_writes_an_audit_event_and_a_rolled_back_change_writes_none
     assert_eq!(e.actor_name, "admin");
     assert_eq!(e.source, "api");
     assert_eq!(e.target_name, "alice");
-    assert!(e.before_state.as_deref().unwrap().contains("\"held\":false"));
+    assert!(
+        e.before_state
+            .as_deref()
+            .unwrap()
+            .contains("\"held\":false")
+    );
     assert!(e.after_state.as_deref().unwrap().contains("blog.add_post"));
 }
 
@@ -377,11 +501,15 @@ async fn the_audit_log_is_append_only(t: TestLadder) {
         .execute(t.ladder.db.pool())
         .await;
     assert!(update.is_err());
-    let delete = sqlx::query("delete from audit_events").execute(t.ladder.db.pool()).await;
+    let delete = sqlx::query("delete from audit_events")
+        .execute(t.ladder.db.pool())
+        .await;
     assert!(delete.is_err());
 }
 
-async fn migrate_is_idempotent_and_picks_up_new_permissions_and_reports_removed_ones(t: TestLadder) {
+async fn migrate_is_idempotent_and_picks_up_new_permissions_and_reports_removed_ones(
+    t: TestLadder,
+) {
     let again = t.ladder.migrate().await.unwrap();
     assert!(again.created.is_empty());
     assert!(again.orphaned.is_empty());
@@ -395,8 +523,19 @@ async fn migrate_is_idempotent_and_picks_up_new_permissions_and_reports_removed_
     let report = with_wiki.migrate().await.unwrap();
     assert!(report.created.is_empty(), "opening already synced");
     let mut conn = with_wiki.db.acquire().await.unwrap();
-    let all: Vec<String> = catalog::all(&mut conn).await.unwrap().iter().map(|p| p.name().to_string()).collect();
-    for p in ["wiki.add_page", "wiki.change_page", "wiki.delete_page", "wiki.view_page", "wiki.lock_page"] {
+    let all: Vec<String> = catalog::all(&mut conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.name().to_string())
+        .collect();
+    for p in [
+        "wiki.add_page",
+        "wiki.change_page",
+        "wiki.delete_page",
+        "wiki.view_page",
+        "wiki.lock_page",
+    ] {
         assert!(all.contains(&p.to_string()), "{p} missing");
     }
     drop(conn);
@@ -404,7 +543,7 @@ async fn migrate_is_idempotent_and_picks_up_new_permissions_and_reports_removed_
     // Removed from config: reported, never deleted.
     let report = t.ladder.migrate().await.unwrap();
     assert_eq!(report.orphaned.len(), 5);
-    assert_eq!(t.count("permissions").await, 18 + 5);
+    assert_eq!(t.count("permissions").await, 22 + 5);
 }
 
 async fn granting_an_unknown_permission_names_it_and_changes_nothing(t: TestLadder) {
@@ -421,7 +560,10 @@ async fn granting_an_unknown_permission_names_it_and_changes_nothing(t: TestLadd
     .await
     .unwrap_err();
     drop(tx);
-    assert!(matches!(&err, Error::NotFound(m) if m.contains("blog.teleport")), "{err}");
+    assert!(
+        matches!(&err, Error::NotFound(m) if m.contains("blog.teleport")),
+        "{err}"
+    );
     assert_eq!(t.fingerprint().await, before);
 }
 

@@ -1,0 +1,202 @@
+//! Who is asking: the signed-in user, loaded once per request from the
+//! server-side session, with a snapshot of their effective permissions.
+
+use std::sync::Arc;
+
+use axum::{
+    extract::{FromRequestParts, Request, State},
+    http::request::Parts,
+    middleware::Next,
+    response::Response,
+};
+use serde::{Deserialize, Serialize};
+use tower_sessions::Session;
+
+use super::AppState;
+use crate::{
+    Error, Result,
+    accounts::{User, users},
+    permissions::EffectivePermissions,
+};
+
+const AUTH_KEY: &str = "auth";
+const CSRF_KEY: &str = "csrf";
+const FLASH_KEY: &str = "flash";
+
+/// What the session remembers about the signed-in user.
+#[derive(Serialize, Deserialize)]
+struct SessionAuth {
+    user_id: i64,
+    /// A fingerprint of the password hash: a password change ends every other session.
+    auth_hash: String,
+}
+
+/// The fingerprint stored in sessions (as Django does); server-side only.
+pub fn auth_hash(user: &User) -> String {
+    let hash = user.password_hash.as_deref().unwrap_or("");
+    hash.chars().rev().take(24).collect()
+}
+
+/// A signed-in, active user and their permissions as of this request.
+pub struct CurrentUser {
+    pub user: User,
+    pub perms: Arc<EffectivePermissions>,
+}
+
+impl CurrentUser {
+    pub fn has_perm(&self, perm: &str) -> bool {
+        self.perms.has_perm(perm)
+    }
+
+    /// Staff pages are open to active staff and the superuser.
+    pub fn is_staff(&self) -> bool {
+        self.user.is_active && (self.user.is_staff || self.user.is_superuser)
+    }
+}
+
+/// The request's viewer: `None` when anonymous. Set by `load_viewer`.
+#[derive(Clone)]
+pub struct Viewer(pub Option<Arc<CurrentUser>>);
+
+/// Middleware: resolves the session to a user. An inactive user, or a
+/// session from before a password change, is signed out here.
+pub async fn load_viewer(
+    State(state): State<AppState>,
+    session: Session,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let viewer = match resolve(&state, &session).await {
+        Ok(v) => v,
+        Err(e) => return axum::response::IntoResponse::into_response(e),
+    };
+    req.extensions_mut().insert(Viewer(viewer));
+    next.run(req).await
+}
+
+async fn resolve(state: &AppState, session: &Session) -> Result<Option<Arc<CurrentUser>>> {
+    let auth: Option<SessionAuth> = session.get(AUTH_KEY).await.map_err(session_error)?;
+    let Some(auth) = auth else { return Ok(None) };
+    let mut conn = state.ladder.db.acquire().await?;
+    let user = users::find_by_id(&mut conn, auth.user_id).await?;
+    let Some(user) = user.filter(|u| u.is_active && auth_hash(u) == auth.auth_hash) else {
+        session.flush().await.map_err(session_error)?;
+        return Ok(None);
+    };
+    let perms = state
+        .ladder
+        .permissions
+        .snapshot(&mut conn, user.user_id)
+        .await?;
+    Ok(Some(Arc::new(CurrentUser { user, perms })))
+}
+
+pub fn session_error(e: tower_sessions::session::Error) -> Error {
+    Error::Unexpected(anyhow::anyhow!("session: {e}"))
+}
+
+/// Signs `user` in: a new session id (no fixation), then the auth record.
+pub async fn sign_in(session: &Session, user: &User) -> Result<()> {
+    session.cycle_id().await.map_err(session_error)?;
+    session
+        .insert(
+            AUTH_KEY,
+            SessionAuth {
+                user_id: user.user_id,
+                auth_hash: auth_hash(user),
+            },
+        )
+        .await
+        .map_err(session_error)?;
+    // A fresh CSRF token for the new identity.
+    session
+        .remove_value(CSRF_KEY)
+        .await
+        .map_err(session_error)?;
+    Ok(())
+}
+
+pub async fn sign_out(session: &Session) -> Result<()> {
+    session.flush().await.map_err(session_error)
+}
+
+/// The session's CSRF token, created on first use.
+pub async fn csrf_token(session: &Session) -> Result<String> {
+    if let Some(token) = session
+        .get::<String>(CSRF_KEY)
+        .await
+        .map_err(session_error)?
+    {
+        return Ok(token);
+    }
+    let token = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    session
+        .insert(CSRF_KEY, &token)
+        .await
+        .map_err(session_error)?;
+    Ok(token)
+}
+
+pub async fn expected_csrf(session: &Session) -> Result<Option<String>> {
+    session.get(CSRF_KEY).await.map_err(session_error)
+}
+
+/// A message shown once, on the next page.
+#[derive(Serialize, Deserialize, Clone)]
+pub struct Flash {
+    pub kind: String,
+    pub text: String,
+}
+
+pub async fn flash(session: &Session, kind: &str, text: impl Into<String>) -> Result<()> {
+    let mut all: Vec<Flash> = session
+        .get(FLASH_KEY)
+        .await
+        .map_err(session_error)?
+        .unwrap_or_default();
+    all.push(Flash {
+        kind: kind.into(),
+        text: text.into(),
+    });
+    session.insert(FLASH_KEY, all).await.map_err(session_error)
+}
+
+pub async fn take_flash(session: &Session) -> Result<Vec<Flash>> {
+    Ok(session
+        .remove::<Vec<Flash>>(FLASH_KEY)
+        .await
+        .map_err(session_error)?
+        .unwrap_or_default())
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Viewer {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Viewer> {
+        Ok(parts
+            .extensions
+            .get::<Viewer>()
+            .cloned()
+            .unwrap_or(Viewer(None)))
+    }
+}
+
+/// Extracts the signed-in user; routes behind a guard always have one.
+pub struct SignedIn(pub Arc<CurrentUser>);
+
+impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<SignedIn> {
+        parts
+            .extensions
+            .get::<Viewer>()
+            .and_then(|v| v.0.clone())
+            .map(SignedIn)
+            .ok_or(Error::Unauthorized)
+    }
+}

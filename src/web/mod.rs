@@ -1,0 +1,143 @@
+//! The web server: state, start-up and shutdown. Routes are in `router.rs`.
+
+pub mod auth;
+pub mod csrf;
+pub mod error;
+pub mod guards;
+pub mod login;
+pub mod page;
+pub mod router;
+pub mod session_store;
+pub mod templates;
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use tokio::net::TcpListener;
+
+use crate::{Ladder, Result, permissions::catalog};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub ladder: Ladder,
+    /// Every permission name, for what the superuser holds on pages.
+    pub catalog: Arc<Vec<String>>,
+}
+
+/// A bound, ready server. `port()` tells which port (bind to port 0 in tests).
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+}
+
+impl Application {
+    /// Binds `server.address` and builds the router.
+    pub async fn build(ladder: Ladder) -> Result<Application> {
+        let address = ladder.settings.server.address.clone();
+        let listener = TcpListener::bind(&address)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
+        Application::with_listener(ladder, listener).await
+    }
+
+    pub async fn with_listener(ladder: Ladder, listener: TcpListener) -> Result<Application> {
+        let state = AppState::new(ladder).await?;
+        Ok(Application {
+            listener,
+            router: router::router(state),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| anyhow::anyhow!("server failed: {e}"))?;
+        Ok(())
+    }
+}
+
+impl AppState {
+    pub async fn new(ladder: Ladder) -> Result<AppState> {
+        let mut conn = ladder.db.acquire().await?;
+        let names = catalog::all(&mut conn)
+            .await?
+            .iter()
+            .map(|p| p.name().to_string())
+            .collect();
+        Ok(AppState {
+            ladder,
+            catalog: Arc::new(names),
+        })
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down; letting requests in flight finish");
+}
+
+/// `GET /healthz`: the process is up.
+pub async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// `GET /readyz`: the database answers.
+pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    match sqlx::query_scalar::<_, i64>("select 1")
+        .fetch_one(state.ladder.db.pool())
+        .await
+    {
+        Ok(_) => (
+            StatusCode::OK,
+            Json(serde_json::json!({ "status": "ready" })),
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({ "status": "unavailable", "reason": "database" })),
+            )
+        }
+    }
+}
+
+/// `GET /static/app.css`, compiled into the binary: nothing comes from a CDN.
+pub async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (axum::http::header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/app.css"),
+    )
+}

@@ -1,0 +1,65 @@
+//! What every page's template gets: who is viewing, what they may do (for the
+//! navigation and buttons), the CSRF token for forms, and flash messages.
+
+use serde::Serialize;
+use tower_sessions::Session;
+
+use super::{
+    AppState,
+    auth::{CurrentUser, Flash, Viewer, csrf_token, expected_csrf, take_flash},
+};
+use crate::Result;
+
+#[derive(Serialize)]
+pub struct PageViewer {
+    pub username: String,
+    pub display_name: String,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+}
+
+#[derive(Serialize)]
+pub struct Page {
+    pub viewer: Option<PageViewer>,
+    /// Permissions held, for `{% if "blog.add_post" in page.perms %}`.
+    pub perms: Vec<String>,
+    pub csrf_token: String,
+    pub flash: Vec<Flash>,
+}
+
+impl Page {
+    pub async fn new(state: &AppState, viewer: &Viewer, session: &Session) -> Result<Page> {
+        Ok(Page {
+            viewer: viewer.0.as_deref().map(|c| PageViewer {
+                username: c.user.username.clone(),
+                display_name: c.user.display_name.clone(),
+                is_staff: c.is_staff(),
+                is_superuser: c.user.is_superuser,
+            }),
+            perms: viewer
+                .0
+                .as_deref()
+                .map(|c| held(state, c))
+                .unwrap_or_default(),
+            // Anonymous visitors get no session row unless a form needs one (sign-in).
+            csrf_token: if viewer.0.is_some() {
+                csrf_token(session).await?
+            } else {
+                expected_csrf(session).await?.unwrap_or_default()
+            },
+            flash: take_flash(session).await?,
+        })
+    }
+}
+
+fn held(state: &AppState, current: &CurrentUser) -> Vec<String> {
+    if current.perms.is_superuser && current.perms.is_active {
+        return state.catalog.clone().to_vec();
+    }
+    current
+        .perms
+        .granted()
+        .keys()
+        .map(|k| k.to_string())
+        .collect()
+}

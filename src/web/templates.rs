@@ -1,0 +1,59 @@
+//! Templates, embedded at build time. Every HTML template ends in `.html`, so
+//! minijinja escapes every value in it: markup from users never becomes markup.
+
+use std::sync::LazyLock;
+
+use axum::response::Html;
+use minijinja::Environment;
+use serde::Serialize;
+
+use crate::{Result, clock::rfc3339};
+
+/// Builds a template context from `name` and `name => value` pairs, each
+/// serialised with serde (`ctx! { page, posts => list }`).
+#[macro_export]
+macro_rules! ctx {
+    ($($key:ident $(=> $value:expr)?),* $(,)?) => {{
+        let mut map = serde_json::Map::new();
+        $(
+            map.insert(
+                stringify!($key).to_string(),
+                serde_json::to_value($crate::ctx!(@value $key $(, $value)?)).expect("template values serialise"),
+            );
+        )*
+        serde_json::Value::Object(map)
+    }};
+    (@value $key:ident) => { &$key };
+    (@value $key:ident, $value:expr) => { &$value };
+}
+
+static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    minijinja_embed::load_templates!(env);
+    env.add_filter("datetime", |unix: i64| -> String {
+        rfc3339(unix).replace('T', " ").replace('Z', " UTC")
+    });
+    env.add_filter("date", |unix: i64| -> String {
+        rfc3339(unix)
+            .split('T')
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    });
+    env
+});
+
+/// Renders a template to a string.
+pub fn render_string(name: &str, ctx: impl Serialize) -> Result<String> {
+    let template = ENV
+        .get_template(name)
+        .map_err(|e| anyhow::anyhow!("template {name}: {e}"))?;
+    template
+        .render(minijinja::value::Serde(ctx))
+        .map_err(|e| anyhow::anyhow!("rendering {name}: {e:#}").into())
+}
+
+/// Renders an HTML page.
+pub fn render(name: &str, ctx: impl Serialize) -> Result<Html<String>> {
+    render_string(name, ctx).map(Html)
+}
