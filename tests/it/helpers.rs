@@ -64,6 +64,11 @@ pub struct TestLadder {
 impl TestLadder {
     /// A migrated, empty Ladder. None for PostgreSQL when it is not configured.
     pub async fn start(kind: Kind) -> Option<TestLadder> {
+        Self::start_with(kind, |_| {}).await
+    }
+
+    /// Like `start`, with settings adjusted (e.g. the login rate limit).
+    pub async fn start_with(kind: Kind, edit: impl FnOnce(&mut Settings)) -> Option<TestLadder> {
         let (url, dir, pg_cleanup) = match kind {
             Kind::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
@@ -93,9 +98,11 @@ impl TestLadder {
                 (url, None, Some((base, schema)))
             }
         };
-        let ladder = Ladder::open(Settings::with_database_url(&url))
-            .await
-            .unwrap();
+        let mut settings = Settings::with_database_url(&url);
+        // Tests share one client address; keep the limiter out of their way.
+        settings.server.login_attempts_per_minute = 1000;
+        edit(&mut settings);
+        let ladder = Ladder::open(settings).await.unwrap();
         Some(TestLadder {
             ladder,
             url,
@@ -316,4 +323,99 @@ pub fn stdout(out: &Output) -> String {
 
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A running server on a real port (127.0.0.1:0) over this test's database.
+pub struct TestApp {
+    pub base: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TestLadder {
+    pub async fn serve(&self) -> TestApp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let app = ladder::web::Application::with_listener(self.ladder.clone(), listener)
+            .await
+            .unwrap();
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async {
+            let _ = rx.await;
+        }));
+        TestApp {
+            base,
+            shutdown: Some(tx),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A browser-like HTTP client: keeps cookies, does not follow redirects.
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+impl TestApp {
+    pub fn client(&self) -> Client {
+        Client {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: self.base.clone(),
+        }
+    }
+
+    /// A client signed in as `username` (password "<username>-password", as the factories set).
+    pub async fn signed_in(&self, username: &str) -> Client {
+        let client = self.client();
+        let response = client.login(username, &format!("{username}-password")).await;
+        assert_eq!(response.status(), 303, "sign-in as {username} failed");
+        client
+    }
+}
+
+impl Client {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// The CSRF token from a page's first form (the session's token).
+    pub async fn csrf(&self, path: &str) -> String {
+        let html = self.get(path).await.text().await.unwrap();
+        csrf_from(&html).unwrap_or_else(|| panic!("no csrf_token on {path}"))
+    }
+
+    /// Posts a form with the session's CSRF token added.
+    pub async fn post_form(&self, path: &str, token: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let mut all: Vec<(&str, &str)> = vec![("csrf_token", token)];
+        all.extend_from_slice(fields);
+        self.http.post(self.url(path)).form(&all).send().await.unwrap()
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
+        let token = self.csrf("/login").await;
+        self.post_form("/login", &token, &[("username", username), ("password", password)])
+            .await
+    }
+}
+
+pub fn csrf_from(html: &str) -> Option<String> {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html.find(marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_string())
 }
