@@ -136,3 +136,20 @@ pub async fn list(conn: &mut Conn, filter: &AuditFilter) -> Result<Vec<AuditEven
     .fetch_all(conn)
     .await?)
 }
+
+/// Every event about one target (e.g. a promotion request), oldest first.
+pub async fn for_target(
+    conn: &mut Conn,
+    target_type: &str,
+    target_id: i64,
+) -> Result<Vec<AuditEvent>> {
+    Ok(sqlx::query_as(
+        "select audit_event_id, actor_id, actor_name, action, target_type, target_id, target_name, \
+         before_state, after_state, source, created_at from audit_events \
+         where target_type = $1 and target_id = $2 order by audit_event_id",
+    )
+    .bind(target_type)
+    .bind(target_id)
+    .fetch_all(conn)
+    .await?)
+}

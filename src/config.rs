@@ -16,8 +16,83 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub server: ServerSettings,
     pub permissions: PermissionSettings,
+    pub mail: MailSettings,
+    pub jobs: JobSettings,
+    #[serde(default)]
+    pub promotions: Vec<TrackSettings>,
     #[serde(default)]
     pub resources: Vec<ResourceSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    File,
+    Smtp,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    None,
+    Starttls,
+    Tls,
+}
+
+/// `[mail]`; each field's environment variable is `LADDER_MAIL__<FIELD>`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSettings {
+    pub transport: MailTransport,
+    pub file_dir: String,
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub smtp_tls: SmtpTls,
+    pub smtp_username: String,
+    pub smtp_password: String,
+    pub from: String,
+    pub max_attempts: u32,
+    pub poll_interval_ms: u64,
+}
+
+/// `[jobs]`: cron schedules (with seconds); empty disables a job.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSettings {
+    pub enabled: bool,
+    pub outbox: String,
+    pub expire: String,
+    pub remind: String,
+    pub end_grants: String,
+    pub digest: String,
+}
+
+/// One `[[promotions]]` track, as written in config; see `promotions::Track`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackSettings {
+    pub name: String,
+    pub from_group: String,
+    pub to_group: String,
+    pub approver_group: String,
+    #[serde(default = "one")]
+    pub approvals_required: u32,
+    #[serde(default = "yes")]
+    pub reason_required: bool,
+    #[serde(default)]
+    pub pending_expires_after: String,
+    #[serde(default)]
+    pub remind_after: String,
+    #[serde(default)]
+    pub grant_duration: String,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -125,6 +200,21 @@ impl Settings {
         if self.database.max_connections == 0 {
             return Err("configuration: database.max_connections must be at least 1".into());
         }
+        if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(format!(
+                "configuration: mail.from {:?} is not an address like \"Ladder <ladder@example.com>\"",
+                self.mail.from
+            ));
+        }
+        if self.mail.max_attempts == 0 || self.mail.poll_interval_ms == 0 {
+            return Err(
+                "configuration: mail.max_attempts and mail.poll_interval_ms must be at least 1"
+                    .into(),
+            );
+        }
+        crate::jobs::check_schedules(&self.jobs).map_err(|e| format!("configuration: jobs.{e}"))?;
+        crate::promotions::Track::parse_all(&self.promotions)
+            .map_err(|e| format!("configuration: promotions: {e}"))?;
         for resource in &self.resources {
             crate::permissions::catalog::check_resource(resource)
                 .map_err(|e| format!("configuration: resources: {e}"))?;

@@ -179,3 +179,49 @@ pub fn pick<'a>(backend: Backend, sqlite: &'a str, postgres: &'a str) -> &'a str
         Backend::Postgres => postgres,
     }
 }
+
+/// A value for a query assembled at run time (filters that may or may not apply).
+#[derive(Debug, Clone)]
+pub enum Bind {
+    Text(String),
+    Int(i64),
+    Bool(bool),
+}
+
+/// Collects binds for a query built piece by piece; `push` returns the `$n` to write.
+#[derive(Default)]
+pub struct Binds(Vec<Bind>);
+
+impl Binds {
+    pub fn push(&mut self, value: Bind) -> String {
+        self.0.push(value);
+        format!("${}", self.0.len())
+    }
+
+    pub fn text(&mut self, value: impl Into<String>) -> String {
+        self.push(Bind::Text(value.into()))
+    }
+
+    pub fn int(&mut self, value: i64) -> String {
+        self.push(Bind::Int(value))
+    }
+
+    pub fn bool(&mut self, value: bool) -> String {
+        self.push(Bind::Bool(value))
+    }
+
+    /// Binds every value, in order, to a `query_as`.
+    pub fn apply<'q, O>(
+        self,
+        mut query: sqlx::query::QueryAs<'q, Any, O, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::QueryAs<'q, Any, O, sqlx::any::AnyArguments<'q>> {
+        for b in self.0 {
+            query = match b {
+                Bind::Text(t) => query.bind(t),
+                Bind::Int(i) => query.bind(i),
+                Bind::Bool(v) => query.bind(v),
+            };
+        }
+        query
+    }
+}

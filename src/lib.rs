@@ -14,7 +14,10 @@ pub mod config;
 pub mod db;
 pub mod demo;
 pub mod error;
+pub mod jobs;
+pub mod mail;
 pub mod permissions;
+pub mod promotions;
 pub mod web;
 
 use std::sync::Arc;
@@ -35,6 +38,10 @@ pub struct Ladder {
     pub settings: Arc<Settings>,
     pub clock: Clock,
     pub permissions: Arc<PermissionCache>,
+    /// The promotion tracks from config, parsed.
+    pub tracks: Arc<Vec<promotions::Track>>,
+    /// Wakes this process's email worker after a commit queued mail.
+    pub mail_wake: Arc<tokio::sync::Notify>,
 }
 
 impl Ladder {
@@ -47,8 +54,12 @@ impl Ladder {
     /// Like `open`, with a chosen clock, and says what the catalog sync did.
     pub async fn open_reporting(settings: Settings, clock: Clock) -> Result<(Ladder, SyncReport)> {
         let db = Db::connect(&settings.database).await?;
+        let tracks = promotions::Track::parse_all(&settings.promotions)
+            .map_err(|e| Error::invalid("promotions", e))?;
         let ladder = Ladder {
             db,
+            tracks: Arc::new(tracks),
+            mail_wake: Arc::new(tokio::sync::Notify::new()),
             permissions: Arc::new(PermissionCache::new(settings.permissions.cache_size)),
             settings: Arc::new(settings),
             clock,
@@ -66,7 +77,25 @@ impl Ladder {
         let mut tx = self.db.begin().await?;
         let report =
             permissions::catalog::sync(&mut tx, &self.settings.resources, self.clock.now()).await?;
+        promotions::workflow::ensure_track_groups(&mut tx, &self.tracks, self.clock.now()).await?;
         tx.commit().await?;
         Ok(report)
+    }
+
+    /// Checks every promotion track against the database (groups exist,
+    /// approvers hold the target group's permissions). `serve` refuses to start otherwise.
+    pub async fn check_tracks(&self) -> Result<()> {
+        let mut conn = self.db.acquire().await?;
+        for track in self.tracks.iter() {
+            track.check_against(&mut conn).await?;
+        }
+        Ok(())
+    }
+
+    pub fn track(&self, name: &str) -> Result<&promotions::Track> {
+        self.tracks
+            .iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| Error::NotFound(format!("promotion track {name:?}")))
     }
 }

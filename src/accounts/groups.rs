@@ -270,6 +270,71 @@ pub async fn delete(conn: &mut Conn, actor: &Actor, group: &Group, now: i64) -> 
     Ok(())
 }
 
+/// Adds or removes a membership on behalf of a promotion request. The actor
+/// (the deciding approver, or Ladder's scheduler) needs no auth.change_user but
+/// must hold every permission of the group. Returns false when nothing changed.
+pub async fn change_membership_for_promotion(
+    conn: &mut Conn,
+    actor: &Actor,
+    group: &Group,
+    user: &User,
+    add: bool,
+    request_id: i64,
+    now: i64,
+) -> Result<bool> {
+    let group_perms: Vec<PermissionName> = permissions::catalog::of_group(conn, group.group_id)
+        .await?
+        .into_iter()
+        .map(|p| p.name())
+        .collect();
+    let actor_perms = actor.permissions(conn).await?;
+    permissions::delegation::authorize(
+        &actor_perms,
+        &Change::PromotionGrant {
+            group: &group.name,
+            group_perms: &group_perms,
+        },
+    )?;
+    let changed = if add {
+        sqlx::query(
+            "insert into user_groups (user_id, group_id, created_at) values ($1, $2, $3) \
+             on conflict do nothing",
+        )
+        .bind(user.user_id)
+        .bind(group.group_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+    } else {
+        sqlx::query("delete from user_groups where user_id = $1 and group_id = $2")
+            .bind(user.user_id)
+            .bind(group.group_id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+    };
+    if changed == 0 {
+        return Ok(false);
+    }
+    permissions::bump_epoch(conn).await?;
+    let action = if add {
+        "group.add_user"
+    } else {
+        "group.remove_user"
+    };
+    audit::record(
+        conn,
+        actor,
+        AuditEntry::user(action, user)
+            .before(json!({ "group": group.name, "member": !add }))
+            .after(json!({ "group": group.name, "member": add, "promotion_request": request_id })),
+        now,
+    )
+    .await?;
+    Ok(true)
+}
+
 /// Adds `user` to `group`. Under the delegation rule this grants every
 /// permission of the group, so the actor must hold them all.
 /// Returns false when the user was already a member.

@@ -3,6 +3,7 @@
 mod email;
 pub mod groups;
 pub mod password;
+pub mod seed;
 pub mod sign_in;
 mod username;
 pub mod users;

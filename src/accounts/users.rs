@@ -8,7 +8,7 @@ use crate::{
     Error, Result,
     actor::Actor,
     audit::{self, AuditEntry},
-    db::{Backend, Conn, Flag},
+    db::{Backend, Bind, Binds, Conn, Flag},
     permissions::{self, delegation::Change},
 };
 
@@ -140,11 +140,7 @@ pub async fn superuser(conn: &mut Conn) -> Result<Option<User>> {
 /// cost does not grow with the page number or the table.
 pub async fn list(conn: &mut Conn, backend: Backend, filter: &UserFilter) -> Result<UserPage> {
     let mut sql = format!("select {COLUMNS} from users u where 1 = 1");
-    let mut binds: Vec<Bind> = Vec::new();
-    let param = |binds: &mut Vec<Bind>, value: Bind| {
-        binds.push(value);
-        format!("${}", binds.len())
-    };
+    let mut binds = Binds::default();
     if let Some(term) = filter
         .search
         .as_deref()
@@ -154,20 +150,20 @@ pub async fn list(conn: &mut Conn, backend: Backend, filter: &UserFilter) -> Res
         let term = term.to_lowercase();
         if term.chars().count() < 3 {
             // Too short for a trigram index: a username prefix, by index range.
-            let lo = param(&mut binds, Bind::Text(term.clone()));
-            let hi = param(&mut binds, Bind::Text(format!("{term}\u{10ffff}")));
+            let lo = binds.push(Bind::Text(term.clone()));
+            let hi = binds.push(Bind::Text(format!("{term}\u{10ffff}")));
             sql += &format!(" and u.username_key >= {lo} and u.username_key < {hi}");
         } else {
             match backend {
                 Backend::Sqlite => {
                     let phrase = format!("\"{}\"", term.replace('"', "\"\""));
-                    let p = param(&mut binds, Bind::Text(phrase));
+                    let p = binds.push(Bind::Text(phrase));
                     sql += &format!(
                         " and u.user_id in (select rowid from users_search where users_search match {p})"
                     );
                 }
                 Backend::Postgres => {
-                    let p = param(&mut binds, Bind::Text(like_pattern(&term)));
+                    let p = binds.push(Bind::Text(like_pattern(&term)));
                     sql += &format!(
                         " and (u.username_key || ' ' || lower(u.email) || ' ' || lower(u.display_name)) \
                          like {p} escape '\\'"
@@ -177,20 +173,17 @@ pub async fn list(conn: &mut Conn, backend: Backend, filter: &UserFilter) -> Res
         }
     }
     if let Some(group) = &filter.group {
-        let p = param(&mut binds, Bind::Text(group.clone()));
+        let p = binds.push(Bind::Text(group.clone()));
         sql += &format!(
             " and exists (select 1 from user_groups ug join groups g on g.group_id = ug.group_id \
              where ug.user_id = u.user_id and g.name = {p})"
         );
     }
     if let Some(active) = filter.is_active {
-        sql += &format!(
-            " and u.is_active = {}",
-            param(&mut binds, Bind::Bool(active))
-        );
+        sql += &format!(" and u.is_active = {}", binds.push(Bind::Bool(active)));
     }
     if let Some(staff) = filter.is_staff {
-        sql += &format!(" and u.is_staff = {}", param(&mut binds, Bind::Bool(staff)));
+        sql += &format!(" and u.is_staff = {}", binds.push(Bind::Bool(staff)));
     }
     if let Some(after) = &filter.after {
         match filter.sort {
@@ -200,7 +193,7 @@ pub async fn list(conn: &mut Conn, backend: Backend, filter: &UserFilter) -> Res
                 } else {
                     "<"
                 };
-                let p = param(&mut binds, Bind::Text(after.clone()));
+                let p = binds.push(Bind::Text(after.clone()));
                 sql += &format!(" and u.username_key {op} {p}");
             }
             UserSort::Joined | UserSort::JoinedDesc => {
@@ -210,8 +203,8 @@ pub async fn list(conn: &mut Conn, backend: Backend, filter: &UserFilter) -> Res
                 } else {
                     "<"
                 };
-                let a = param(&mut binds, Bind::Int(at));
-                let i = param(&mut binds, Bind::Int(id));
+                let a = binds.push(Bind::Int(at));
+                let i = binds.push(Bind::Int(id));
                 sql += &format!(
                     " and (u.created_at {op} {a} or (u.created_at = {a} and u.user_id {op} {i}))"
                 );
@@ -224,18 +217,13 @@ pub async fn list(conn: &mut Conn, backend: Backend, filter: &UserFilter) -> Res
         UserSort::Joined => " order by u.created_at, u.user_id",
         UserSort::JoinedDesc => " order by u.created_at desc, u.user_id desc",
     };
-    let limit = param(&mut binds, Bind::Int(filter.limit + 1));
+    let limit = binds.push(Bind::Int(filter.limit + 1));
     sql += &format!(" limit {limit}");
 
-    let mut query = sqlx::query_as::<_, User>(&sql);
-    for b in binds {
-        query = match b {
-            Bind::Text(t) => query.bind(t),
-            Bind::Int(i) => query.bind(i),
-            Bind::Bool(v) => query.bind(v),
-        };
-    }
-    let mut users = query.fetch_all(conn).await?;
+    let mut users = binds
+        .apply(sqlx::query_as::<_, User>(&sql))
+        .fetch_all(conn)
+        .await?;
     let next = if users.len() as i64 > filter.limit {
         users.truncate(filter.limit as usize);
         users.last().map(|u| match filter.sort {
@@ -246,12 +234,6 @@ pub async fn list(conn: &mut Conn, backend: Backend, filter: &UserFilter) -> Res
         None
     };
     Ok(UserPage { users, next })
-}
-
-enum Bind {
-    Text(String),
-    Int(i64),
-    Bool(bool),
 }
 
 fn parse_joined_cursor(raw: &str) -> Result<(i64, i64)> {

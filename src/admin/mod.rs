@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod groups;
+pub mod mail;
 pub mod permissions;
 pub mod users;
 

@@ -80,6 +80,13 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<ExitCode> 
             ok
         }
         Command::Serve { demo } => serve(ladder, demo).await.and(ok),
+        Command::Jobs(super::JobsCommand::Run { job }) => {
+            let transport =
+                crate::mail::transport::Transport::from_settings(&ladder.settings.mail)?;
+            let summary = crate::jobs::run_once(&ladder, job, &transport).await?;
+            println!("{job}: {summary}");
+            ok
+        }
         Command::Demo => {
             let fixed = std::env::var("LADDER_DEMO_PASSWORD")
                 .ok()
@@ -88,6 +95,7 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<ExitCode> 
             output::demo(&accounts, fixed.is_some());
             ok
         }
+        Command::Seed { users } => seed(&ladder, users).await.and(ok),
     }
 }
 
@@ -375,6 +383,63 @@ async fn check(ladder: &Ladder, username: &str, perms: &[String], json: bool) ->
     })
 }
 
+/// `ladder seed --users N`: a progress bar on stderr (only on a terminal), a summary on stdout.
+async fn seed(ladder: &Ladder, count: u64) -> Result<()> {
+    use std::io::IsTerminal;
+
+    use indicatif::{ProgressBar, ProgressStyle};
+
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new(count).with_style(
+            ProgressStyle::with_template(
+                "seeding users [{bar:40}] {human_pos}/{human_len} {per_sec} eta {eta}",
+            )
+            .map_err(|e| anyhow::anyhow!(e))?
+            .progress_chars("=> "),
+        )
+    } else {
+        ProgressBar::hidden()
+    };
+    let started = std::time::Instant::now();
+    let report = crate::accounts::seed::seed_users(
+        &ladder.db,
+        count,
+        ladder.clock.now(),
+        crate::accounts::seed::random_seed(),
+        |done| bar.set_position(done),
+    )
+    .await;
+    bar.finish_and_clear();
+    let report = report?;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "Seeded {} users in {secs:.1} s ({:.0} users/s).",
+        report.users,
+        report.users as f64 / secs
+    );
+    for (name, members) in &report.groups {
+        println!("  {name}: {members}");
+    }
+    println!("  no group: {}", report.no_group);
+    println!(
+        "  {} directly: {}; inactive: {}",
+        report.direct_permission(),
+        report.direct,
+        report.inactive
+    );
+    if !report.created_groups.is_empty() {
+        println!(
+            "Created groups with the demo's permissions: {}.",
+            report.created_groups.join(", ")
+        );
+    }
+    println!(
+        "Seeded users have no usable password (password_hash is NULL) and cannot sign in; \
+         set one with `ladder user set-password`."
+    );
+    Ok(())
+}
+
 async fn serve(ladder: Ladder, demo: bool) -> Result<()> {
     if demo {
         let mut conn = ladder.db.acquire().await?;
@@ -392,11 +457,6 @@ async fn serve(ladder: Ladder, demo: bool) -> Result<()> {
             println!("The database already has users; the demo was not seeded again.");
         }
     }
-    let app = crate::web::Application::build(ladder.clone()).await?;
-    let address = &ladder.settings.server.address;
-    println!("Ladder is serving on http://{address}/ (Ctrl-C to stop)");
-    tracing::info!(%address, "serving");
-    app.run_until(crate::web::shutdown_signal()).await?;
-    ladder.db.close().await;
-    Ok(())
+    ladder.check_tracks().await?;
+    crate::web::serve(ladder).await
 }

@@ -78,8 +78,26 @@ pub enum Command {
         #[arg(long)]
         demo: bool,
     },
+    /// Run scheduled jobs by hand.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
     /// Seed the blog example (groups Writers, Senior Writers, Editors and five accounts).
     Demo,
+    /// Bulk-create realistic users for demos and benchmarks (no usable passwords).
+    Seed {
+        /// How many users to create.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+        users: u64,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum JobsCommand {
+    /// Run one job once, now, and print what it did.
+    Run {
+        #[arg(value_enum)]
+        job: crate::jobs::JobName,
+    },
 }
 
 #[derive(Args)]

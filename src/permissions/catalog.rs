@@ -43,6 +43,8 @@ fn builtin_resources() -> Vec<ResourceSettings> {
         plain("auth", "permission"),
         // Django's admin.logentry: view_logentry opens the audit log.
         plain("admin", "logentry"),
+        // The email outbox: view_email lists it, change_email retries a failed one.
+        plain("mail", "email"),
         ResourceSettings {
             app: "blog".into(),
             model: "post".into(),

@@ -46,6 +46,13 @@ pub enum Change<'a> {
     },
     CreateGroup,
     RenameGroup,
+    /// A promotion's approver grants (or a grant's end removes) a group
+    /// membership: no auth.change_user needed, but the approver must hold
+    /// every permission of the group.
+    PromotionGrant {
+        group: &'a str,
+        group_perms: &'a [PermissionName],
+    },
     /// Deleting a group takes `group_perms` from every member.
     DeleteGroup {
         group: &'a str,
@@ -140,6 +147,9 @@ pub fn authorize(actor: &ActorPermissions, change: &Change<'_>) -> Result<()> {
         }
         Change::CreateGroup => need("auth.add_group", "creating a group"),
         Change::RenameGroup => need("auth.change_group", "renaming a group"),
+        Change::PromotionGrant { group, group_perms } => {
+            may_grant_each(group_perms, &format!(" (group {group:?} holds it)"))
+        }
         Change::DeleteGroup { group, group_perms } => {
             need("auth.delete_group", "deleting a group")?;
             may_grant_each(group_perms, &format!(" (group {group:?} holds it)"))

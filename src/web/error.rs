@@ -72,3 +72,79 @@ impl IntoResponse for Error {
 pub async fn not_found() -> Response {
     Error::NotFound("That page".into()).into_response()
 }
+
+/// An error answered as JSON, for the API: `{"error": {"status", "code", "message", "field"}}`.
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        ApiError(e)
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> ApiError {
+        ApiError(e.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let err = self.0;
+        err.log();
+        let status = err.status();
+        let code = match &err {
+            Error::Invalid { .. } => "invalid",
+            Error::NotFound(_) => "not_found",
+            Error::Conflict(_) => "conflict",
+            Error::Forbidden(_) => "forbidden",
+            Error::Unauthorized => "unauthorized",
+            Error::RateLimited(_) => "rate_limited",
+            Error::Database(_) | Error::Unexpected(_) => "internal",
+        };
+        let field = match &err {
+            Error::Invalid { field, .. } => Some(*field),
+            _ => None,
+        };
+        let body = serde_json::json!({
+            "error": { "status": status.as_u16(), "code": code, "message": err.public_message(), "field": field }
+        });
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+/// A JSON body whose rejections are API errors: malformed JSON is 400, a body
+/// of the wrong shape 422.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> axum::extract::FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Response> {
+        use axum::extract::rejection::JsonRejection;
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => {
+                let (status, message) = match &rejection {
+                    JsonRejection::JsonDataError(e) => {
+                        (StatusCode::UNPROCESSABLE_ENTITY, e.body_text())
+                    }
+                    other => (StatusCode::BAD_REQUEST, other.body_text()),
+                };
+                let code = if status == StatusCode::BAD_REQUEST {
+                    "bad_request"
+                } else {
+                    "invalid"
+                };
+                let body = serde_json::json!({
+                    "error": { "status": status.as_u16(), "code": code, "message": message, "field": null }
+                });
+                Err((status, axum::Json(body)).into_response())
+            }
+        }
+    }
+}

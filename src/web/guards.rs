@@ -8,7 +8,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::auth::Viewer;
+use super::{auth::Viewer, error::ApiError};
 use crate::Error;
 
 /// Who may reach a route.
@@ -35,9 +35,15 @@ pub async fn enforce(rule: Rule, req: Request, next: Next) -> Response {
     if rule == Rule::Public {
         return next.run(req).await;
     }
+    let api = req.uri().path().starts_with("/api/");
     let viewer = req.extensions().get::<Viewer>().and_then(|v| v.0.clone());
     let Some(current) = viewer else {
-        return sign_in_first(&req);
+        // Programs get 401; people are sent to sign in and brought back.
+        return if api {
+            ApiError(Error::Unauthorized).into_response()
+        } else {
+            sign_in_first(&req)
+        };
     };
     let missing = |perm: &str| {
         Error::Forbidden(format!(
@@ -68,6 +74,7 @@ pub async fn enforce(rule: Rule, req: Request, next: Next) -> Response {
     };
     match verdict {
         Ok(()) => next.run(req).await,
+        Err(e) if api => ApiError(e).into_response(),
         Err(e) => e.into_response(),
     }
 }

@@ -85,6 +85,48 @@ impl AppState {
     }
 }
 
+/// Runs the web server, the email worker and the scheduler side by side
+/// until Ctrl-C or SIGTERM. If the worker dies, the process stops too.
+pub async fn serve(ladder: Ladder) -> Result<()> {
+    let transport = crate::mail::transport::Transport::from_settings(&ladder.settings.mail)?;
+    println!("Email goes to {}.", transport.describe());
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let mut worker = tokio::spawn(crate::mail::worker::run(
+        ladder.clone(),
+        transport,
+        ladder.mail_wake.clone(),
+        stop.clone(),
+    ));
+    let mut scheduler = if ladder.settings.jobs.enabled {
+        Some(crate::jobs::start(ladder.clone()).await?)
+    } else {
+        None
+    };
+    let app = Application::build(ladder.clone()).await?;
+    let address = ladder.settings.server.address.clone();
+    println!("Ladder is serving on http://{address}/ (Ctrl-C to stop)");
+    tracing::info!(%address, "serving");
+    let mut server = tokio::spawn(app.run_until(shutdown_signal()));
+    let outcome = tokio::select! {
+        served = &mut server => {
+            stop.notify_one();
+            let _ = worker.await;
+            served.map_err(|e| anyhow::anyhow!("server task: {e}"))?
+        }
+        worked = &mut worker => {
+            tracing::error!("the email worker stopped unexpectedly; shutting down");
+            server.abort();
+            worked.map_err(|e| anyhow::anyhow!("email worker: {e}"))?;
+            Err(anyhow::anyhow!("the email worker stopped").into())
+        }
+    };
+    if let Some(s) = scheduler.as_mut() {
+        let _ = s.shutdown().await;
+    }
+    ladder.db.close().await;
+    outcome
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

@@ -8,7 +8,10 @@ use super::{
     AppState,
     auth::{CurrentUser, Flash, Viewer, csrf_token, expected_csrf, take_flash},
 };
-use crate::Result;
+use crate::{
+    Result,
+    promotions::{self, workflow},
+};
 
 #[derive(Serialize)]
 pub struct PageViewer {
@@ -25,6 +28,8 @@ pub struct Page {
     pub perms: Vec<String>,
     pub csrf_token: String,
     pub flash: Vec<Flash>,
+    /// Pending requests the viewer may decide (capped at 100); None for non-approvers.
+    pub review_count: Option<i64>,
 }
 
 impl Page {
@@ -48,6 +53,10 @@ impl Page {
                 expected_csrf(session).await?.unwrap_or_default()
             },
             flash: take_flash(session).await?,
+            review_count: match viewer.0.as_deref() {
+                Some(current) => review_count(state, current).await?,
+                None => None,
+            },
         })
     }
 }
@@ -62,4 +71,15 @@ fn held(state: &AppState, current: &CurrentUser) -> Vec<String> {
         .keys()
         .map(|k| k.to_string())
         .collect()
+}
+
+async fn review_count(state: &AppState, current: &CurrentUser) -> Result<Option<i64>> {
+    let mut conn = state.ladder.db.acquire().await?;
+    let tracks = workflow::approved_tracks(&state.ladder, &mut conn, &current.user).await?;
+    if tracks.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        promotions::pending_count(&mut conn, &tracks, 100).await?,
+    ))
 }

@@ -28,7 +28,7 @@ use super::{
     session_store::DbSessionStore,
     stylesheet,
 };
-use crate::{admin, blog};
+use crate::{admin, blog, promotions};
 
 /// One route and its rule, so `router()` reads as a table.
 fn route(
@@ -95,8 +95,106 @@ pub fn routes() -> Router<AppState> {
         Perm("blog.delete_post"),
         get(blog::handlers::delete_form).post(blog::handlers::delete),
     );
+    // Promotions: eligibility and approver rights are per track, checked by the workflow.
+    let r = route(
+        r,
+        "/promotions/new",
+        SignedIn,
+        get(promotions::handlers::new_form).post(promotions::handlers::submit),
+    );
+    let r = route(
+        r,
+        "/promotions/mine",
+        SignedIn,
+        get(promotions::handlers::mine),
+    );
+    let r = route(
+        r,
+        "/promotions/review",
+        SignedIn,
+        get(promotions::handlers::review),
+    );
+    let r = route(
+        r,
+        "/promotions/{request_id}",
+        SignedIn,
+        get(promotions::handlers::show),
+    );
+    let r = route(
+        r,
+        "/promotions/{request_id}/approve",
+        SignedIn,
+        post(promotions::handlers::approve),
+    );
+    let r = route(
+        r,
+        "/promotions/{request_id}/reject",
+        SignedIn,
+        post(promotions::handlers::reject),
+    );
+    let r = route(
+        r,
+        "/promotions/{request_id}/withdraw",
+        SignedIn,
+        get(promotions::handlers::withdraw_form).post(promotions::handlers::withdraw),
+    );
+    let r = route(
+        r,
+        "/promotions/{request_id}/end",
+        SignedIn,
+        post(promotions::handlers::end),
+    );
+    // The JSON API
+    let r = route(
+        r,
+        "/api/v1/promotions",
+        SignedIn,
+        get(promotions::api::list).post(promotions::api::submit),
+    );
+    let r = route(
+        r,
+        "/api/v1/promotions/{request_id}",
+        SignedIn,
+        get(promotions::api::show),
+    );
+    let r = route(
+        r,
+        "/api/v1/promotions/{request_id}/approve",
+        SignedIn,
+        post(promotions::api::approve),
+    );
+    let r = route(
+        r,
+        "/api/v1/promotions/{request_id}/reject",
+        SignedIn,
+        post(promotions::api::reject),
+    );
+    let r = route(
+        r,
+        "/api/v1/promotions/{request_id}/withdraw",
+        SignedIn,
+        post(promotions::api::withdraw),
+    );
+    let r = route(
+        r,
+        "/api/{*rest}",
+        Public,
+        get(promotions::api::not_found).post(promotions::api::not_found),
+    );
     // The admin console
     let r = route(r, "/admin", Staff, get(admin::index));
+    let r = route(
+        r,
+        "/admin/mail",
+        StaffPerm("mail.view_email"),
+        get(admin::mail::list),
+    );
+    let r = route(
+        r,
+        "/admin/mail/{outbox_id}/retry",
+        StaffPerm("mail.change_email"),
+        post(admin::mail::retry),
+    );
     let r = route(
         r,
         "/admin/users",

@@ -40,6 +40,14 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
             .unwrap_or_default()
             .to_string()
     });
+    env.add_filter("truncate", |text: String, chars: usize| -> String {
+        if text.chars().count() <= chars {
+            text
+        } else {
+            let cut: String = text.chars().take(chars.saturating_sub(1)).collect();
+            format!("{cut}…")
+        }
+    });
     env
 });
 

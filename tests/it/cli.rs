@@ -313,12 +313,12 @@ async fn user_and_group_commands_round_trip_with_json(t: TestLadder) {
         &[],
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(t.cli(&["group", "add", "Writers"]).status.success());
+    assert!(t.cli(&["group", "add", "Reviewers"]).status.success());
     assert!(
         t.cli(&[
             "grant",
             "--group",
-            "Writers",
+            "Reviewers",
             "blog.add_post",
             "blog.view_post"
         ])
@@ -326,13 +326,13 @@ async fn user_and_group_commands_round_trip_with_json(t: TestLadder) {
         .success()
     );
     assert!(
-        t.cli(&["group", "add-user", "Writers", "carol"])
+        t.cli(&["group", "add-user", "Reviewers", "carol"])
             .status
             .success()
     );
 
     let v: serde_json::Value =
-        serde_json::from_slice(&t.cli(&["group", "show", "Writers", "--json"]).stdout).unwrap();
+        serde_json::from_slice(&t.cli(&["group", "show", "Reviewers", "--json"]).stdout).unwrap();
     assert_eq!(v["members"], serde_json::json!(["carol"]));
     assert_eq!(
         v["permissions"],
@@ -350,18 +350,24 @@ async fn user_and_group_commands_round_trip_with_json(t: TestLadder) {
     assert_eq!(v[0]["has_password"], true);
 
     let v: serde_json::Value = serde_json::from_slice(
-        &t.cli(&["user", "list", "--group", "Writers", "--json"])
+        &t.cli(&["user", "list", "--group", "Reviewers", "--json"])
             .stdout,
     )
     .unwrap();
     assert_eq!(v[0]["username"], "carol");
     let v: serde_json::Value =
         serde_json::from_slice(&t.cli(&["group", "list", "--json"]).stdout).unwrap();
-    assert_eq!(v[0]["members"], 1);
-    assert_eq!(v[0]["permissions"], 2);
+    let reviewers = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "Reviewers")
+        .unwrap();
+    assert_eq!(reviewers["members"], 1);
+    assert_eq!(reviewers["permissions"], 2);
 
     assert!(
-        t.cli(&["group", "remove-user", "Writers", "carol"])
+        t.cli(&["group", "remove-user", "Reviewers", "carol"])
             .status
             .success()
     );

@@ -115,6 +115,7 @@ impl TestLadder {
     /// A Ladder with the same database and custom settings (another "process").
     pub async fn reopen(&self, edit: impl FnOnce(&mut Settings)) -> Ladder {
         let mut settings = Settings::with_database_url(&self.url);
+        settings.server.login_attempts_per_minute = 1000;
         edit(&mut settings);
         Ladder::open(settings).await.unwrap()
     }
@@ -160,17 +161,21 @@ impl TestLadder {
         user
     }
 
-    /// Creates a group holding `perms`.
+    /// A group holding `perms` (created unless it exists).
     pub async fn group(&self, name: &str, perms: &[&str]) -> Group {
         let mut tx = self.ladder.db.begin().await.unwrap();
-        let group = groups::create(
-            &mut tx,
-            &self.system(),
-            &GroupName::parse(name).unwrap(),
-            self.now(),
-        )
-        .await
-        .unwrap();
+        // `migrate` already made the promotion track's groups (empty); reuse those.
+        let group = match groups::find_by_name(&mut tx, name).await.unwrap() {
+            Some(g) => g,
+            None => groups::create(
+                &mut tx,
+                &self.system(),
+                &GroupName::parse(name).unwrap(),
+                self.now(),
+            )
+            .await
+            .unwrap(),
+        };
         grants::grant(
             &mut tx,
             &self.system(),
@@ -378,7 +383,9 @@ impl TestApp {
     /// A client signed in as `username` (password "<username>-password", as the factories set).
     pub async fn signed_in(&self, username: &str) -> Client {
         let client = self.client();
-        let response = client.login(username, &format!("{username}-password")).await;
+        let response = client
+            .login(username, &format!("{username}-password"))
+            .await;
         assert_eq!(response.status(), 303, "sign-in as {username} failed");
         client
     }
@@ -400,16 +407,30 @@ impl Client {
     }
 
     /// Posts a form with the session's CSRF token added.
-    pub async fn post_form(&self, path: &str, token: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    pub async fn post_form(
+        &self,
+        path: &str,
+        token: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
         let mut all: Vec<(&str, &str)> = vec![("csrf_token", token)];
         all.extend_from_slice(fields);
-        self.http.post(self.url(path)).form(&all).send().await.unwrap()
+        self.http
+            .post(self.url(path))
+            .form(&all)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
         let token = self.csrf("/login").await;
-        self.post_form("/login", &token, &[("username", username), ("password", password)])
-            .await
+        self.post_form(
+            "/login",
+            &token,
+            &[("username", username), ("password", password)],
+        )
+        .await
     }
 }
 

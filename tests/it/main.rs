@@ -5,4 +5,7 @@
 #[macro_use]
 mod helpers;
 mod cli;
+mod mailbox;
 mod permission_core;
+mod promotions;
+mod web;

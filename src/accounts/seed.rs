@@ -1,0 +1,620 @@
+//! `ladder seed --users N`: bulk-generates realistic users for demos and benchmarks.
+//!
+//! Names come from small embedded lists (surnames weighted so a few are common,
+//! as in real data); usernames look like `jsmith4821`, emails are
+//! `<username>@<domain>`, and `created_at` is spread over the past four years,
+//! denser towards now. About 70% join Writers, 10% Senior Writers, 3% Editors
+//! (the demo's groups, created with the demo's permissions when missing), the
+//! rest no group; 5% also hold `blog.view_post` directly; 2% are inactive.
+//!
+//! Seeded users have no usable password (`password_hash` is NULL): hashing a
+//! million Argon2 passwords would take hours. They cannot sign in until a
+//! password is set.
+//!
+//! Speed: rows go in as multi-row INSERTs of [`BATCH_ROWS`] rows, all in one
+//! transaction, so the whole seed, its one `user.seed` audit event and its one
+//! permission-epoch bump commit together or not at all. On SQLite the FTS5
+//! triggers keep `users_search` in step row by row; that is fast enough
+//! (see docs/benchmarks.md), so they are left alone.
+
+use std::collections::HashSet;
+
+use serde_json::json;
+
+use super::{Email, GroupName, Username, groups};
+use crate::{
+    Error, Result,
+    actor::{Actor, Source},
+    audit::{self, AuditEntry},
+    db::{Backend, Db, Flag},
+    permissions::{self, PermissionName, grants},
+};
+
+/// Rows per users INSERT. Each row binds [`PARAMS_PER_ROW`] values; SQLite
+/// allows at most 32766 bound parameters per statement (PostgreSQL 65535).
+pub const BATCH_ROWS: usize = 5_000;
+const PARAMS_PER_ROW: usize = 5;
+const _: () = assert!(BATCH_ROWS * PARAMS_PER_ROW <= 32_766);
+
+/// How far back `created_at` reaches.
+const SPAN_SECS: i64 = 4 * 365 * 24 * 3600;
+
+/// The seeded groups, their share of users in per mille, and the permissions a
+/// missing group is created with (the demo's).
+const GROUPS: &[(&str, u32, &[&str])] = &[
+    (
+        "Writers",
+        700,
+        &["blog.add_post", "blog.change_post", "blog.view_post"],
+    ),
+    (
+        "Senior Writers",
+        100,
+        &[
+            "blog.add_post",
+            "blog.change_post",
+            "blog.view_post",
+            "blog.publish_post",
+        ],
+    ),
+    (
+        "Editors",
+        30,
+        &[
+            "blog.add_post",
+            "blog.change_post",
+            "blog.delete_post",
+            "blog.view_post",
+            "blog.publish_post",
+            "blog.feature_post",
+            "auth.view_user",
+        ],
+    ),
+];
+/// Share (per mille) of users granted [`DIRECT_PERM`] directly.
+const DIRECT_PER_MILLE: u32 = 50;
+const DIRECT_PERM: &str = "blog.view_post";
+/// Share (per mille) of users seeded inactive.
+const INACTIVE_PER_MILLE: u32 = 20;
+
+/// What a seed did.
+#[derive(Debug, Clone)]
+pub struct SeedReport {
+    pub users: u64,
+    /// (group name, members added), in [`GROUPS`] order.
+    pub groups: Vec<(String, u64)>,
+    /// Users in no group.
+    pub no_group: u64,
+    /// Users granted `blog.view_post` directly.
+    pub direct: u64,
+    pub inactive: u64,
+    /// Groups this seed had to create.
+    pub created_groups: Vec<String>,
+    pub first_user_id: Option<i64>,
+    pub last_user_id: Option<i64>,
+}
+
+impl SeedReport {
+    pub fn direct_permission(&self) -> &'static str {
+        DIRECT_PERM
+    }
+}
+
+/// Creates `count` users in one transaction, calling `progress(created_so_far)`
+/// after each batch. `rng_seed` makes the generated data repeatable.
+pub async fn seed_users(
+    db: &Db,
+    count: u64,
+    now: i64,
+    rng_seed: u64,
+    mut progress: impl FnMut(u64),
+) -> Result<SeedReport> {
+    if count == 0 {
+        return Err(Error::invalid("users", "must be at least 1"));
+    }
+    let system = Actor::system(Source::Cli);
+    let mut tx = db.begin().await?;
+
+    let mut report = SeedReport {
+        users: 0,
+        groups: GROUPS.iter().map(|(n, _, _)| (n.to_string(), 0)).collect(),
+        no_group: 0,
+        direct: 0,
+        inactive: 0,
+        created_groups: Vec::new(),
+        first_user_id: None,
+        last_user_id: None,
+    };
+    let mut group_ids = Vec::with_capacity(GROUPS.len());
+    for (name, _, perms) in GROUPS {
+        let group = match groups::find_by_name(&mut tx, name).await? {
+            Some(g) => g,
+            None => {
+                let g = groups::create(&mut tx, &system, &GroupName::parse(name)?, now).await?;
+                let perms: Vec<PermissionName> = perms
+                    .iter()
+                    .map(|p| PermissionName::parse(p))
+                    .collect::<Result<_>>()?;
+                grants::grant(&mut tx, &system, grants::Grantee::Group(&g), &perms, now).await?;
+                report.created_groups.push(g.name.clone());
+                g
+            }
+        };
+        group_ids.push(group.group_id);
+    }
+    let direct_perm_id: i64 = sqlx::query_scalar(
+        "select permission_id from permissions where app_label = $1 and codename = $2",
+    )
+    .bind("blog")
+    .bind("view_post")
+    .fetch_one(&mut *tx)
+    .await?;
+
+    // Names already taken, so generation never proposes one twice. ON CONFLICT
+    // below still covers a user created by someone else meanwhile.
+    let mut taken: HashSet<String> =
+        sqlx::query_scalar::<_, String>("select username_key from users")
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+
+    let mut rng = Rng::new(rng_seed);
+    let names = Names::new();
+    let full_sql = users_insert_sql(BATCH_ROWS);
+    let mut batch: Vec<Generated> = Vec::with_capacity(BATCH_ROWS);
+    let mut empty_batches = 0;
+    while report.users < count {
+        let rows = (count - report.users).min(BATCH_ROWS as u64) as usize;
+        batch.clear();
+        while batch.len() < rows {
+            let person = names.generate(&mut rng, now);
+            if taken.insert(person.username.clone()) {
+                batch.push(person);
+            }
+        }
+        let partial_sql;
+        let sql = if rows == BATCH_ROWS {
+            &full_sql
+        } else {
+            partial_sql = users_insert_sql(rows);
+            &partial_sql
+        };
+        let mut query = sqlx::query_as::<_, (i64, i64, Flag)>(sql);
+        for person in batch.drain(..) {
+            query = query
+                .bind(person.username)
+                .bind(person.email)
+                .bind(person.display_name)
+                .bind(person.is_active)
+                .bind(person.created_at);
+        }
+        let inserted = query.fetch_all(&mut *tx).await?;
+        if inserted.is_empty() {
+            empty_batches += 1;
+            if empty_batches >= 3 {
+                return Err(Error::Conflict(
+                    "could not find free usernames; is another seed running?".into(),
+                ));
+            }
+            continue;
+        }
+        empty_batches = 0;
+
+        let mut memberships = String::new();
+        let mut direct = String::new();
+        for &(user_id, created_at, Flag(active)) in &inserted {
+            if !active {
+                report.inactive += 1;
+            }
+            report.first_user_id = Some(report.first_user_id.map_or(user_id, |f| f.min(user_id)));
+            report.last_user_id = Some(report.last_user_id.map_or(user_id, |l| l.max(user_id)));
+            match pick_group(&mut rng) {
+                Some(i) => {
+                    push_row(&mut memberships, [user_id, group_ids[i], created_at]);
+                    report.groups[i].1 += 1;
+                }
+                None => report.no_group += 1,
+            }
+            if rng.per_mille() < DIRECT_PER_MILLE {
+                push_row(&mut direct, [user_id, direct_perm_id, created_at]);
+                report.direct += 1;
+            }
+        }
+        // Integer literals of our own making: no injection, no parameter limit.
+        if !memberships.is_empty() {
+            sqlx::query(&format!(
+                "insert into user_groups (user_id, group_id, created_at) values {memberships}"
+            ))
+            .persistent(false)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !direct.is_empty() {
+            sqlx::query(&format!(
+                "insert into user_permissions (user_id, permission_id, created_at) values {direct}"
+            ))
+            .persistent(false)
+            .execute(&mut *tx)
+            .await?;
+        }
+        report.users += inserted.len() as u64;
+        progress(report.users);
+    }
+
+    permissions::bump_epoch(&mut tx).await?;
+    audit::record(
+        &mut tx,
+        &system,
+        AuditEntry::new(
+            "user.seed",
+            "user",
+            None,
+            &format!("{} seeded users", report.users),
+        )
+        .after(report.audit_state()),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+
+    if db.backend() == Backend::Postgres {
+        // Fresh statistics, so the planner knows how common a search term is.
+        let mut conn = db.acquire().await?;
+        sqlx::query("analyze users, user_groups, user_permissions")
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(report)
+}
+
+impl SeedReport {
+    fn audit_state(&self) -> serde_json::Value {
+        let groups: serde_json::Map<String, serde_json::Value> = self
+            .groups
+            .iter()
+            .map(|(name, n)| (name.clone(), json!(n)))
+            .collect();
+        json!({
+            "users": self.users,
+            "first_user_id": self.first_user_id,
+            "last_user_id": self.last_user_id,
+            "groups": groups,
+            "no_group": self.no_group,
+            "direct_permissions": { DIRECT_PERM: self.direct },
+            "inactive": self.inactive,
+            "created_groups": self.created_groups,
+            "password": "none (password_hash is NULL; cannot sign in)",
+        })
+    }
+}
+
+/// `insert ... values ($1, $1, $2, $3, null, $4, false, false, $5), ...` for
+/// `rows` rows. The username is its own key: generated names are lower-case ASCII.
+fn users_insert_sql(rows: usize) -> String {
+    let mut sql = String::with_capacity(64 + rows * 48);
+    sql.push_str(
+        "insert into users (username, username_key, email, display_name, password_hash, \
+         is_active, is_staff, is_superuser, created_at) values ",
+    );
+    for r in 0..rows {
+        let b = r * PARAMS_PER_ROW;
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!(
+            "(${u},${u},${e},${d},null,${a},false,false,${c})",
+            u = b + 1,
+            e = b + 2,
+            d = b + 3,
+            a = b + 4,
+            c = b + 5
+        ));
+    }
+    sql.push_str(" on conflict (username_key) do nothing returning user_id, created_at, is_active");
+    sql
+}
+
+fn push_row(values: &mut String, row: [i64; 3]) {
+    use std::fmt::Write;
+    if !values.is_empty() {
+        values.push(',');
+    }
+    let _ = write!(values, "({},{},{})", row[0], row[1], row[2]);
+}
+
+/// Index into [`GROUPS`], or None for no group.
+fn pick_group(rng: &mut Rng) -> Option<usize> {
+    let mut roll = rng.per_mille();
+    for (i, (_, share, _)) in GROUPS.iter().enumerate() {
+        if roll < *share {
+            return Some(i);
+        }
+        roll -= share;
+    }
+    None
+}
+
+/// One generated person.
+struct Generated {
+    username: String,
+    email: String,
+    display_name: String,
+    is_active: bool,
+    created_at: i64,
+}
+
+/// The embedded name lists with their cumulative weights.
+struct Names {
+    last_cumulative: Vec<f64>,
+    domain_cumulative: Vec<u32>,
+}
+
+impl Names {
+    fn new() -> Names {
+        // Surnames are listed most common first; weight 1/rank^0.6 gives a long
+        // tail: the first is about 5% of users, the last about 0.2%.
+        let mut total = 0.0;
+        let last_cumulative = LAST_NAMES
+            .iter()
+            .enumerate()
+            .map(|(i, _)| {
+                total += 1.0 / ((i + 1) as f64).powf(0.6);
+                total
+            })
+            .collect();
+        let mut sum = 0;
+        let domain_cumulative = DOMAINS
+            .iter()
+            .map(|(_, w)| {
+                sum += w;
+                sum
+            })
+            .collect();
+        Names {
+            last_cumulative,
+            domain_cumulative,
+        }
+    }
+
+    fn generate(&self, rng: &mut Rng, now: i64) -> Generated {
+        let first = FIRST_NAMES[rng.below(FIRST_NAMES.len() as u64) as usize];
+        let last = {
+            let total = *self.last_cumulative.last().expect("surnames");
+            let x = rng.unit() * total;
+            let i = self.last_cumulative.partition_point(|&c| c <= x);
+            LAST_NAMES[i.min(LAST_NAMES.len() - 1)]
+        };
+        let domain = {
+            let total = *self.domain_cumulative.last().expect("domains");
+            let x = rng.below(u64::from(total)) as u32;
+            DOMAINS[self.domain_cumulative.partition_point(|&c| c <= x)].0
+        };
+        let f = ascii_key(first);
+        let l = ascii_key(last);
+        let suffix = match rng.below(10) {
+            0 => String::new(),
+            1 | 2 => rng.below(100).to_string(),
+            3..=7 => (1000 + rng.below(9000)).to_string(),
+            _ => rng.below(100_000).to_string(),
+        };
+        let initial = |s: &str| s.chars().next().map(String::from).unwrap_or_default();
+        let username = match rng.below(20) {
+            0..=10 => format!("{}{l}{suffix}", initial(&f)),
+            11..=14 => format!("{f}.{l}{suffix}"),
+            15..=17 => format!("{f}{}{suffix}", initial(&l)),
+            _ => format!("{f}_{l}{suffix}"),
+        };
+        debug_assert!(Username::parse(&username).is_ok(), "{username}");
+        let email = format!("{username}@{domain}");
+        debug_assert!(Email::parse(&email).is_ok_and(|e| e.as_str() == email));
+        // Denser towards now, as sign-ups grow.
+        let age = (rng.unit().powf(1.5) * SPAN_SECS as f64) as i64;
+        Generated {
+            username,
+            email,
+            display_name: format!("{first} {last}"),
+            is_active: rng.per_mille() >= INACTIVE_PER_MILLE,
+            created_at: now - age,
+        }
+    }
+}
+
+/// Lower-case ASCII letters only: `O'Brien` → `obrien`, `Zoë` → `zoe`.
+fn ascii_key(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars().flat_map(char::to_lowercase) {
+        let folded = match c {
+            'a'..='z' => c,
+            'á' | 'à' | 'â' | 'ä' | 'ã' | 'å' | 'ą' => 'a',
+            'é' | 'è' | 'ê' | 'ë' | 'ę' => 'e',
+            'í' | 'ì' | 'î' | 'ï' | 'ı' => 'i',
+            'ó' | 'ò' | 'ô' | 'ö' | 'õ' | 'ø' => 'o',
+            'ú' | 'ù' | 'û' | 'ü' => 'u',
+            'ñ' | 'ń' => 'n',
+            'ç' | 'ć' | 'č' => 'c',
+            'ł' => 'l',
+            'š' | 'ś' | 'ş' => 's',
+            'ž' | 'ź' | 'ż' => 'z',
+            'ý' => 'y',
+            'ß' => {
+                out.push_str("ss");
+                continue;
+            }
+            _ => continue,
+        };
+        out.push(folded);
+    }
+    out
+}
+
+/// A small, fast, seedable generator (SplitMix64); statistical quality is
+/// ample for test data, and it needs no extra crate.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in 0..n (n > 0); the modulo bias is negligible for small n.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn per_mille(&mut self) -> u32 {
+        self.below(1000) as u32
+    }
+}
+
+/// A seed for [`Rng`] from the clock and the process id.
+pub fn random_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
+#[rustfmt::skip]
+const FIRST_NAMES: &[&str] = &[
+    "James", "Mary", "John", "Patricia", "Robert", "Jennifer", "Michael", "Linda", "William",
+    "Elizabeth", "David", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah",
+    "Charles", "Karen", "Christopher", "Nancy", "Daniel", "Lisa", "Matthew", "Betty", "Anthony",
+    "Margaret", "Mark", "Sandra", "Donald", "Ashley", "Steven", "Kimberly", "Paul", "Emily",
+    "Andrew", "Donna", "Joshua", "Michelle", "Kenneth", "Carol", "Kevin", "Amanda", "Brian",
+    "Melissa", "George", "Deborah", "Timothy", "Stephanie", "Ronald", "Rebecca", "Jason", "Laura",
+    "Edward", "Helen", "Jeffrey", "Sharon", "Ryan", "Cynthia", "Jacob", "Kathleen", "Gary", "Amy",
+    "Nicholas", "Angela", "Eric", "Anna", "Jonathan", "Ruth", "Stephen", "Brenda", "Larry",
+    "Pamela", "Justin", "Nicole", "Scott", "Katherine", "Brandon", "Samantha", "Benjamin",
+    "Christine", "Samuel", "Emma", "Gregory", "Catherine", "Alexander", "Debra", "Patrick",
+    "Rachel", "Frank", "Carolyn", "Raymond", "Janet", "Jack", "Maria", "Dennis", "Olivia", "Jerry",
+    "Heather", "Tyler", "Sophia", "Aaron", "Grace", "Jose", "Julia", "Noah", "Chloe", "Liam",
+    "Zoë", "Lucas", "Mia", "Mateo", "Sofía", "Hugo", "Léa", "Lukas", "Hannah", "Jonas", "Ingrid",
+    "Søren", "Astrid", "Björn", "Elif", "Mehmet", "Ayşe", "Ahmed", "Fatima", "Omar", "Leila",
+    "Arjun", "Priya", "Rohan", "Ananya", "Wei", "Mei", "Hiroshi", "Yuki", "Min-jun", "Seo-yeon",
+    "Kwame", "Amara", "Chidi", "Nia", "Diego", "Valentina", "Santiago", "Camila", "Mikhail",
+    "Olga", "Piotr", "Agnieszka", "Sean", "Siobhan", "Ewan", "Isla", "Aisling", "Rhys",
+];
+
+/// Most common first: the generator weights them by rank.
+#[rustfmt::skip]
+const LAST_NAMES: &[&str] = &[
+    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
+    "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor",
+    "Moore", "Jackson", "Martin", "Lee", "Perez", "Thompson", "White", "Harris", "Sanchez",
+    "Clark", "Ramirez", "Lewis", "Robinson", "Walker", "Young", "Allen", "King", "Wright",
+    "Scott", "Torres", "Nguyen", "Hill", "Flores", "Green", "Adams", "Nelson", "Baker", "Hall",
+    "Rivera", "Campbell", "Mitchell", "Carter", "Roberts", "Gomez", "Phillips", "Evans", "Turner",
+    "Diaz", "Parker", "Cruz", "Edwards", "Collins", "Reyes", "Stewart", "Morris", "Morales",
+    "Murphy", "Cook", "Rogers", "Gutierrez", "Ortiz", "Morgan", "Cooper", "Peterson", "Bailey",
+    "Reed", "Kelly", "Howard", "Ramos", "Kim", "Cox", "Ward", "Richardson", "Watson", "Brooks",
+    "Chavez", "Wood", "James", "Bennett", "Gray", "Mendoza", "Ruiz", "Hughes", "Price", "Alvarez",
+    "Castillo", "Sanders", "Patel", "Myers", "Long", "Ross", "Foster", "Jimenez", "Powell",
+    "Jenkins", "Perry", "Russell", "Sullivan", "Bell", "Coleman", "Butler", "Henderson", "Barnes",
+    "Gonzales", "Fisher", "Vasquez", "Simmons", "Romero", "Jordan", "Patterson", "Alexander",
+    "Hamilton", "Graham", "Reynolds", "Griffin", "Wallace", "Moreno", "West", "Cole", "Hayes",
+    "Bryant", "Herrera", "Gibson", "Ellis", "Tran", "Medina", "Aguilar", "Stevens", "Murray",
+    "Ford", "Castro", "Marshall", "Owens", "Harrison", "Fernandez", "McDonald", "Woods",
+    "Washington", "Kennedy", "Wells", "Vargas", "Henry", "Chen", "Freeman", "Webb", "Tucker",
+    "Guzman", "Burns", "Crawford", "Olson", "Simpson", "Porter", "Hunter", "Gordon", "Mendez",
+    "Silva", "Shaw", "Snyder", "Mason", "Dixon", "Muñoz", "Hunt", "Hicks", "Holmes", "Palmer",
+    "Wagner", "Black", "Robertson", "Boyd", "Rose", "Stone", "Salazar", "Fox", "Warren", "Mills",
+    "Meyer", "Rice", "Schmidt", "García", "Müller", "Schneider", "Fischer", "Weber", "Becker",
+    "Dubois", "Lefèvre", "Moreau", "Rossi", "Russo", "Ferrari", "Esposito", "Bianchi", "Kowalski",
+    "Nowak", "Wiśniewski", "Novák", "Jensen", "Nielsen", "Hansen", "Andersson", "Johansson",
+    "Larsen", "Ødegaard", "Virtanen", "Korhonen", "O'Brien", "O'Connor", "Byrne", "MacLeod",
+    "Fraser", "Ivanov", "Petrov", "Kuznetsov", "Yılmaz", "Kaya", "Demir", "Singh", "Kumar",
+    "Sharma", "Gupta", "Wang", "Li", "Zhang", "Liu", "Yang", "Huang", "Sato", "Suzuki",
+    "Takahashi", "Tanaka", "Park", "Choi", "Okafor", "Mensah", "Okonkwo", "Abebe", "Haddad",
+    "Khalil", "Nakamura-Wright", "Quintero",
+];
+
+/// Email domains and their weights: a few big providers and a tail of smaller ones.
+#[rustfmt::skip]
+const DOMAINS: &[(&str, u32)] = &[
+    ("gmail.com", 300),
+    ("outlook.com", 120),
+    ("yahoo.com", 90),
+    ("hotmail.com", 70),
+    ("icloud.com", 60),
+    ("proton.me", 40),
+    ("fastmail.com", 20),
+    ("gmx.de", 30),
+    ("web.de", 20),
+    ("orange.fr", 20),
+    ("libero.it", 15),
+    ("example.com", 50),
+    ("example.org", 40),
+    ("acme.io", 15),
+    ("globex.com", 10),
+    ("initech.net", 10),
+    ("umbrella.co", 5),
+    ("hooli.xyz", 5),
+    ("university.edu", 40),
+    ("mail.ladder.test", 5),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_users_are_valid_and_lower_case() {
+        let names = Names::new();
+        let mut rng = Rng::new(7);
+        for _ in 0..20_000 {
+            let p = names.generate(&mut rng, 1_800_000_000);
+            let username = Username::parse(&p.username).unwrap();
+            assert_eq!(username.key(), p.username);
+            assert!(p.username.is_ascii(), "{}", p.username);
+            assert_eq!(Email::parse(&p.email).unwrap().as_str(), p.email);
+            assert!(p.display_name.contains(' '));
+            assert!(p.created_at <= 1_800_000_000 && p.created_at > 1_800_000_000 - SPAN_SECS);
+        }
+    }
+
+    #[test]
+    fn every_name_folds_to_ascii_letters() {
+        for name in FIRST_NAMES.iter().chain(LAST_NAMES) {
+            let key = ascii_key(name);
+            assert!(
+                !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase()),
+                "{name}"
+            );
+        }
+        assert_eq!(ascii_key("O'Brien"), "obrien");
+        assert_eq!(ascii_key("Ødegaard"), "odegaard");
+    }
+
+    #[test]
+    fn the_group_mix_is_close_to_the_shares() {
+        let mut rng = Rng::new(1);
+        let mut counts = [0u32; 4];
+        for _ in 0..100_000 {
+            counts[pick_group(&mut rng).unwrap_or(3)] += 1;
+        }
+        for (count, expected) in counts.iter().zip([70_000, 10_000, 3_000, 17_000]) {
+            assert!((*count as i64 - expected).abs() < 1_000, "{counts:?}");
+        }
+    }
+
+    #[test]
+    fn a_full_batch_stays_under_sqlites_parameter_limit() {
+        let sql = users_insert_sql(BATCH_ROWS);
+        assert!(sql.contains(&format!("${}", BATCH_ROWS * PARAMS_PER_ROW)));
+        assert!(!sql.contains(&format!("${}", BATCH_ROWS * PARAMS_PER_ROW + 1)));
+    }
+}

@@ -1,0 +1,60 @@
+//! The outbox in the admin console: what is queued, sent and failed, with a
+//! retry button for failed email.
+
+use axum::{
+    extract::{Path, Query, State},
+    response::{IntoResponse, Redirect, Response},
+};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use crate::{
+    Result, mail,
+    web::{
+        AppState,
+        auth::{Viewer, flash},
+        page::Page,
+        templates::render,
+    },
+};
+
+#[derive(Deserialize)]
+pub struct MailQuery {
+    #[serde(default)]
+    state: String,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    session: Session,
+    Query(query): Query<MailQuery>,
+) -> Result<Response> {
+    let shown = match query.state.as_str() {
+        "pending" | "sent" => query.state.clone(),
+        _ => "failed".to_string(),
+    };
+    let mut conn = state.ladder.db.acquire().await?;
+    let emails = mail::list(&mut conn, &shown, 200).await?;
+    drop(conn);
+    let page = Page::new(&state, &viewer, &session).await?;
+    Ok(render("admin/mail.html", crate::ctx! { page, emails, shown })?.into_response())
+}
+
+pub async fn retry(
+    State(state): State<AppState>,
+    session: Session,
+    Path(outbox_id): Path<i64>,
+) -> Result<Response> {
+    let mut tx = state.ladder.db.begin().await?;
+    let queued = mail::retry(&mut tx, outbox_id, state.ladder.clock.now()).await?;
+    tx.commit().await?;
+    state.ladder.mail_wake.notify_one();
+    let message = if queued {
+        "Queued again; it goes out on the worker's next pass."
+    } else {
+        "That email is not in the failed list any more."
+    };
+    flash(&session, if queued { "success" } else { "info" }, message).await?;
+    Ok(Redirect::to("/admin/mail").into_response())
+}

@@ -1,0 +1,180 @@
+//! Scheduled jobs. Each only writes decisions and outbox rows; the email
+//! worker does the sending. Every job is idempotent (state changes are
+//! conditional updates, reminders carry a timestamp guard, digests a dedupe
+//! key), and each scheduled run is also claimed in `job_runs` with a unique
+//! (job, slot) key, so with several instances one of them does the work.
+
+use std::fmt;
+
+use tokio_cron_scheduler::{Job, JobScheduler};
+
+use crate::{
+    Error, Ladder, Result,
+    config::JobSettings,
+    mail::{transport::Transport, worker},
+    promotions::workflow,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum JobName {
+    /// Send due email, including retries.
+    Outbox,
+    /// Expire pending requests past their deadline.
+    Expire,
+    /// Remind approvers of requests that have waited.
+    Remind,
+    /// Warn a day before time-bound grants end, and end the ones due.
+    EndGrants,
+    /// One daily email per approver with anything pending.
+    Digest,
+}
+
+impl fmt::Display for JobName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JobName::Outbox => "outbox",
+            JobName::Expire => "expire",
+            JobName::Remind => "remind",
+            JobName::EndGrants => "end-grants",
+            JobName::Digest => "digest",
+        })
+    }
+}
+
+const ALL: [JobName; 5] = [
+    JobName::Outbox,
+    JobName::Expire,
+    JobName::Remind,
+    JobName::EndGrants,
+    JobName::Digest,
+];
+
+fn schedule(settings: &JobSettings, job: JobName) -> &str {
+    match job {
+        JobName::Outbox => &settings.outbox,
+        JobName::Expire => &settings.expire,
+        JobName::Remind => &settings.remind,
+        JobName::EndGrants => &settings.end_grants,
+        JobName::Digest => &settings.digest,
+    }
+}
+
+/// Checks every non-empty schedule parses; the error names the job.
+pub fn check_schedules(settings: &JobSettings) -> Result<(), String> {
+    for job in ALL {
+        let expr = schedule(settings, job).trim();
+        if expr.is_empty() {
+            continue;
+        }
+        if Job::new_async(expr, |_, _| Box::pin(async {})).is_err() {
+            return Err(format!(
+                "{}: {expr:?} is not a cron schedule with seconds (\"sec min hour day month weekday\")",
+                job.to_string().replace('-', "_")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Runs one job now and says what it did. `transport` is needed for `outbox`.
+pub async fn run_once(ladder: &Ladder, job: JobName, transport: &Transport) -> Result<String> {
+    let summary = match job {
+        JobName::Outbox => {
+            let d = worker::drain(ladder, transport).await?;
+            format!(
+                "{} sent, {} to retry, {} failed",
+                d.sent, d.retrying, d.failed
+            )
+        }
+        JobName::Expire => {
+            let mut tx = ladder.db.begin().await?;
+            let n = workflow::expire_due(ladder, &mut tx).await?;
+            tx.commit().await?;
+            format!("{n} request(s) expired")
+        }
+        JobName::Remind => {
+            let mut tx = ladder.db.begin().await?;
+            let n = workflow::remind_due(ladder, &mut tx).await?;
+            tx.commit().await?;
+            format!("{n} reminder(s) queued")
+        }
+        JobName::EndGrants => {
+            let mut tx = ladder.db.begin().await?;
+            let (warned, ended) = workflow::end_due_grants(ladder, &mut tx).await?;
+            tx.commit().await?;
+            format!("{warned} warning(s) queued, {ended} grant(s) ended")
+        }
+        JobName::Digest => {
+            let mut tx = ladder.db.begin().await?;
+            let n = workflow::digest(ladder, &mut tx).await?;
+            tx.commit().await?;
+            format!("{n} digest(s) queued")
+        }
+    };
+    ladder.mail_wake.notify_one();
+    tracing::info!(job = %job, %summary, "job ran");
+    Ok(summary)
+}
+
+/// Claims this run of `job` for this instance. Runs of one schedule tick land
+/// in the same ten-second slot, so only the first instance gets it.
+async fn claim(ladder: &Ladder, job: JobName) -> Result<bool> {
+    let now = ladder.clock.now();
+    let inserted = sqlx::query(
+        "insert into job_runs (job, slot, created_at) values ($1, $2, $3) on conflict do nothing",
+    )
+    .bind(job.to_string())
+    .bind(now / 10)
+    .bind(now)
+    .execute(ladder.db.pool())
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+/// Starts the scheduler with every job that has a schedule.
+pub async fn start(ladder: Ladder) -> Result<JobScheduler> {
+    let scheduler = JobScheduler::new()
+        .await
+        .map_err(|e| anyhow::anyhow!("scheduler: {e}"))?;
+    for job in ALL {
+        let expr = schedule(&ladder.settings.jobs, job).trim().to_string();
+        if expr.is_empty() {
+            continue;
+        }
+        let ladder = ladder.clone();
+        let cron = Job::new_async(expr.as_str(), move |_, _| {
+            let ladder = ladder.clone();
+            Box::pin(async move {
+                if let Err(e) = scheduled_run(&ladder, job).await {
+                    tracing::error!(job = %job, error = %e, "scheduled job failed");
+                }
+            })
+        })
+        .map_err(|e| Error::invalid("jobs", format!("{job}: {e}")))?;
+        scheduler
+            .add(cron)
+            .await
+            .map_err(|e| anyhow::anyhow!("scheduler: {e}"))?;
+        tracing::info!(job = %job, schedule = %expr, "job scheduled");
+    }
+    scheduler
+        .start()
+        .await
+        .map_err(|e| anyhow::anyhow!("scheduler: {e}"))?;
+    Ok(scheduler)
+}
+
+async fn scheduled_run(ladder: &Ladder, job: JobName) -> Result<()> {
+    if job == JobName::Outbox {
+        // The worker in this process sends; the sweep only wakes it.
+        ladder.mail_wake.notify_one();
+        return Ok(());
+    }
+    if !claim(ladder, job).await? {
+        tracing::debug!(job = %job, "another instance took this run");
+        return Ok(());
+    }
+    let transport = Transport::from_settings(&ladder.settings.mail)?;
+    run_once(ladder, job, &transport).await.map(|_| ())
+}

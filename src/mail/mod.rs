@@ -1,0 +1,102 @@
+//! Email: a durable outbox in the database and a worker that sends it.
+//!
+//! Nothing is sent inside a request. `enqueue` renders the templates and writes
+//! a row in the caller's transaction, so an email exists exactly when the
+//! change that causes it commits. The worker claims due rows (with
+//! `FOR UPDATE SKIP LOCKED` on PostgreSQL, so several instances never take the
+//! same row), sends them through lettre, and on failure retries with
+//! exponential backoff, keeping the attempt count and last error on the row.
+//! Each row has its own Message-ID, kept across retries.
+
+pub mod transport;
+pub mod worker;
+
+use serde::Serialize;
+use sqlx::FromRow;
+
+use crate::{Result, db::Conn, web::templates::render_string};
+
+/// An email to queue: which template, to whom, with what context.
+pub struct Email {
+    pub template: &'static str,
+    pub to: String,
+    pub context: serde_json::Value,
+    /// When set, a second email with the same key is not queued.
+    pub dedupe_key: Option<String>,
+}
+
+/// Renders `templates/email/<template>/{subject.txt, body.txt, body.html}` and
+/// writes the outbox row. Returns false when the dedupe key was already used.
+pub async fn enqueue(conn: &mut Conn, public_url: &str, email: Email, now: i64) -> Result<bool> {
+    let mut context = email.context;
+    if let Some(map) = context.as_object_mut() {
+        map.insert("public_url".into(), public_url.trim_end_matches('/').into());
+    }
+    let base = format!("email/{}", email.template);
+    let subject = render_string(&format!("{base}/subject.txt"), &context)?
+        .trim()
+        .replace(['\r', '\n'], " ");
+    let body_text = render_string(&format!("{base}/body.txt"), &context)?;
+    let body_html = render_string(&format!("{base}/body.html"), &context)?;
+    let message_id = format!("<{}@ladder>", uuid::Uuid::new_v4().simple());
+    let inserted = sqlx::query(
+        "insert into mail_outbox (message_id, dedupe_key, template, recipient, subject, body_text, \
+         body_html, state, attempts, next_attempt_at, created_at) \
+         values ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $8) on conflict do nothing",
+    )
+    .bind(message_id)
+    .bind(email.dedupe_key)
+    .bind(email.template)
+    .bind(email.to)
+    .bind(subject)
+    .bind(body_text)
+    .bind(body_html)
+    .bind(now)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+/// An outbox row, for the admin console.
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct OutboxRow {
+    pub outbox_id: i64,
+    pub message_id: String,
+    pub template: String,
+    pub recipient: String,
+    pub subject: String,
+    pub state: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub next_attempt_at: i64,
+    pub sent_at: Option<i64>,
+    pub created_at: i64,
+}
+
+/// Emails in `state` ("pending", "sent" or "failed"), newest first.
+pub async fn list(conn: &mut Conn, state: &str, limit: i64) -> Result<Vec<OutboxRow>> {
+    Ok(sqlx::query_as(
+        "select outbox_id, message_id, template, recipient, subject, state, attempts, last_error, \
+         next_attempt_at, sent_at, created_at from mail_outbox where state = $1 \
+         order by outbox_id desc limit $2",
+    )
+    .bind(state)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Puts a failed email back in the queue, due now, with a fresh attempt budget.
+pub async fn retry(conn: &mut Conn, outbox_id: i64, now: i64) -> Result<bool> {
+    let done = sqlx::query(
+        "update mail_outbox set state = 'pending', attempts = 0, next_attempt_at = $1, claimed_until = null \
+         where outbox_id = $2 and state = 'failed'",
+    )
+    .bind(now)
+    .bind(outbox_id)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(done == 1)
+}

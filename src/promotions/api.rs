@@ -1,0 +1,267 @@
+//! The workflow's JSON API under /api/v1/promotions. Session auth for now.
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Request, RequestFilter, State as RequestState, workflow};
+use crate::{
+    Error,
+    actor::{Actor, Source},
+    clock::rfc3339,
+    db::Conn,
+    web::{
+        AppState,
+        auth::{CurrentUser, SignedIn},
+        error::{ApiError, ApiJson},
+    },
+};
+
+type ApiResult<T> = std::result::Result<T, ApiError>;
+
+fn api_actor(current: &CurrentUser) -> Actor {
+    Actor::user(current.user.clone(), Source::Api)
+}
+
+/// The stable JSON shape of a request (documented in docs/api.md).
+async fn request_json(conn: &mut Conn, r: &Request) -> crate::Result<Value> {
+    let approvals: Vec<Value> = super::approvals(conn, r.request_id)
+        .await?
+        .iter()
+        .map(|a| json!({ "approver": a.approver, "comment": a.comment, "at": rfc3339(a.created_at) }))
+        .collect();
+    Ok(json!({
+        "id": r.request_id,
+        "track": r.track,
+        "requester": r.requester,
+        "justification": r.justification,
+        "state": r.state,
+        "approvals": approvals,
+        "decided_by": r.decided_by,
+        "decided_at": r.decided_at.map(rfc3339),
+        "decision_reason": r.decision_reason,
+        "expires_at": r.expires_at.map(rfc3339),
+        "grant_ends_at": r.grant_ends_at.map(rfc3339),
+        "ended_at": r.ended_at.map(rfc3339),
+        "created_at": rfc3339(r.created_at),
+    }))
+}
+
+/// Requests are visible to their requester and to the track's approvers; to
+/// anyone else they do not exist.
+async fn visible(
+    state: &AppState,
+    conn: &mut Conn,
+    current: &CurrentUser,
+    request_id: i64,
+) -> crate::Result<Request> {
+    let request = super::get(conn, request_id).await?;
+    let track = state.ladder.track(&request.track)?;
+    if request.requester_id == current.user.user_id
+        || workflow::is_approver(conn, track, &current.user).await?
+    {
+        Ok(request)
+    } else {
+        Err(Error::NotFound(format!("promotion request {request_id}")))
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SubmitBody {
+    track: String,
+    #[serde(default)]
+    justification: String,
+}
+
+pub async fn submit(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    ApiJson(body): ApiJson<SubmitBody>,
+) -> ApiResult<Response> {
+    let mut tx = state.ladder.db.begin().await?;
+    let request = workflow::submit(
+        &state.ladder,
+        &mut tx,
+        &api_actor(&current),
+        &current.user,
+        &body.track,
+        &body.justification,
+    )
+    .await?;
+    let json = request_json(&mut tx, &request).await?;
+    tx.commit().await?;
+    state.ladder.mail_wake.notify_one();
+    Ok((StatusCode::CREATED, Json(json)).into_response())
+}
+
+#[derive(Deserialize, Default)]
+pub struct ApproveBody {
+    #[serde(default)]
+    comment: String,
+}
+
+#[derive(Deserialize)]
+pub struct RejectBody {
+    #[serde(default)]
+    reason: String,
+}
+
+/// Runs a transition and answers with the request as it now stands.
+async fn transition(
+    state: &AppState,
+    request_id: i64,
+    action: impl AsyncFnOnce(&mut Conn) -> crate::Result<()>,
+) -> ApiResult<Json<Value>> {
+    let mut tx = state.ladder.db.begin().await?;
+    action(&mut tx).await?;
+    let request = super::get(&mut tx, request_id).await?;
+    let json = request_json(&mut tx, &request).await?;
+    tx.commit().await?;
+    state.ladder.mail_wake.notify_one();
+    Ok(Json(json))
+}
+
+pub async fn approve(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    Path(request_id): Path<i64>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    // The body is optional here: no body means no comment.
+    let comment = if body.iter().all(u8::is_ascii_whitespace) {
+        String::new()
+    } else {
+        serde_json::from_slice::<ApproveBody>(&body)
+            .map_err(|e| {
+                Error::invalid(
+                    "body",
+                    format!("not a JSON object with an optional \"comment\": {e}"),
+                )
+            })?
+            .comment
+    };
+    let ladder = state.ladder.clone();
+    transition(&state, request_id, async |conn| {
+        visible(&state, conn, &current, request_id).await?;
+        workflow::approve(
+            &ladder,
+            conn,
+            &api_actor(&current),
+            &current.user,
+            request_id,
+            &comment,
+        )
+        .await
+        .map(|_| ())
+    })
+    .await
+}
+
+pub async fn reject(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    Path(request_id): Path<i64>,
+    ApiJson(body): ApiJson<RejectBody>,
+) -> ApiResult<Json<Value>> {
+    let ladder = state.ladder.clone();
+    transition(&state, request_id, async |conn| {
+        visible(&state, conn, &current, request_id).await?;
+        workflow::reject(
+            &ladder,
+            conn,
+            &api_actor(&current),
+            &current.user,
+            request_id,
+            &body.reason,
+        )
+        .await
+    })
+    .await
+}
+
+pub async fn withdraw(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    Path(request_id): Path<i64>,
+) -> ApiResult<Json<Value>> {
+    let ladder = state.ladder.clone();
+    transition(&state, request_id, async |conn| {
+        visible(&state, conn, &current, request_id).await?;
+        workflow::withdraw(
+            &ladder,
+            conn,
+            &api_actor(&current),
+            &current.user,
+            request_id,
+        )
+        .await
+    })
+    .await
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    Path(request_id): Path<i64>,
+) -> ApiResult<Json<Value>> {
+    let mut conn = state.ladder.db.acquire().await?;
+    let request = visible(&state, &mut conn, &current, request_id).await?;
+    Ok(Json(request_json(&mut conn, &request).await?))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    state: Option<String>,
+    track: Option<String>,
+    requester: Option<String>,
+    after: Option<String>,
+    limit: Option<i64>,
+}
+
+/// Requests on the tracks the caller approves, plus their own; oldest first.
+pub async fn list(
+    State(state): State<AppState>,
+    SignedIn(current): SignedIn,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(Error::invalid("limit", "must be between 1 and 500").into());
+    }
+    let mut conn = state.ladder.db.acquire().await?;
+    let tracks = workflow::approved_tracks(&state.ladder, &mut conn, &current.user).await?;
+    // Non-approvers see only their own requests.
+    let requester = if tracks.is_empty() {
+        Some(current.user.username.clone())
+    } else {
+        q.requester.clone()
+    };
+    let filter = RequestFilter {
+        tracks: if tracks.is_empty() {
+            None
+        } else {
+            Some(tracks)
+        },
+        track: q.track.clone(),
+        state: q.state.as_deref().map(RequestState::parse).transpose()?,
+        requester,
+        after: q.after.clone(),
+        newest_first: false,
+        limit,
+    };
+    let page = super::list(&mut conn, &filter).await?;
+    let mut items = Vec::with_capacity(page.requests.len());
+    for r in &page.requests {
+        items.push(request_json(&mut conn, r).await?);
+    }
+    Ok(Json(json!({ "items": items, "next": page.next })))
+}
+
+pub async fn not_found() -> impl IntoResponse {
+    ApiError(Error::NotFound("That API endpoint".into()))
+}

@@ -1,0 +1,225 @@
+//! The promotion workflow: a member of one group asks to join another; the
+//! approvers decide; approval grants the membership in the same transaction.
+
+pub mod api;
+pub mod handlers;
+pub mod track;
+pub mod workflow;
+
+use serde::Serialize;
+use sqlx::FromRow;
+
+pub use track::Track;
+
+use crate::{
+    Error, Result,
+    db::{Binds, Conn},
+};
+
+/// Where a request stands. Stored as text; every change is one atomic
+/// `update … where state = 'pending'` (or 'approved'), see `workflow`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Pending,
+    Approved,
+    Rejected,
+    Withdrawn,
+    Expired,
+    /// An approved, time-bound (or manually ended) grant that is over.
+    Ended,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Approved => "approved",
+            State::Rejected => "rejected",
+            State::Withdrawn => "withdrawn",
+            State::Expired => "expired",
+            State::Ended => "ended",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<State> {
+        Ok(match raw {
+            "pending" => State::Pending,
+            "approved" => State::Approved,
+            "rejected" => State::Rejected,
+            "withdrawn" => State::Withdrawn,
+            "expired" => State::Expired,
+            "ended" => State::Ended,
+            _ => {
+                return Err(Error::invalid(
+                    "state",
+                    "must be pending, approved, rejected, withdrawn, expired or ended",
+                ));
+            }
+        })
+    }
+}
+
+/// A request row, with the names a page or the API shows.
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct Request {
+    pub request_id: i64,
+    pub track: String,
+    pub requester_id: i64,
+    pub requester: String,
+    pub justification: String,
+    pub state: String,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<i64>,
+    pub decision_reason: Option<String>,
+    pub expires_at: Option<i64>,
+    pub grant_ends_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Request {
+    pub fn state(&self) -> State {
+        State::parse(&self.state).unwrap_or(State::Pending)
+    }
+}
+
+pub(crate) const SELECT: &str = "select r.request_id, r.track, r.requester_id, u.username as requester, \
+     r.justification, r.state, d.username as decided_by, r.decided_at, r.decision_reason, \
+     r.expires_at, r.grant_ends_at, r.ended_at, r.created_at, r.updated_at \
+     from promotion_requests r join users u on u.user_id = r.requester_id \
+     left join users d on d.user_id = r.decided_by";
+
+pub async fn find(conn: &mut Conn, request_id: i64) -> Result<Option<Request>> {
+    Ok(sqlx::query_as(&format!("{SELECT} where r.request_id = $1"))
+        .bind(request_id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+pub async fn get(conn: &mut Conn, request_id: i64) -> Result<Request> {
+    find(conn, request_id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("promotion request {request_id}")))
+}
+
+/// One approval so far.
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct Approval {
+    pub approver: String,
+    pub comment: String,
+    pub created_at: i64,
+}
+
+pub async fn approvals(conn: &mut Conn, request_id: i64) -> Result<Vec<Approval>> {
+    Ok(sqlx::query_as(
+        "select u.username as approver, a.comment, a.created_at from promotion_approvals a \
+         join users u on u.user_id = a.approver_id where a.request_id = $1 order by a.created_at, u.username_key",
+    )
+    .bind(request_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// A requester's own requests, newest first.
+pub async fn by_requester(conn: &mut Conn, user_id: i64) -> Result<Vec<Request>> {
+    Ok(sqlx::query_as(&format!(
+        "{SELECT} where r.requester_id = $1 order by r.request_id desc"
+    ))
+    .bind(user_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Filters for the review dashboard and the API list.
+#[derive(Debug, Default, Clone)]
+pub struct RequestFilter {
+    /// Only these tracks (the ones the viewer approves); None: all.
+    pub tracks: Option<Vec<String>>,
+    pub track: Option<String>,
+    pub state: Option<State>,
+    pub requester: Option<String>,
+    /// Keyset cursor `created_at:request_id` from the previous page.
+    pub after: Option<String>,
+    /// Oldest first (the queue) or newest first (history).
+    pub newest_first: bool,
+    pub limit: i64,
+}
+
+pub struct RequestPage {
+    pub requests: Vec<Request>,
+    pub next: Option<String>,
+}
+
+/// A page of requests by keyset pagination on (created_at, request_id).
+pub async fn list(conn: &mut Conn, filter: &RequestFilter) -> Result<RequestPage> {
+    let mut sql = format!("{SELECT} where 1 = 1");
+    let mut binds = Binds::default();
+    if let Some(tracks) = &filter.tracks {
+        if tracks.is_empty() {
+            return Ok(RequestPage {
+                requests: vec![],
+                next: None,
+            });
+        }
+        let params: Vec<String> = tracks.iter().map(|t| binds.text(t.clone())).collect();
+        sql += &format!(" and r.track in ({})", params.join(", "));
+    }
+    if let Some(track) = &filter.track {
+        sql += &format!(" and r.track = {}", binds.text(track.clone()));
+    }
+    if let Some(state) = filter.state {
+        sql += &format!(" and r.state = {}", binds.text(state.as_str()));
+    }
+    if let Some(requester) = &filter.requester {
+        let key = crate::accounts::username_key(requester.trim());
+        sql += &format!(" and u.username_key = {}", binds.text(key));
+    }
+    let op = if filter.newest_first { "<" } else { ">" };
+    if let Some(after) = &filter.after {
+        let (at, id) = after
+            .split_once(':')
+            .and_then(|(a, b)| Some((a.parse::<i64>().ok()?, b.parse::<i64>().ok()?)))
+            .ok_or_else(|| Error::invalid("after", "is not a valid page cursor"))?;
+        let (a, b) = (binds.int(at), binds.int(id));
+        sql += &format!(
+            " and (r.created_at {op} {a} or (r.created_at = {a} and r.request_id {op} {b}))"
+        );
+    }
+    let dir = if filter.newest_first { "desc" } else { "asc" };
+    let limit = binds.int(filter.limit + 1);
+    sql += &format!(" order by r.created_at {dir}, r.request_id {dir} limit {limit}");
+    let mut requests = binds
+        .apply(sqlx::query_as::<_, Request>(&sql))
+        .fetch_all(conn)
+        .await?;
+    let next = if requests.len() as i64 > filter.limit {
+        requests.truncate(filter.limit as usize);
+        requests
+            .last()
+            .map(|r| format!("{}:{}", r.created_at, r.request_id))
+    } else {
+        None
+    };
+    Ok(RequestPage { requests, next })
+}
+
+/// Pending requests on these tracks, counted up to `cap` (for the navigation badge).
+pub async fn pending_count(conn: &mut Conn, tracks: &[String], cap: i64) -> Result<i64> {
+    if tracks.is_empty() {
+        return Ok(0);
+    }
+    let params: Vec<String> = (1..=tracks.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "select count(*) from (select 1 from promotion_requests where state = 'pending' \
+         and track in ({}) limit ${}) capped",
+        params.join(", "),
+        tracks.len() + 1
+    );
+    let mut query = sqlx::query_scalar(&sql);
+    for t in tracks {
+        query = query.bind(t.clone());
+    }
+    Ok(query.bind(cap).fetch_one(conn).await?)
+}

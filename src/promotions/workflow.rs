@@ -1,0 +1,808 @@
+//! The transitions of a promotion request. Each runs in the caller's
+//! transaction, changes state with one atomic `update … where state = …`
+//! (so of two deciders only one wins; the other gets "already decided"),
+//! writes an audit event and queues its emails in the same transaction.
+
+use serde_json::json;
+
+use super::{Request, State, Track};
+use crate::{
+    Error, Ladder, Result,
+    accounts::{Group, GroupName, User, groups, users},
+    actor::{Actor, Source},
+    audit::{self, AuditEntry},
+    db::{Conn, pick},
+    mail::{self, Email},
+};
+
+/// Justifications and reasons: trimmed, at most 2,000 characters.
+pub fn parse_text(field: &'static str, raw: &str, required: bool) -> Result<String> {
+    let text = raw.trim();
+    if required && text.is_empty() {
+        return Err(Error::invalid(field, "Please give a reason."));
+    }
+    if text.chars().count() > 2_000 {
+        return Err(Error::invalid(field, "Keep it under 2,000 characters."));
+    }
+    Ok(text.to_string())
+}
+
+/// `migrate` creates any group a track names that does not exist yet (with no
+/// permissions), so a fresh database passes the start-up check.
+pub async fn ensure_track_groups(conn: &mut Conn, tracks: &[Track], now: i64) -> Result<()> {
+    let system = Actor::system(Source::System);
+    for track in tracks {
+        for name in [&track.from_group, &track.to_group, &track.approver_group] {
+            if groups::find_by_name(conn, name).await?.is_none() {
+                groups::create(conn, &system, &GroupName::parse(name)?, now).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Why someone may not ask for a track right now.
+pub async fn ineligibility(conn: &mut Conn, track: &Track, user: &User) -> Result<Option<String>> {
+    if !user.is_active {
+        return Ok(Some("The account is inactive.".into()));
+    }
+    let names = users::group_names(conn, user.user_id).await?;
+    if !names.contains(&track.from_group) {
+        return Ok(Some(format!(
+            "Only members of {} can ask for this.",
+            track.from_group
+        )));
+    }
+    if names.contains(&track.to_group) {
+        return Ok(Some(format!("Already a member of {}.", track.to_group)));
+    }
+    let open: Option<i64> = sqlx::query_scalar(
+        "select request_id from promotion_requests where requester_id = $1 and track = $2 and state = 'pending'",
+    )
+    .bind(user.user_id)
+    .bind(&track.name)
+    .fetch_optional(conn)
+    .await?;
+    if let Some(id) = open {
+        return Ok(Some(format!(
+            "There is already an open request (#{id}) on this track."
+        )));
+    }
+    Ok(None)
+}
+
+/// Active members of the approver group who have an email, except `except`.
+pub async fn approvers(conn: &mut Conn, track: &Track, except: Option<i64>) -> Result<Vec<User>> {
+    let group = groups::get_by_name(conn, &track.approver_group).await?;
+    let members = groups::members(conn, group.group_id, "", i64::MAX).await?;
+    Ok(members
+        .into_iter()
+        .filter(|u| u.is_active && !u.email.is_empty() && Some(u.user_id) != except)
+        .collect())
+}
+
+/// Whether `user` decides requests on `track`: an active member of its approver group, or the superuser.
+pub async fn is_approver(conn: &mut Conn, track: &Track, user: &User) -> Result<bool> {
+    if !user.is_active {
+        return Ok(false);
+    }
+    if user.is_superuser {
+        return Ok(true);
+    }
+    Ok(users::group_names(conn, user.user_id)
+        .await?
+        .contains(&track.approver_group))
+}
+
+/// The tracks `user` approves.
+pub async fn approved_tracks(ladder: &Ladder, conn: &mut Conn, user: &User) -> Result<Vec<String>> {
+    let mut tracks = Vec::new();
+    for track in ladder.tracks.iter() {
+        if is_approver(conn, track, user).await? {
+            tracks.push(track.name.clone());
+        }
+    }
+    Ok(tracks)
+}
+
+fn entry(action: &'static str, request_id: i64, track: &str, requester: &str) -> AuditEntry {
+    AuditEntry::new(
+        action,
+        "promotion",
+        Some(request_id),
+        &format!("#{request_id} {track} for {requester}"),
+    )
+}
+
+fn request_context(ladder: &Ladder, request: &Request, track: &Track) -> serde_json::Value {
+    json!({
+        "request_id": request.request_id,
+        "requester": request.requester,
+        "track": track.name,
+        "from_group": track.from_group,
+        "to_group": track.to_group,
+        "justification": request.justification,
+        "url": format!("{}/promotions/{}", ladder.settings.server.public_url.trim_end_matches('/'), request.request_id),
+    })
+}
+
+async fn queue(
+    ladder: &Ladder,
+    conn: &mut Conn,
+    template: &'static str,
+    to: &User,
+    context: serde_json::Value,
+    now: i64,
+) -> Result<()> {
+    let mut context = context;
+    context["recipient"] = json!(if to.display_name.is_empty() {
+        &to.username
+    } else {
+        &to.display_name
+    });
+    mail::enqueue(
+        conn,
+        &ladder.settings.server.public_url,
+        Email {
+            template,
+            to: to.email.clone(),
+            context,
+            dedupe_key: None,
+        },
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+/// A writer asks. Each approver gets an email of their own.
+pub async fn submit(
+    ladder: &Ladder,
+    conn: &mut Conn,
+    actor: &Actor,
+    requester: &User,
+    track_name: &str,
+    justification: &str,
+) -> Result<Request> {
+    let track = ladder.track(track_name)?;
+    let justification = parse_text("justification", justification, track.reason_required)?;
+    if let Some(why) = ineligibility(conn, track, requester).await? {
+        return Err(Error::Conflict(why));
+    }
+    let now = ladder.clock.now();
+    let request_id: i64 = sqlx::query_scalar(
+        "insert into promotion_requests (track, requester_id, justification, state, expires_at, created_at, updated_at) \
+         values ($1, $2, $3, 'pending', $4, $5, $5) returning request_id",
+    )
+    .bind(&track.name)
+    .bind(requester.user_id)
+    .bind(&justification)
+    .bind(track.pending_expires_after.map(|d| now + d))
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| {
+        if crate::error::is_unique_violation(&e) {
+            Error::Conflict("There is already an open request on this track.".into())
+        } else {
+            e.into()
+        }
+    })?;
+    let request = super::get(conn, request_id).await?;
+    audit::record(
+        conn,
+        actor,
+        entry(
+            "promotion.submit",
+            request_id,
+            &track.name,
+            &requester.username,
+        )
+        .after(json!({ "state": "pending", "justification": justification })),
+        now,
+    )
+    .await?;
+    let context = request_context(ladder, &request, track);
+    for approver in approvers(conn, track, Some(requester.user_id)).await? {
+        queue(
+            ladder,
+            conn,
+            "request_submitted",
+            &approver,
+            context.clone(),
+            now,
+        )
+        .await?;
+    }
+    Ok(request)
+}
+
+/// What an approval did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Approval {
+    /// The last approval needed: the membership is granted.
+    Approved,
+    /// Recorded; more approvals are needed.
+    Recorded { have: u32, need: u32 },
+}
+
+/// Locks the request row for the rest of the transaction (PostgreSQL; SQLite's
+/// write transaction is already exclusive) and checks it is still pending.
+async fn lock_pending(ladder: &Ladder, conn: &mut Conn, request_id: i64) -> Result<Request> {
+    let lock = pick(ladder.db.backend(), "", " for update of r");
+    let request: Request =
+        sqlx::query_as(&format!("{} where r.request_id = $1{lock}", super::SELECT))
+            .bind(request_id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("promotion request {request_id}")))?;
+    if request.state() != State::Pending {
+        return Err(already(&request));
+    }
+    Ok(request)
+}
+
+fn already(request: &Request) -> Error {
+    let by = request
+        .decided_by
+        .as_deref()
+        .map(|d| format!(" by {d}"))
+        .unwrap_or_default();
+    Error::Conflict(format!(
+        "Request #{} is already {}{by}.",
+        request.request_id, request.state
+    ))
+}
+
+async fn check_decider(
+    conn: &mut Conn,
+    track: &Track,
+    request: &Request,
+    decider: &User,
+) -> Result<()> {
+    if decider.user_id == request.requester_id {
+        return Err(Error::Forbidden(
+            "You cannot decide your own request.".into(),
+        ));
+    }
+    if !is_approver(conn, track, decider).await? {
+        return Err(Error::Forbidden(format!(
+            "Only members of {} decide requests on this track.",
+            track.approver_group
+        )));
+    }
+    Ok(())
+}
+
+/// Re-checks, at decision time, that the requester may still be promoted.
+pub async fn still_eligible(conn: &mut Conn, track: &Track, request: &Request) -> Result<User> {
+    let requester = users::find_by_id(conn, request.requester_id)
+        .await?
+        .ok_or_else(|| Error::NotFound("the requester".into()))?;
+    if !requester.is_active {
+        return Err(Error::Conflict(format!(
+            "{} is no longer active, so this cannot be approved.",
+            requester.username
+        )));
+    }
+    let names = users::group_names(conn, requester.user_id).await?;
+    if !names.contains(&track.from_group) {
+        return Err(Error::Conflict(format!(
+            "{} is no longer in {}, so this cannot be approved.",
+            requester.username, track.from_group
+        )));
+    }
+    if names.contains(&track.to_group) {
+        return Err(Error::Conflict(format!(
+            "{} is already in {}.",
+            requester.username, track.to_group
+        )));
+    }
+    Ok(requester)
+}
+
+pub async fn approve(
+    ladder: &Ladder,
+    conn: &mut Conn,
+    actor: &Actor,
+    approver: &User,
+    request_id: i64,
+    comment: &str,
+) -> Result<Approval> {
+    let comment = parse_text("comment", comment, false)?;
+    let request = lock_pending(ladder, conn, request_id).await?;
+    let track = ladder.track(&request.track)?;
+    check_decider(conn, track, &request, approver).await?;
+    let requester = still_eligible(conn, track, &request).await?;
+    let now = ladder.clock.now();
+    let added = sqlx::query(
+        "insert into promotion_approvals (request_id, approver_id, comment, created_at) values ($1, $2, $3, $4) \
+         on conflict do nothing",
+    )
+    .bind(request_id)
+    .bind(approver.user_id)
+    .bind(&comment)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if added == 0 {
+        return Err(Error::Conflict(
+            "You have already approved this request.".into(),
+        ));
+    }
+    let have: i64 =
+        sqlx::query_scalar("select count(*) from promotion_approvals where request_id = $1")
+            .bind(request_id)
+            .fetch_one(&mut *conn)
+            .await?;
+    let have = have as u32;
+    let audit_entry = entry(
+        "promotion.approve",
+        request_id,
+        &track.name,
+        &request.requester,
+    );
+    if have < track.approvals_required {
+        audit::record(
+            conn,
+            actor,
+            audit_entry.after(json!({ "approvals": have, "needed": track.approvals_required, "comment": comment })),
+            now,
+        )
+        .await?;
+        return Ok(Approval::Recorded {
+            have,
+            need: track.approvals_required,
+        });
+    }
+    let grant_ends_at = track.grant_duration.map(|d| now + d);
+    let changed = sqlx::query(
+        "update promotion_requests set state = 'approved', decided_by = $1, decided_at = $2, \
+         decision_reason = $3, grant_ends_at = $4, updated_at = $2 where request_id = $5 and state = 'pending'",
+    )
+    .bind(approver.user_id)
+    .bind(now)
+    .bind(&comment)
+    .bind(grant_ends_at)
+    .bind(request_id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Err(already(&super::get(conn, request_id).await?));
+    }
+    let to_group = groups::get_by_name(conn, &track.to_group).await?;
+    groups::change_membership_for_promotion(
+        conn, actor, &to_group, &requester, true, request_id, now,
+    )
+    .await?;
+    audit::record(
+        conn,
+        actor,
+        audit_entry
+            .before(json!({ "state": "pending" }))
+            .after(json!({ "state": "approved", "approvals": have, "comment": comment, "grant_ends_at": grant_ends_at })),
+        now,
+    )
+    .await?;
+    let request = super::get(conn, request_id).await?;
+    let mut context = request_context(ladder, &request, track);
+    context["decided_by"] = json!(approver.username);
+    context["comment"] = json!(comment);
+    context["grant_ends_at"] = json!(grant_ends_at.map(crate::clock::rfc3339));
+    queue(
+        ladder,
+        conn,
+        "request_approved",
+        &requester,
+        context.clone(),
+        now,
+    )
+    .await?;
+    notify_other_approvers(
+        ladder, conn, track, &request, approver, "approved", context, now,
+    )
+    .await?;
+    Ok(Approval::Approved)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn notify_other_approvers(
+    ladder: &Ladder,
+    conn: &mut Conn,
+    track: &Track,
+    request: &Request,
+    decider: &User,
+    outcome: &str,
+    mut context: serde_json::Value,
+    now: i64,
+) -> Result<()> {
+    context["outcome"] = json!(outcome);
+    context["decided_by"] = json!(decider.username);
+    for other in approvers(conn, track, Some(request.requester_id)).await? {
+        if other.user_id != decider.user_id {
+            queue(
+                ladder,
+                conn,
+                "request_decided",
+                &other,
+                context.clone(),
+                now,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn reject(
+    ladder: &Ladder,
+    conn: &mut Conn,
+    actor: &Actor,
+    approver: &User,
+    request_id: i64,
+    reason: &str,
+) -> Result<()> {
+    let reason = parse_text("reason", reason, true)?;
+    let request = lock_pending(ladder, conn, request_id).await?;
+    let track = ladder.track(&request.track)?;
+    check_decider(conn, track, &request, approver).await?;
+    let now = ladder.clock.now();
+    let changed = sqlx::query(
+        "update promotion_requests set state = 'rejected', decided_by = $1, decided_at = $2, \
+         decision_reason = $3, updated_at = $2 where request_id = $4 and state = 'pending'",
+    )
+    .bind(approver.user_id)
+    .bind(now)
+    .bind(&reason)
+    .bind(request_id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Err(already(&super::get(conn, request_id).await?));
+    }
+    audit::record(
+        conn,
+        actor,
+        entry(
+            "promotion.reject",
+            request_id,
+            &track.name,
+            &request.requester,
+        )
+        .before(json!({ "state": "pending" }))
+        .after(json!({ "state": "rejected", "reason": reason })),
+        now,
+    )
+    .await?;
+    let requester = users::find_by_id(conn, request.requester_id).await?;
+    let mut context = request_context(ladder, &request, track);
+    context["decided_by"] = json!(approver.username);
+    context["reason"] = json!(reason);
+    if let Some(requester) = requester {
+        queue(
+            ladder,
+            conn,
+            "request_rejected",
+            &requester,
+            context.clone(),
+            now,
+        )
+        .await?;
+    }
+    notify_other_approvers(
+        ladder, conn, track, &request, approver, "rejected", context, now,
+    )
+    .await
+}
+
+pub async fn withdraw(
+    ladder: &Ladder,
+    conn: &mut Conn,
+    actor: &Actor,
+    requester: &User,
+    request_id: i64,
+) -> Result<()> {
+    let request = lock_pending(ladder, conn, request_id).await?;
+    if request.requester_id != requester.user_id {
+        return Err(Error::Forbidden(
+            "Only the person who asked can withdraw a request.".into(),
+        ));
+    }
+    let now = ladder.clock.now();
+    sqlx::query(
+        "update promotion_requests set state = 'withdrawn', decided_at = $1, updated_at = $1 \
+         where request_id = $2 and state = 'pending'",
+    )
+    .bind(now)
+    .bind(request_id)
+    .execute(&mut *conn)
+    .await?;
+    audit::record(
+        conn,
+        actor,
+        entry(
+            "promotion.withdraw",
+            request_id,
+            &request.track,
+            &request.requester,
+        )
+        .before(json!({ "state": "pending" }))
+        .after(json!({ "state": "withdrawn" })),
+        now,
+    )
+    .await
+}
+
+/// Ends an approved grant: removes the membership. `decider` None is the scheduler.
+pub async fn end_grant(
+    ladder: &Ladder,
+    conn: &mut Conn,
+    actor: &Actor,
+    decider: Option<&User>,
+    request_id: i64,
+) -> Result<()> {
+    let lock = pick(ladder.db.backend(), "", " for update of r");
+    let request: Request =
+        sqlx::query_as(&format!("{} where r.request_id = $1{lock}", super::SELECT))
+            .bind(request_id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("promotion request {request_id}")))?;
+    if request.state() != State::Approved {
+        return Err(Error::Conflict(format!(
+            "Request #{request_id} is {}; only an approved grant can be ended.",
+            request.state
+        )));
+    }
+    let track = ladder.track(&request.track)?;
+    if let Some(decider) = decider
+        && !is_approver(conn, track, decider).await?
+    {
+        return Err(Error::Forbidden(format!(
+            "Only members of {} can end this grant.",
+            track.approver_group
+        )));
+    }
+    let now = ladder.clock.now();
+    sqlx::query(
+        "update promotion_requests set state = 'ended', ended_at = $1, updated_at = $1 \
+         where request_id = $2 and state = 'approved'",
+    )
+    .bind(now)
+    .bind(request_id)
+    .execute(&mut *conn)
+    .await?;
+    let requester = users::find_by_id(conn, request.requester_id).await?;
+    let to_group: Group = groups::get_by_name(conn, &track.to_group).await?;
+    if let Some(requester) = &requester {
+        groups::change_membership_for_promotion(
+            conn, actor, &to_group, requester, false, request_id, now,
+        )
+        .await?;
+    }
+    audit::record(
+        conn,
+        actor,
+        entry("promotion.end", request_id, &track.name, &request.requester)
+            .before(json!({ "state": "approved" }))
+            .after(json!({ "state": "ended", "by": decider.map(|d| d.username.clone()) })),
+        now,
+    )
+    .await?;
+    if let Some(requester) = requester {
+        let context = request_context(ladder, &request, track);
+        queue(ladder, conn, "grant_ended", &requester, context, now).await?;
+    }
+    Ok(())
+}
+
+/// Scheduler: pending requests past their expiry become expired. Returns how many.
+pub async fn expire_due(ladder: &Ladder, conn: &mut Conn) -> Result<u32> {
+    let now = ladder.clock.now();
+    let due: Vec<i64> = sqlx::query_scalar(
+        "select request_id from promotion_requests where state = 'pending' and expires_at <= $1 order by request_id",
+    )
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?;
+    let system = Actor::system(Source::System);
+    let mut count = 0;
+    for request_id in due {
+        let changed = sqlx::query(
+            "update promotion_requests set state = 'expired', decided_at = $1, updated_at = $1 \
+             where request_id = $2 and state = 'pending'",
+        )
+        .bind(now)
+        .bind(request_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            continue;
+        }
+        let request = super::get(conn, request_id).await?;
+        audit::record(
+            conn,
+            &system,
+            entry(
+                "promotion.expire",
+                request_id,
+                &request.track,
+                &request.requester,
+            )
+            .before(json!({ "state": "pending" }))
+            .after(json!({ "state": "expired" })),
+            now,
+        )
+        .await?;
+        if let (Ok(track), Some(requester)) = (
+            ladder.track(&request.track),
+            users::find_by_id(conn, request.requester_id).await?,
+        ) {
+            let context = request_context(ladder, &request, track);
+            queue(ladder, conn, "request_expired", &requester, context, now).await?;
+        }
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// Scheduler: warns a day before a time-bound grant ends, and ends the ones due.
+pub async fn end_due_grants(ladder: &Ladder, conn: &mut Conn) -> Result<(u32, u32)> {
+    let now = ladder.clock.now();
+    let to_warn: Vec<i64> = sqlx::query_scalar(
+        "select request_id from promotion_requests where state = 'approved' and grant_ends_at is not null \
+         and warned_at is null and grant_ends_at > $1 and grant_ends_at <= $2 order by request_id",
+    )
+    .bind(now)
+    .bind(now + 86_400)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut warned = 0;
+    for request_id in to_warn {
+        let changed = sqlx::query("update promotion_requests set warned_at = $1 where request_id = $2 and warned_at is null")
+            .bind(now)
+            .bind(request_id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        if changed == 0 {
+            continue;
+        }
+        let request = super::get(conn, request_id).await?;
+        if let (Ok(track), Some(requester)) = (
+            ladder.track(&request.track),
+            users::find_by_id(conn, request.requester_id).await?,
+        ) {
+            let mut context = request_context(ladder, &request, track);
+            context["grant_ends_at"] = json!(request.grant_ends_at.map(crate::clock::rfc3339));
+            queue(ladder, conn, "grant_ending_soon", &requester, context, now).await?;
+            warned += 1;
+        }
+    }
+    let due: Vec<i64> = sqlx::query_scalar(
+        "select request_id from promotion_requests where state = 'approved' and grant_ends_at <= $1 order by request_id",
+    )
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?;
+    let system = Actor::system(Source::System);
+    let mut ended = 0;
+    for request_id in due {
+        end_grant(ladder, conn, &system, None, request_id).await?;
+        ended += 1;
+    }
+    Ok((warned, ended))
+}
+
+/// Scheduler: reminds approvers (who have not approved yet) of requests that
+/// have waited longer than remind_after, at most once per request per period.
+pub async fn remind_due(ladder: &Ladder, conn: &mut Conn) -> Result<u32> {
+    let now = ladder.clock.now();
+    let mut sent = 0;
+    for track in ladder.tracks.iter() {
+        let Some(every) = track.remind_after else {
+            continue;
+        };
+        let due: Vec<i64> = sqlx::query_scalar(
+            "select request_id from promotion_requests where state = 'pending' and track = $1 \
+             and created_at <= $2 and (last_reminded_at is null or last_reminded_at <= $2) order by request_id",
+        )
+        .bind(&track.name)
+        .bind(now - every)
+        .fetch_all(&mut *conn)
+        .await?;
+        for request_id in due {
+            let changed = sqlx::query(
+                "update promotion_requests set last_reminded_at = $1 where request_id = $2 \
+                 and (last_reminded_at is null or last_reminded_at <= $3)",
+            )
+            .bind(now)
+            .bind(request_id)
+            .bind(now - every)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if changed == 0 {
+                continue;
+            }
+            let request = super::get(conn, request_id).await?;
+            let approved_by: Vec<i64> = sqlx::query_scalar(
+                "select approver_id from promotion_approvals where request_id = $1",
+            )
+            .bind(request_id)
+            .fetch_all(&mut *conn)
+            .await?;
+            let context = request_context(ladder, &request, track);
+            for approver in approvers(conn, track, Some(request.requester_id)).await? {
+                if !approved_by.contains(&approver.user_id) {
+                    queue(ladder, conn, "reminder", &approver, context.clone(), now).await?;
+                    sent += 1;
+                }
+            }
+        }
+    }
+    Ok(sent)
+}
+
+/// Scheduler: one email a day to each approver with anything pending.
+pub async fn digest(ladder: &Ladder, conn: &mut Conn) -> Result<u32> {
+    let now = ladder.clock.now();
+    let day = crate::clock::rfc3339(now)
+        .chars()
+        .take(10)
+        .collect::<String>();
+    let mut by_approver: std::collections::BTreeMap<i64, (User, Vec<serde_json::Value>)> =
+        Default::default();
+    for track in ladder.tracks.iter() {
+        let pending: Vec<Request> = sqlx::query_as(&format!(
+            "{} where r.state = 'pending' and r.track = $1 order by r.created_at, r.request_id limit 200",
+            super::SELECT
+        ))
+        .bind(&track.name)
+        .fetch_all(&mut *conn)
+        .await?;
+        if pending.is_empty() {
+            continue;
+        }
+        for approver in approvers(conn, track, None).await? {
+            let list = &mut by_approver
+                .entry(approver.user_id)
+                .or_insert_with(|| (approver.clone(), vec![]))
+                .1;
+            for r in pending
+                .iter()
+                .filter(|r| r.requester_id != approver.user_id)
+            {
+                list.push(request_context(ladder, r, track));
+            }
+        }
+    }
+    let mut sent = 0;
+    for (user_id, (approver, requests)) in by_approver {
+        if requests.is_empty() {
+            continue;
+        }
+        let mut context = json!({ "requests": requests, "count": requests.len() });
+        context["recipient"] = json!(approver.username);
+        let queued = mail::enqueue(
+            conn,
+            &ladder.settings.server.public_url,
+            Email {
+                template: "digest",
+                to: approver.email.clone(),
+                context,
+                dedupe_key: Some(format!("digest:{user_id}:{day}")),
+            },
+            now,
+        )
+        .await?;
+        if queued {
+            sent += 1;
+        }
+    }
+    Ok(sent)
+}

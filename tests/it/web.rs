@@ -1,0 +1,1388 @@
+//! The web app over a real port, driven like a browser, on both backends:
+//! who may reach which route, CSRF, sign-in and sessions, escaping, security
+//! headers, and the delegation rules as the admin console applies them.
+
+use std::net::IpAddr;
+
+use ladder::{
+    accounts::{
+        Email, Group, NewPassword, User, Username, groups,
+        users::{self, NewUser},
+    },
+    blog::{self, Draft},
+    permissions::grants::{self, Grantee},
+};
+use reqwest::{Response, StatusCode, header};
+
+use crate::helpers::{Client, Kind, TestApp, TestLadder, csrf_from, names};
+
+on_both_backends!(
+    every_route_answers_each_role_exactly_as_its_rule_says,
+    an_anonymous_visitor_is_sent_to_sign_in_and_back,
+    a_form_without_the_sessions_csrf_token_is_refused_and_changes_nothing,
+    sign_in_never_sends_anyone_off_site,
+    markup_in_names_and_titles_is_shown_as_text_on_every_page,
+    an_inactive_user_cannot_sign_in_and_is_told_the_same_as_for_a_wrong_password,
+    a_deactivated_users_session_stops_working_on_their_next_request,
+    changing_your_password_ends_your_other_sessions_but_keeps_this_one,
+    every_response_carries_the_security_headers,
+    health_and_readiness_answer_in_json,
+    an_unknown_path_gets_the_not_found_page,
+    a_change_user_holder_is_offered_and_allowed_only_what_they_hold,
+    joining_senior_writers_shows_the_publish_button_on_the_next_page,
+    the_group_delete_page_says_how_many_members_will_lose_access,
+);
+
+/// Like `on_both_backends!`, for tests that start their own `TestLadder`
+/// (with settings of their own) from the backend kind.
+macro_rules! on_both_backends_with_settings {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Kind::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::helpers::Kind::Postgres).await;
+            }
+        }
+    )*};
+}
+
+on_both_backends_with_settings!(
+    the_fourth_sign_in_attempt_in_a_minute_is_refused_with_when_to_try_again,
+    sign_in_attempts_are_limited_per_address_and_per_username,
+);
+
+const WRITER: &[&str] = &["blog.add_post", "blog.change_post", "blog.view_post"];
+const SENIOR_WRITER: &[&str] = &[
+    "blog.add_post",
+    "blog.change_post",
+    "blog.view_post",
+    "blog.publish_post",
+];
+const EDITOR: &[&str] = &[
+    "blog.add_post",
+    "blog.change_post",
+    "blog.delete_post",
+    "blog.view_post",
+    "blog.publish_post",
+    "blog.feature_post",
+    "auth.view_user",
+];
+
+const MARKUP: &str = "<script>alert(1)</script>";
+const RAW: &str = "<script>alert(1)";
+const ESCAPED: &str = "&lt;script&gt;alert(1)";
+
+// ---------------------------------------------------------------------------
+// 1. The role × route matrix
+// ---------------------------------------------------------------------------
+
+/// The matrix's columns. Each signed-in role is a user of that name.
+const ROLES: [&str; 6] = ["anonymous", "writer", "senior", "editor", "staff", "admin"];
+
+/// What one role should get from one request.
+#[derive(Clone, Copy, Debug)]
+enum Want {
+    /// Exactly this status.
+    Status(u16),
+    /// 302 to /login with a `next` that brings the visitor back.
+    SignIn,
+    /// 403 with a page naming what is missing (a permission, or "staff only").
+    Refused(&'static str),
+}
+
+const OK: Want = Want::Status(200);
+/// 303: a successful form, or a redirect elsewhere.
+const SEE: Want = Want::Status(303);
+const GONE: Want = Want::Status(404);
+const LOGIN: Want = Want::SignIn;
+const STAFF: Want = Want::Refused("This page is for staff only.");
+const fn no(permission: &'static str) -> Want {
+    Want::Refused(permission)
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Req {
+    Get(&'static str),
+    /// A form, posted with the session's CSRF token.
+    Post(&'static str, &'static [(&'static str, &'static str)]),
+}
+use Req::{Get, Post};
+
+/// Every route in `src/web/router.rs`, with each method it serves, and what
+/// each role gets. Placeholders are the role's own fresh fixtures (see
+/// `Fixtures`), so a state-changing row never changes another role's answer;
+/// within a role, rows run in order, so the ones that change state come last.
+#[rustfmt::skip]
+fn route_matrix() -> Vec<(Req, [Want; 6])> {
+    let dp = "blog.delete_post";
+    let fp = "blog.feature_post";
+    let pp = "blog.publish_post";
+    let cu = "auth.change_user";
+    let cg = "auth.change_group";
+    let vu = "auth.view_user";
+    let vg = "auth.view_group";
+    vec![
+        //                                                                        anonymous  writer      senior      editor      staff                 admin
+        // Service
+        (Get("/healthz"),                                                        [OK,        OK,         OK,         OK,         OK,                   OK]),
+        (Get("/readyz"),                                                         [OK,        OK,         OK,         OK,         OK,                   OK]),
+        (Get("/static/app.css"),                                                 [OK,        OK,         OK,         OK,         OK,                   OK]),
+        // Sign-in (a signed-in visitor is sent on to `next`)
+        (Get("/login"),                                                          [OK,        SEE,        SEE,        SEE,        SEE,                  SEE]),
+        (Post("/login", &[("username", "nobody"), ("password", "not-a-password")]),
+                                                                                 [Want::Status(422); 6]),
+        (Get("/account/password"),                                               [LOGIN,     OK,         OK,         OK,         OK,                   OK]),
+        // The blog: {draft} is the writer's draft, {published} the writer's published post
+        (Get("/"),                                                               [SEE,       SEE,        SEE,        SEE,        SEE,                  SEE]),
+        (Get("/posts"),                                                          [OK,        OK,         OK,         OK,         OK,                   OK]),
+        (Get("/posts/mine"),                                                     [LOGIN,     OK,         OK,         OK,         OK,                   OK]),
+        (Get("/posts/new"),                                                      [LOGIN,     OK,         OK,         OK,         no("blog.add_post"),  OK]),
+        (Post("/posts/new", &[("title", "From the matrix"), ("body", "Hello.")]),
+                                                                                 [LOGIN,     SEE,        SEE,        SEE,        no("blog.add_post"),  SEE]),
+        (Get("/posts/{published}"),                                              [OK,        OK,         OK,         OK,         OK,                   OK]),
+        (Get("/posts/{draft}"),                                                  [GONE,      OK,         GONE,       OK,         GONE,                 OK]),
+        (Get("/posts/999999"),                                                   [GONE,      GONE,       GONE,       GONE,       GONE,                 GONE]),
+        (Get("/posts/{draft}/edit"),                                             [LOGIN,     OK,         no(fp),     OK,         no("blog.change_post"), OK]),
+        (Post("/posts/{draft}/edit", &[("title", "The draft"), ("body", "Edited.")]),
+                                                                                 [LOGIN,     SEE,        no(fp),     SEE,        no("blog.change_post"), SEE]),
+        (Get("/posts/999999/edit"),                                              [LOGIN,     GONE,       GONE,       GONE,       no("blog.change_post"), GONE]),
+        (Post("/posts/{draft}/feature", &[("featured", "true")]),                [LOGIN,     no(fp),     no(fp),     Want::Status(409), no(fp),        Want::Status(409)]),
+        (Post("/posts/{published}/feature", &[("featured", "true")]),            [LOGIN,     no(fp),     no(fp),     SEE,        no(fp),               SEE]),
+        (Post("/posts/999999/publish", &[]),                                     [LOGIN,     no(pp),     GONE,       GONE,       no(pp),               GONE]),
+        (Post("/posts/{draft}/publish", &[]),                                    [LOGIN,     no(pp),     no(fp),     SEE,        no(pp),               SEE]),
+        (Get("/posts/{draft}/delete"),                                           [LOGIN,     no(dp),     no(dp),     OK,         no(dp),               OK]),
+        (Post("/posts/{draft}/delete", &[]),                                     [LOGIN,     no(dp),     no(dp),     SEE,        no(dp),               SEE]),
+        // The admin console: {user} is a plain user, {group} a group without members
+        (Get("/admin"),                                                          [LOGIN,     STAFF,      STAFF,      STAFF,      OK,                   OK]),
+        (Get("/admin/users"),                                                    [LOGIN,     STAFF,      STAFF,      STAFF,      no(vu),               OK]),
+        (Get("/admin/users/{user}"),                                             [LOGIN,     STAFF,      STAFF,      STAFF,      no(vu),               OK]),
+        (Get("/admin/users/nobody-here"),                                        [LOGIN,     STAFF,      STAFF,      STAFF,      no(vu),               GONE]),
+        (Get("/admin/users/new"),                                                [LOGIN,     STAFF,      STAFF,      STAFF,      no("auth.add_user"),  OK]),
+        (Post("/admin/users/new", &[("username", "newcomer"), ("email", "newcomer@example.com"), ("display_name", "Newcomer"), ("password", "")]),
+                                                                                 [LOGIN,     STAFF,      STAFF,      STAFF,      no("auth.add_user"),  SEE]),
+        (Post("/admin/users/{user}/groups", &[("group_id", "{group}"), ("action", "add")]),
+                                                                                 [LOGIN,     STAFF,      STAFF,      STAFF,      no(cu),               SEE]),
+        (Post("/admin/users/{user}/permissions", &[("permission", "blog.view_post"), ("action", "grant")]),
+                                                                                 [LOGIN,     STAFF,      STAFF,      STAFF,      no(cu),               SEE]),
+        (Post("/admin/users/{user}/staff", &[("value", "true")]),                [LOGIN,     STAFF,      STAFF,      STAFF,      no(cu),               SEE]),
+        (Post("/admin/users/{user}/password", &[("password", "a-fresh-passphrase")]),
+                                                                                 [LOGIN,     STAFF,      STAFF,      STAFF,      no(cu),               SEE]),
+        (Get("/admin/users/{user}/active"),                                      [LOGIN,     STAFF,      STAFF,      STAFF,      no(cu),               OK]),
+        (Post("/admin/users/{user}/active", &[("value", "false")]),              [LOGIN,     STAFF,      STAFF,      STAFF,      no(cu),               SEE]),
+        (Get("/admin/groups"),                                                   [LOGIN,     STAFF,      STAFF,      STAFF,      no(vg),               OK]),
+        (Post("/admin/groups/new", &[("name", "Made in the matrix")]),           [LOGIN,     STAFF,      STAFF,      STAFF,      no("auth.add_group"), SEE]),
+        (Get("/admin/groups/{group}"),                                           [LOGIN,     STAFF,      STAFF,      STAFF,      no(vg),               OK]),
+        (Get("/admin/groups/999999"),                                            [LOGIN,     STAFF,      STAFF,      STAFF,      no(vg),               GONE]),
+        (Post("/admin/groups/{group}/rename", &[("name", "Renamed in the matrix")]),
+                                                                                 [LOGIN,     STAFF,      STAFF,      STAFF,      no(cg),               SEE]),
+        (Post("/admin/groups/{group}/permissions", &[("shown", "blog.add_post"), ("perm", "blog.add_post")]),
+                                                                                 [LOGIN,     STAFF,      STAFF,      STAFF,      no(cg),               SEE]),
+        (Post("/admin/groups/{group}/members", &[("username", "{user}"), ("action", "remove")]),
+                                                                                 [LOGIN,     STAFF,      STAFF,      STAFF,      no(cu),               SEE]),
+        (Get("/admin/groups/{group}/delete"),                                    [LOGIN,     STAFF,      STAFF,      STAFF,      no("auth.delete_group"), OK]),
+        (Post("/admin/groups/{group}/delete", &[]),                              [LOGIN,     STAFF,      STAFF,      STAFF,      no("auth.delete_group"), SEE]),
+        (Get("/admin/permissions"),                                              [LOGIN,     STAFF,      STAFF,      STAFF,      no("auth.view_permission"), OK]),
+        (Get("/admin/audit"),                                                    [LOGIN,     STAFF,      STAFF,      STAFF,      no("admin.view_logentry"), OK]),
+        // Last: these end or renew the role's session
+        (Post("/account/password", &[("current", "{password}"), ("new", "a-brand-new-passphrase"), ("confirm", "a-brand-new-passphrase")]),
+                                                                                 [LOGIN,     SEE,        SEE,        SEE,        SEE,                  SEE]),
+        (Post("/logout", &[]),                                                   [LOGIN,     SEE,        SEE,        SEE,        SEE,                  SEE]),
+    ]
+}
+
+/// The cast of the matrix and of several other tests: one user per role,
+/// each named after it, in the demo's groups.
+struct Cast {
+    writer: User,
+}
+
+impl Cast {
+    async fn new(t: &TestLadder) -> Cast {
+        t.superuser("admin").await;
+        let writer = t.user("writer").await;
+        let senior = t.user("senior").await;
+        let editor = t.user("editor").await;
+        let staff = t.user("staff").await;
+        t.join(&writer, &role_group(t, "Writers", WRITER).await)
+            .await;
+        t.join(
+            &senior,
+            &role_group(t, "Senior Writers", SENIOR_WRITER).await,
+        )
+        .await;
+        t.join(&editor, &role_group(t, "Editors", EDITOR).await)
+            .await;
+        make_staff(t, &staff).await;
+        Cast { writer }
+    }
+}
+
+/// Objects for one role's run of the matrix, made fresh so that what one
+/// role changes (publishing, deleting, deactivating) cannot touch another's.
+struct Fixtures {
+    draft: i64,
+    published: i64,
+    user: String,
+    group: i64,
+    password: String,
+}
+
+impl Fixtures {
+    async fn new(t: &TestLadder, cast: &Cast, role: &str) -> Fixtures {
+        Fixtures {
+            draft: post_by(t, &cast.writer, "The draft", false).await,
+            published: post_by(t, &cast.writer, "The published post", true).await,
+            user: t.user(&format!("target-of-{role}")).await.username,
+            group: t.group(&format!("Group of {role}"), &[]).await.group_id,
+            password: format!("{role}-password"),
+        }
+    }
+
+    fn fill(&self, template: &str) -> String {
+        template
+            .replace("{draft}", &self.draft.to_string())
+            .replace("{published}", &self.published.to_string())
+            .replace("{user}", &self.user)
+            .replace("{group}", &self.group.to_string())
+            .replace("{password}", &self.password)
+    }
+}
+
+async fn every_route_answers_each_role_exactly_as_its_rule_says(t: TestLadder) {
+    let cast = Cast::new(&t).await;
+    let app = t.serve().await;
+    let mut wrong = Vec::new();
+    for (column, role) in ROLES.into_iter().enumerate() {
+        let client = if role == "anonymous" {
+            app.client()
+        } else {
+            app.signed_in(role).await
+        };
+        let fixtures = Fixtures::new(&t, &cast, role).await;
+        for (req, wants) in route_matrix() {
+            let (method, path, response) = match req {
+                Get(path) => {
+                    let path = fixtures.fill(path);
+                    ("GET", path.clone(), client.get(&path).await)
+                }
+                Post(path, fields) => {
+                    let path = fixtures.fill(path);
+                    let filled: Vec<(&str, String)> =
+                        fields.iter().map(|(k, v)| (*k, fixtures.fill(v))).collect();
+                    let fields: Vec<(&str, &str)> =
+                        filled.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                    ("POST", path.clone(), submit(&client, &path, &fields).await)
+                }
+            };
+            if let Err(why) = judge(wants[column], method, &path, response).await {
+                wrong.push(format!("{role:>9}  {method:4} {path}: {why}"));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} answers differ from the matrix:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
+/// Checks one answer against the matrix; says what differs.
+async fn judge(want: Want, method: &str, path: &str, response: Response) -> Result<(), String> {
+    let status = response.status().as_u16();
+    let location = location(&response).to_string();
+    let body = response.text().await.unwrap_or_default();
+    match want {
+        Want::Status(code) if status == code => Ok(()),
+        Want::Status(code) => Err(format!("expected {code}, got {status} {location}")),
+        Want::SignIn => {
+            let back = if method == "GET" { path } else { "/" };
+            let expected = format!(
+                "/login?{}",
+                serde_urlencoded::to_string([("next", back)]).unwrap()
+            );
+            if status == 302 && location == expected {
+                Ok(())
+            } else {
+                Err(format!(
+                    "expected 302 to {expected}, got {status} {location}"
+                ))
+            }
+        }
+        Want::Refused(what) if status == 403 && body.contains(what) => Ok(()),
+        Want::Refused(what) => Err(format!(
+            "expected 403 naming {what:?}, got {status} {location} {}",
+            message_of(&body)
+        )),
+    }
+}
+
+/// The router's own table, read from its source, so that a route added
+/// without a row in the matrix fails here.
+#[test]
+fn the_matrix_has_a_row_for_every_route_and_method_the_router_serves() {
+    let source = include_str!("../../src/web/router.rs");
+    let table = source
+        .split("pub fn routes()")
+        .nth(1)
+        .and_then(|rest| rest.split("pub fn router(").next())
+        .expect("router.rs has routes() before router()");
+    let mut served = Vec::new();
+    for call in table.split("route(").skip(1) {
+        let path = call.split('"').nth(1).expect("a route's path");
+        if call.contains("get(") {
+            served.push(("GET", path));
+        }
+        if call.contains("post(") {
+            served.push(("POST", path));
+        }
+    }
+    assert!(
+        served.len() >= 30,
+        "read only {} routes from router.rs",
+        served.len()
+    );
+    let rows: Vec<(&str, &str)> = route_matrix()
+        .into_iter()
+        .map(|(req, _)| match req {
+            Get(p) => ("GET", p),
+            Post(p, _) => ("POST", p),
+        })
+        .collect();
+    let missing: Vec<String> = served
+        .iter()
+        .filter(|(method, route)| {
+            !rows
+                .iter()
+                .any(|(m, row)| m == method && same_route(route, row))
+        })
+        .map(|(method, route)| format!("{method} {route}"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "routes missing from the matrix: {missing:?}"
+    );
+}
+
+/// Whether a matrix path is an instance of a router path (`{x}` matches any segment).
+fn same_route(route: &str, row: &str) -> bool {
+    let (a, b): (Vec<&str>, Vec<&str>) = (route.split('/').collect(), row.split('/').collect());
+    a.len() == b.len()
+        && a.iter()
+            .zip(&b)
+            .all(|(r, p)| r == p || (r.starts_with('{') && !p.is_empty()))
+}
+
+// ---------------------------------------------------------------------------
+// 2. CSRF
+// ---------------------------------------------------------------------------
+
+async fn a_form_without_the_sessions_csrf_token_is_refused_and_changes_nothing(t: TestLadder) {
+    let cast = Cast::new(&t).await;
+    let group = t.group("Reviewers", &[]).await;
+    let app = t.serve().await;
+    let writer = app.signed_in("writer").await;
+    let admin = app.signed_in("admin").await;
+    let others_token = session_token(&admin).await;
+
+    // Creating a post: no token, a made-up one, another session's, a wrong header.
+    let before = (t.fingerprint().await, t.count("posts").await);
+    let form = [("title", "Sneaky"), ("body", "Posted from elsewhere.")];
+    let attempts = [
+        writer.http.post(writer.url("/posts/new")).form(&form),
+        writer
+            .http
+            .post(writer.url("/posts/new"))
+            .form(&[("csrf_token", "0".repeat(64).as_str()), ("title", "Sneaky")]),
+        writer
+            .http
+            .post(writer.url("/posts/new"))
+            .form(&[("csrf_token", others_token.as_str()), ("title", "Sneaky")]),
+        writer
+            .http
+            .post(writer.url("/posts/new"))
+            .header("x-csrf-token", others_token.as_str())
+            .form(&form),
+    ];
+    for attempt in attempts {
+        let response = attempt.send().await.unwrap();
+        assert_eq!(response.status(), 403);
+        assert!(response.text().await.unwrap().contains("CSRF check failed"));
+    }
+    assert_eq!((t.fingerprint().await, t.count("posts").await), before);
+    // The same form with the session's token works, so the refusals were the token's.
+    assert_eq!(submit(&writer, "/posts/new", &form).await.status(), 303);
+    assert_eq!(t.count("posts").await, before.1 + 1);
+
+    // Adding a group member.
+    let before = t.fingerprint().await;
+    let path = format!("/admin/groups/{}/members", group.group_id);
+    let add = [("username", "writer"), ("action", "add")];
+    let response = admin
+        .http
+        .post(admin.url(&path))
+        .form(&add)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let response = admin.post_form(&path, "not-the-token", &add).await;
+    assert_eq!(response.status(), 403);
+    assert_eq!(t.fingerprint().await, before);
+    let mut conn = t.ladder.db.acquire().await.unwrap();
+    assert!(
+        !groups::is_member(&mut conn, cast.writer.user_id, group.group_id)
+            .await
+            .unwrap()
+    );
+    drop(conn);
+
+    // Signing out: without the token the session goes on.
+    let sessions = t.count("sessions").await;
+    let response = writer
+        .http
+        .post(writer.url("/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(writer.get("/posts/mine").await.status(), 200);
+    assert_eq!(t.count("sessions").await, sessions);
+
+    // Signing in needs the sign-in page's token too; a refusal is not even an attempt.
+    let attempts = t.count("login_attempts").await;
+    let stranger = app.client();
+    let response = stranger
+        .http
+        .post(stranger.url("/login"))
+        .form(&[("username", "writer"), ("password", "writer-password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(stranger.get("/posts/mine").await.status(), 302);
+    assert_eq!(t.count("login_attempts").await, attempts);
+}
+
+// ---------------------------------------------------------------------------
+// 3. Sign-in and `next`
+// ---------------------------------------------------------------------------
+
+async fn an_anonymous_visitor_is_sent_to_sign_in_and_back(t: TestLadder) {
+    Cast::new(&t).await;
+    let app = t.serve().await;
+    let visitor = app.client();
+
+    let response = visitor.get("/posts/new?title=x").await;
+    assert_eq!(response.status(), 302);
+    assert_eq!(
+        location(&response),
+        "/login?next=%2Fposts%2Fnew%3Ftitle%3Dx"
+    );
+
+    let form = visitor.get(location(&response)).await;
+    assert_eq!(form.status(), 200);
+    let html = form.text().await.unwrap();
+    assert_eq!(
+        field_value(&html, "next").as_deref(),
+        Some("/posts/new?title=x")
+    );
+
+    let token = csrf_from(&html).unwrap();
+    let response = visitor
+        .post_form(
+            "/login",
+            &token,
+            &[
+                ("username", "writer"),
+                ("password", "writer-password"),
+                ("next", "/posts/new?title=x"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&response), "/posts/new?title=x");
+    assert_eq!(visitor.get("/posts/new?title=x").await.status(), 200);
+}
+
+async fn sign_in_never_sends_anyone_off_site(t: TestLadder) {
+    Cast::new(&t).await;
+    let app = t.serve().await;
+    for evil in ["//evil.example", "https://evil.example", "/\\evil.example"] {
+        let visitor = app.client();
+        let query = serde_urlencoded::to_string([("next", evil)]).unwrap();
+        // The form does not carry it on...
+        let html = visitor
+            .get(&format!("/login?{query}"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(field_value(&html, "next").as_deref(), Some("/"), "{evil}");
+        // ...and a hand-made form with it lands on the home page.
+        let token = csrf_from(&html).unwrap();
+        let response = visitor
+            .post_form(
+                "/login",
+                &token,
+                &[
+                    ("username", "writer"),
+                    ("password", "writer-password"),
+                    ("next", evil),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), 303, "{evil}");
+        assert_eq!(location(&response), "/", "{evil}");
+        // Signed in, the sign-in page sends them on: home, not off site.
+        let response = visitor.get(&format!("/login?{query}")).await;
+        assert_eq!(response.status(), 303, "{evil}");
+        assert_eq!(location(&response), "/", "{evil}");
+    }
+    // A local `next` is honoured.
+    let visitor = app.client();
+    let token = visitor.csrf("/login").await;
+    let response = visitor
+        .post_form(
+            "/login",
+            &token,
+            &[
+                ("username", "writer"),
+                ("password", "writer-password"),
+                ("next", "/posts/mine?x=1"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&response), "/posts/mine?x=1");
+}
+
+// ---------------------------------------------------------------------------
+// 4. Escaping
+// ---------------------------------------------------------------------------
+
+async fn markup_in_names_and_titles_is_shown_as_text_on_every_page(t: TestLadder) {
+    Cast::new(&t).await;
+    // Usernames cannot hold markup; this one holds every other character allowed.
+    let name = "mal.o+brien@x_y-1";
+    let mallory = user_with_display_name(&t, name, MARKUP).await;
+    t.grant(&mallory, SENIOR_WRITER).await;
+    let crew = t
+        .group(&format!("{MARKUP} crew"), &["blog.view_post"])
+        .await;
+    t.join(&mallory, &crew).await;
+    let app = t.serve().await;
+
+    // Mallory writes and publishes through the forms.
+    let author = app.signed_in(name).await;
+    let response = submit(
+        &author,
+        "/posts/new",
+        &[("title", MARKUP), ("body", MARKUP)],
+    )
+    .await;
+    assert_eq!(response.status(), 303);
+    let post = location(&response).to_string();
+    let draft_page = author.get(&post).await.text().await.unwrap();
+    assert_escaped("the post page of a draft", &draft_page);
+    assert_eq!(
+        submit(&author, &format!("{post}/publish"), &[])
+            .await
+            .status(),
+        303
+    );
+
+    let mut pages = vec![
+        ("my posts", author.get("/posts/mine").await),
+        ("the edit form", author.get(&format!("{post}/edit")).await),
+        ("the posts list", app.client().get("/posts").await),
+        ("the post page", app.client().get(&post).await),
+    ];
+    let admin = app.signed_in("admin").await;
+    let search = serde_urlencoded::to_string([("q", MARKUP)]).unwrap();
+    let users = admin
+        .get(&format!("/admin/users?{search}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_escaped("the users list", &users);
+    assert!(
+        users.contains(">mal.o+brien@x_y-1</a>"),
+        "the search finds mallory by name"
+    );
+    // Follow the list's link, as a browser would.
+    let link = href_to(&users, "/admin/users/mal").expect("a link to mallory's page");
+    assert_eq!(link, "/admin/users/mal.o%2Bbrien%40x_y-1");
+    pages.extend([
+        ("the user page", admin.get(&link).await),
+        (
+            "the users list filtered by group",
+            admin
+                .get(&format!(
+                    "/admin/users?{}",
+                    serde_urlencoded::to_string([("group", format!("{MARKUP} crew"))]).unwrap()
+                ))
+                .await,
+        ),
+        (
+            "the group page",
+            admin.get(&format!("/admin/groups/{}", crew.group_id)).await,
+        ),
+        ("the groups list", admin.get("/admin/groups").await),
+        (
+            "the permissions page",
+            admin.get("/admin/permissions").await,
+        ),
+        ("the audit log", admin.get("/admin/audit").await),
+    ]);
+    for (page, response) in pages {
+        assert_eq!(response.status(), 200, "{page}");
+        let body = response.text().await.unwrap();
+        assert_escaped(page, &body);
+    }
+    // The group page lists mallory among the members.
+    let group_page = admin
+        .get(&format!("/admin/groups/{}", crew.group_id))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(group_page.contains(">mal.o+brien@x_y-1</a>"));
+
+    // The delete page and the flash after deleting show the title as text too.
+    let editor = app.signed_in("editor").await;
+    let confirm = editor.get(&format!("{post}/delete")).await;
+    assert_eq!(confirm.status(), 200);
+    assert_escaped("the delete page", &confirm.text().await.unwrap());
+    assert_eq!(
+        submit(&editor, &format!("{post}/delete"), &[])
+            .await
+            .status(),
+        303
+    );
+    assert_escaped(
+        "the flash after deleting",
+        &editor.get("/posts/mine").await.text().await.unwrap(),
+    );
+}
+
+fn assert_escaped(page: &str, body: &str) {
+    assert!(!body.contains(RAW), "{page} shows the markup raw:\n{body}");
+    assert!(
+        body.contains(ESCAPED),
+        "{page} does not show the markup as text:\n{body}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 5. Rate limiting and inactive users at sign-in
+// ---------------------------------------------------------------------------
+
+async fn the_fourth_sign_in_attempt_in_a_minute_is_refused_with_when_to_try_again(kind: Kind) {
+    let Some(t) = TestLadder::start_with(kind, |s| s.server.login_attempts_per_minute = 3).await
+    else {
+        return;
+    };
+    t.user("alice").await;
+    let app = t.serve().await;
+    let visitor = app.client();
+    for _ in 0..3 {
+        assert_eq!(visitor.login("alice", "wrong-password").await.status(), 422);
+    }
+    // The right password does not help once the limit is reached.
+    let response = visitor.login("alice", "alice-password").await;
+    assert_eq!(response.status(), 429);
+    assert_security_headers("429", &response);
+    let wait: u64 = response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .expect("a Retry-After header")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "Retry-After: {wait}");
+    let body = response.text().await.unwrap();
+    assert!(body.contains("Too many attempts"));
+    assert!(
+        body.contains(&format!("try again in {wait} seconds")),
+        "{body}"
+    );
+    assert_eq!(visitor.get("/posts/mine").await.status(), 302);
+
+    // A minute later the window has moved on.
+    t.ladder.clock.advance(61);
+    assert_eq!(visitor.login("alice", "alice-password").await.status(), 303);
+}
+
+async fn sign_in_attempts_are_limited_per_address_and_per_username(kind: Kind) {
+    let Some(t) = TestLadder::start_with(kind, |s| s.server.login_attempts_per_minute = 3).await
+    else {
+        return;
+    };
+    t.user("alice").await;
+    t.user("bob").await;
+    let app = t.serve().await;
+    let here = app.client();
+    for _ in 0..3 {
+        assert_eq!(here.login("alice", "wrong-password").await.status(), 422);
+    }
+    // The address is over its limit, whichever username it tries.
+    assert_eq!(here.login("bob", "bob-password").await.status(), 429);
+
+    // From another address: the username is over its limit, the address is not.
+    let other: IpAddr = "127.0.0.2".parse().unwrap();
+    if std::net::TcpListener::bind((other, 0)).is_err() {
+        eprintln!("note: 127.0.0.2 is not available; the per-username half is skipped");
+        return;
+    }
+    let elsewhere = client_from(&app, other);
+    assert_eq!(
+        elsewhere.login("alice", "alice-password").await.status(),
+        429
+    );
+    // Refused attempts are not counted, so bob is still welcome from there.
+    assert_eq!(elsewhere.login("bob", "bob-password").await.status(), 303);
+}
+
+async fn an_inactive_user_cannot_sign_in_and_is_told_the_same_as_for_a_wrong_password(
+    t: TestLadder,
+) {
+    t.user("bob").await;
+    let carol = t.user("carol").await;
+    set_active(&t, &carol, false).await;
+    let app = t.serve().await;
+    let visitor = app.client();
+    let message = "That username and password do not match an active account.";
+
+    let wrong_password = visitor.login("bob", "wrong-password").await;
+    assert_eq!(wrong_password.status(), 422);
+    assert!(wrong_password.text().await.unwrap().contains(message));
+
+    let inactive = visitor.login("carol", "carol-password").await;
+    assert_eq!(inactive.status(), 422);
+    let inactive = inactive.text().await.unwrap();
+    assert!(inactive.contains(message));
+    // Nothing on the page tells that carol's password was right.
+    let inactive_wrong = visitor.login("carol", "wrong-password").await;
+    assert_eq!(inactive_wrong.status(), 422);
+    assert_eq!(inactive_wrong.text().await.unwrap(), inactive);
+    assert_eq!(visitor.get("/posts/mine").await.status(), 302);
+}
+
+// ---------------------------------------------------------------------------
+// 6. Sessions
+// ---------------------------------------------------------------------------
+
+async fn a_deactivated_users_session_stops_working_on_their_next_request(t: TestLadder) {
+    let cast = Cast::new(&t).await;
+    let app = t.serve().await;
+    let writer = app.signed_in("writer").await;
+    assert_eq!(writer.get("/posts/mine").await.status(), 200);
+
+    let admin = app.signed_in("admin").await;
+    assert_eq!(admin.get("/admin/users/writer/active").await.status(), 200);
+    let response = submit(&admin, "/admin/users/writer/active", &[("value", "false")]).await;
+    assert_eq!(response.status(), 303);
+    assert!(!t.reload(&cast.writer).await.is_active);
+
+    let response = writer.get("/posts/mine").await;
+    assert_eq!(response.status(), 302);
+    assert_eq!(location(&response), "/login?next=%2Fposts%2Fmine");
+
+    // The session was ended, not suspended: reactivating does not revive it.
+    set_active(&t, &cast.writer, true).await;
+    assert_eq!(writer.get("/posts/mine").await.status(), 302);
+    assert_eq!(
+        app.signed_in("writer")
+            .await
+            .get("/posts/mine")
+            .await
+            .status(),
+        200
+    );
+}
+
+async fn changing_your_password_ends_your_other_sessions_but_keeps_this_one(t: TestLadder) {
+    Cast::new(&t).await;
+    let app = t.serve().await;
+    let here = app.signed_in("writer").await;
+    let there = app.signed_in("writer").await;
+
+    // A wrong current password changes nothing.
+    let response = submit(
+        &here,
+        "/account/password",
+        &[
+            ("current", "not-my-password"),
+            ("new", "a-brand-new-passphrase"),
+            ("confirm", "a-brand-new-passphrase"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), 422);
+    assert_eq!(there.get("/posts/mine").await.status(), 200);
+
+    let response = submit(
+        &here,
+        "/account/password",
+        &[
+            ("current", "writer-password"),
+            ("new", "a-brand-new-passphrase"),
+            ("confirm", "a-brand-new-passphrase"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(here.get("/posts/mine").await.status(), 200);
+    let response = there.get("/posts/mine").await;
+    assert_eq!(response.status(), 302);
+    assert_eq!(location(&response), "/login?next=%2Fposts%2Fmine");
+
+    assert_eq!(
+        app.client()
+            .login("writer", "writer-password")
+            .await
+            .status(),
+        422
+    );
+    assert_eq!(
+        app.client()
+            .login("writer", "a-brand-new-passphrase")
+            .await
+            .status(),
+        303
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 7. Headers, health, 404
+// ---------------------------------------------------------------------------
+
+async fn every_response_carries_the_security_headers(t: TestLadder) {
+    Cast::new(&t).await;
+    let app = t.serve().await;
+    let visitor = app.client();
+    let writer = app.signed_in("writer").await;
+    let responses = vec![
+        ("a page", visitor.get("/posts").await),
+        ("the sign-in page", visitor.get("/login").await),
+        ("JSON", visitor.get("/healthz").await),
+        ("the stylesheet", visitor.get("/static/app.css").await),
+        ("a redirect", visitor.get("/").await),
+        ("a redirect to sign in", visitor.get("/posts/mine").await),
+        ("a 404", visitor.get("/no/such/page").await),
+        (
+            "a CSRF refusal",
+            visitor
+                .http
+                .post(visitor.url("/logout"))
+                .send()
+                .await
+                .unwrap(),
+        ),
+        ("a refusal", writer.get("/admin").await),
+        (
+            "a form with errors",
+            submit(&writer, "/posts/new", &[("title", "")]).await,
+        ),
+        (
+            "a form's redirect",
+            submit(&writer, "/posts/new", &[("title", "Hi")]).await,
+        ),
+        ("a wrong method", visitor.get("/logout").await),
+    ];
+    for (what, response) in &responses {
+        assert_security_headers(what, response);
+    }
+}
+
+fn assert_security_headers(what: &str, response: &Response) {
+    let header = |name: header::HeaderName| {
+        response
+            .headers()
+            .get(&name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("{what} ({}) has no {name}", response.status()))
+            .to_string()
+    };
+    let csp = header(header::CONTENT_SECURITY_POLICY);
+    assert!(
+        csp.split(';').any(|d| d.trim() == "script-src 'self'"),
+        "{what}: {csp}"
+    );
+    assert!(!csp.contains("unsafe-inline"), "{what}: {csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
+    assert_eq!(header(header::X_FRAME_OPTIONS), "DENY", "{what}");
+    assert_eq!(header(header::X_CONTENT_TYPE_OPTIONS), "nosniff", "{what}");
+    assert_eq!(header(header::REFERRER_POLICY), "same-origin", "{what}");
+}
+
+async fn health_and_readiness_answer_in_json(t: TestLadder) {
+    let app = t.serve().await;
+    let visitor = app.client();
+    for (path, status) in [("/healthz", "ok"), ("/readyz", "ready")] {
+        let response = visitor.get(path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        let content_type = response.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(content_type, "application/json", "{path}");
+        let json: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(json, serde_json::json!({ "status": status }), "{path}");
+    }
+}
+
+async fn an_unknown_path_gets_the_not_found_page(t: TestLadder) {
+    Cast::new(&t).await;
+    let app = t.serve().await;
+    let admin = app.signed_in("admin").await;
+    // Unknown paths are not behind any guard, even under /admin.
+    for (client, path) in [
+        (&app.client(), "/no/such/page"),
+        (&app.client(), "/admin/no-such-page"),
+        (&admin, "/posts/not-a-number/edit/more"),
+    ] {
+        let response = client.get(path).await;
+        assert_eq!(response.status(), 404, "{path}");
+        assert!(
+            response.headers()[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{path}"
+        );
+        let body = response.text().await.unwrap();
+        assert!(body.contains("<h1>Not found</h1>"), "{path}: {body}");
+        assert!(body.contains("That page does not exist"), "{path}: {body}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 8. Delegation through the admin console
+// ---------------------------------------------------------------------------
+
+async fn a_change_user_holder_is_offered_and_allowed_only_what_they_hold(t: TestLadder) {
+    let alice = t.user("alice").await;
+    t.join(&alice, &role_group(&t, "Writers", WRITER).await)
+        .await;
+    let senior_writers = role_group(&t, "Senior Writers", SENIOR_WRITER).await;
+    t.group("Contributors", &["blog.add_post"]).await;
+    let sam = t.user("sam").await;
+    make_staff(&t, &sam).await;
+    t.grant(
+        &sam,
+        &["auth.view_user", "auth.change_user", "blog.add_post"],
+    )
+    .await;
+    let app = t.serve().await;
+    let staff = app.signed_in("sam").await;
+
+    // The user page offers only what sam could grant.
+    let page = staff.get("/admin/users/alice").await.text().await.unwrap();
+    assert_eq!(
+        options(&page, "grant-perm"),
+        ["auth.view_user", "blog.add_post"]
+    );
+    let groups_offered = options(&page, "add-group");
+    assert!(
+        groups_offered.contains(&"Contributors".to_string()),
+        "{groups_offered:?}"
+    );
+    assert!(
+        !groups_offered.contains(&"Senior Writers".to_string()),
+        "{groups_offered:?}"
+    );
+
+    // Anything else is refused, says why, and changes nothing.
+    let refusals = [
+        (
+            "permissions",
+            vec![
+                ("permission", "blog.publish_post".to_string()),
+                ("action", "grant".into()),
+            ],
+            "you do not hold blog.publish_post, so you cannot grant it",
+        ),
+        (
+            "permissions",
+            vec![
+                ("permission", "auth.change_user".to_string()),
+                ("action", "grant".into()),
+            ],
+            "only the superuser may grant auth.change_user",
+        ),
+        (
+            "groups",
+            vec![
+                ("group_id", senior_writers.group_id.to_string()),
+                ("action", "add".into()),
+            ],
+            "(group \"Senior Writers\" holds it)",
+        ),
+    ];
+    for (what, fields, reason) in refusals {
+        let before = t.fingerprint().await;
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let response = submit(&staff, &format!("/admin/users/alice/{what}"), &fields).await;
+        assert_eq!(response.status(), 303);
+        assert_eq!(location(&response), "/admin/users/alice");
+        assert_eq!(t.fingerprint().await, before, "{reason}");
+        let page = staff.get("/admin/users/alice").await.text().await.unwrap();
+        let flash = flash_of(&page).expect("a flash message");
+        assert!(flash.starts_with("Not done: "), "{flash}");
+        assert!(html_unescape(&flash).contains(reason), "{flash}");
+    }
+    assert!(!t.has_perm(&alice, "blog.publish_post").await);
+
+    // What is offered is accepted.
+    let response = submit(
+        &staff,
+        "/admin/users/alice/permissions",
+        &[("permission", "auth.view_user"), ("action", "grant")],
+    )
+    .await;
+    assert_eq!(response.status(), 303);
+    assert!(t.has_perm(&alice, "auth.view_user").await);
+    let page = staff.get("/admin/users/alice").await.text().await.unwrap();
+    assert_eq!(
+        flash_of(&page).as_deref(),
+        Some("Granted auth.view_user to alice.")
+    );
+    assert_eq!(options(&page, "grant-perm"), ["blog.add_post"]);
+}
+
+async fn joining_senior_writers_shows_the_publish_button_on_the_next_page(t: TestLadder) {
+    let cast = Cast::new(&t).await;
+    let draft = post_by(&t, &cast.writer, "Ready to go", false).await;
+    let senior_writers = role_group(&t, "Senior Writers", SENIOR_WRITER).await;
+    let app = t.serve().await;
+    let writer = app.signed_in("writer").await;
+    let publish_button = format!("action=\"/posts/{draft}/publish\"");
+    assert!(
+        !writer
+            .get("/posts/mine")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains(&publish_button)
+    );
+
+    let admin = app.signed_in("admin").await;
+    let group_id = senior_writers.group_id.to_string();
+    let response = submit(
+        &admin,
+        "/admin/users/writer/groups",
+        &[("group_id", group_id.as_str()), ("action", "add")],
+    )
+    .await;
+    assert_eq!(response.status(), 303);
+    let page = admin.get("/admin/users/writer").await.text().await.unwrap();
+    assert_eq!(
+        flash_of(&page).as_deref(),
+        Some("Added writer to Senior Writers.")
+    );
+
+    // Her next page load, in the session she already had.
+    let mine = writer.get("/posts/mine").await.text().await.unwrap();
+    assert!(mine.contains(&publish_button), "{mine}");
+    let post = writer
+        .get(&format!("/posts/{draft}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(post.contains(&publish_button));
+    assert_eq!(
+        submit(&writer, &format!("/posts/{draft}/publish"), &[])
+            .await
+            .status(),
+        303
+    );
+    let mut conn = t.ladder.db.acquire().await.unwrap();
+    assert!(
+        blog::find(&mut conn, draft)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_published()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 9. Deleting a group
+// ---------------------------------------------------------------------------
+
+async fn the_group_delete_page_says_how_many_members_will_lose_access(t: TestLadder) {
+    Cast::new(&t).await;
+    let crowd = t.group("Crowd", &["blog.view_post"]).await;
+    let solo = t.group("Solo", &[]).await;
+    let empty = t.group("Empty", &[]).await;
+    for name in ["ann", "ben", "cat"] {
+        t.join(&t.user(name).await, &crowd).await;
+    }
+    t.join(&t.user("dan").await, &solo).await;
+    let app = t.serve().await;
+    let admin = app.signed_in("admin").await;
+    let confirm = |group: &Group| format!("/admin/groups/{}/delete", group.group_id);
+
+    for (group, count) in [
+        (&crowd, "3 members"),
+        (&solo, "1 member"),
+        (&empty, "0 members"),
+    ] {
+        let response = admin.get(&confirm(group)).await;
+        assert_eq!(response.status(), 200);
+        let body = response.text().await.unwrap();
+        assert!(
+            body.contains(&format!("<strong>{count}</strong>")),
+            "{}: {body}",
+            group.name
+        );
+    }
+    // The count is the current one.
+    let path = format!("/admin/groups/{}/members", crowd.group_id);
+    let response = submit(&admin, &path, &[("username", "ann"), ("action", "remove")]).await;
+    assert_eq!(response.status(), 303);
+    let body = admin.get(&confirm(&crowd)).await.text().await.unwrap();
+    assert!(body.contains("<strong>2 members</strong>"));
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+/// Posts a form as a browser would, with the session's current CSRF token
+/// (from the sign-out form of a signed-in page, or from the sign-in page).
+async fn submit(client: &Client, path: &str, fields: &[(&str, &str)]) -> Response {
+    let token = session_token(client).await;
+    client.post_form(path, &token, fields).await
+}
+
+async fn session_token(client: &Client) -> String {
+    let page = client.get("/posts/mine").await;
+    if page.status() == StatusCode::OK {
+        csrf_from(&page.text().await.unwrap()).expect("a signed-in page carries the token")
+    } else {
+        client.csrf("/login").await
+    }
+}
+
+fn location(response: &Response) -> &str {
+    response
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// The error page's message, for failure output.
+fn message_of(body: &str) -> String {
+    body.split("<p>")
+        .nth(1)
+        .and_then(|rest| rest.split("</p>").next())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The value of a form's `name=` input, unescaped.
+fn field_value(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(html_unescape(&html[start..end]))
+}
+
+/// The texts of a `<select id=...>`'s options.
+fn options(html: &str, select_id: &str) -> Vec<String> {
+    let start = html
+        .find(&format!("<select id=\"{select_id}\""))
+        .unwrap_or_else(|| panic!("no select {select_id}"));
+    let select = &html[start..start + html[start..].find("</select>").unwrap()];
+    select
+        .split("<option")
+        .skip(1)
+        .filter_map(|o| {
+            Some(html_unescape(
+                o.split_once('>')?.1.split("</option>").next()?,
+            ))
+        })
+        .collect()
+}
+
+/// The first flash message on a page.
+fn flash_of(html: &str) -> Option<String> {
+    let start = html.find("class=\"flash flash-")?;
+    let text = html[start..].split_once('>')?.1;
+    Some(text.split("</p>").next()?.to_string())
+}
+
+/// The first link whose target starts with `prefix`, unescaped.
+fn href_to(html: &str, prefix: &str) -> Option<String> {
+    html.split("href=\"")
+        .skip(1)
+        .map(|rest| html_unescape(rest.split('"').next().unwrap_or("")))
+        .find(|href| href.starts_with(prefix))
+}
+
+fn html_unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#x2f;", "/")
+        .replace("&amp;", "&")
+}
+
+/// A browser-like client whose requests come from `ip` (another loopback address).
+fn client_from(app: &TestApp, ip: IpAddr) -> Client {
+    Client {
+        http: reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .local_address(ip)
+            .build()
+            .unwrap(),
+        base: app.base.clone(),
+    }
+}
+
+async fn post_by(t: &TestLadder, author: &User, title: &str, published: bool) -> i64 {
+    let mut tx = t.ladder.db.begin().await.unwrap();
+    let draft = Draft::parse(title, "Some words.").unwrap();
+    let post_id = blog::create(&mut tx, author.user_id, &draft, t.now())
+        .await
+        .unwrap();
+    if published {
+        assert!(blog::publish(&mut tx, post_id, t.now()).await.unwrap());
+    }
+    tx.commit().await.unwrap();
+    post_id
+}
+
+/// The blog's group `name` holding `perms`: made here, or found and completed
+/// if Ladder made it already (`migrate` creates the groups promotion tracks name).
+async fn role_group(t: &TestLadder, name: &str, perms: &[&str]) -> Group {
+    let mut conn = t.ladder.db.acquire().await.unwrap();
+    let existing = groups::find_by_name(&mut conn, name).await.unwrap();
+    drop(conn);
+    let Some(group) = existing else {
+        return t.group(name, perms).await;
+    };
+    let mut tx = t.ladder.db.begin().await.unwrap();
+    grants::grant(
+        &mut tx,
+        &t.system(),
+        Grantee::Group(&group),
+        &names(perms),
+        t.now(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    group
+}
+
+/// Staff, set by the superuser's rule through the system actor.
+async fn make_staff(t: &TestLadder, user: &User) {
+    let mut tx = t.ladder.db.begin().await.unwrap();
+    users::set_staff(&mut tx, &t.system(), user, true, t.now())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+async fn set_active(t: &TestLadder, user: &User, active: bool) {
+    let current = t.reload(user).await;
+    let mut tx = t.ladder.db.begin().await.unwrap();
+    users::set_active(&mut tx, &t.system(), &current, active, t.now())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// A user with a display name, and the factories' password "<name>-password".
+async fn user_with_display_name(t: &TestLadder, name: &str, display_name: &str) -> User {
+    let mut tx = t.ladder.db.begin().await.unwrap();
+    let new = NewUser {
+        username: Username::parse(name).unwrap(),
+        email: Email::parse("mallory@example.com").unwrap(),
+        display_name: display_name.to_string(),
+        password: Some(NewPassword::parse(&format!("{name}-password"), name).unwrap()),
+        is_staff: false,
+    };
+    let user = users::create(&mut tx, &t.system(), new, t.now())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    user
+}
+
+on_both_backends!(zz_probe);
+async fn zz_probe(t: TestLadder) {
+    Cast::new(&t).await;
+    let app = t.serve().await;
+    let v = app.client();
+    for p in [
+        "/logout",
+        "/posts/abc",
+        "/posts/1/publish",
+        "/admin/users/nobody/groups",
+    ] {
+        let r = v.get(p).await;
+        eprintln!(
+            "GET {p}: {} {:?} {:?}",
+            r.status(),
+            r.headers().get("content-type"),
+            r.headers().get("location")
+        );
+    }
+    let r = v.http.head(v.url("/posts/mine")).send().await.unwrap();
+    eprintln!(
+        "HEAD /posts/mine: {} {:?}",
+        r.status(),
+        r.headers().get("location")
+    );
+    let w = app.signed_in("writer").await;
+    let r = w.get("/logout").await;
+    eprintln!("signed GET /logout: {}", r.status());
+    let r = w
+        .http
+        .post(w.url("/api/x"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    eprintln!("POST /api/x json: {}", r.status());
+    let r = w.get("/login").await;
+    eprintln!(
+        "cookie on GET /login: {:?}",
+        r.headers().get_all("set-cookie").iter().collect::<Vec<_>>()
+    );
+    let a = app.client();
+    let r = a.get("/login").await;
+    eprintln!(
+        "anon cookie: {:?}",
+        r.headers().get_all("set-cookie").iter().collect::<Vec<_>>()
+    );
+    let tok = csrf_from(&r.text().await.unwrap()).unwrap();
+    let r = a
+        .post_form(
+            "/login",
+            &tok,
+            &[("username", "writer"), ("password", "writer-password")],
+        )
+        .await;
+    eprintln!(
+        "login cookie: {:?}",
+        r.headers().get_all("set-cookie").iter().collect::<Vec<_>>()
+    );
+}
