@@ -33,6 +33,8 @@ on_both_backends!(
     reminders_go_once_per_period_and_digests_once_a_day,
     the_api_drives_the_workflow_with_json_errors,
     a_track_whose_approvers_lack_a_target_permission_is_refused,
+    two_processes_draining_one_outbox_send_each_email_once,
+    a_failed_email_can_be_retried_from_the_admin_console,
 );
 
 /// Points `t` at `smtp_port`, applies `edit`, and seeds the demo
@@ -797,4 +799,63 @@ fn write_config(t: &TestLadder, extra: &str) -> String {
     )
     .unwrap();
     path.display().to_string()
+}
+
+async fn two_processes_draining_one_outbox_send_each_email_once(mut t: TestLadder) {
+    let smtp = Mailbox::start();
+    story(&mut t, smtp.port, |_| {}).await;
+    let other = t
+        .reopen(|s| {
+            s.mail = t.ladder.settings.mail.clone();
+        })
+        .await;
+    let mut tx = t.ladder.db.begin().await.unwrap();
+    for i in 0..60 {
+        ladder::mail::enqueue(
+            &mut tx,
+            "http://127.0.0.1",
+            ladder::mail::Email {
+                template: "grant_ended",
+                to: format!("user{i}@example.com"),
+                context: serde_json::json!({ "recipient": "you", "to_group": "Senior Writers", "url": "http://x" }),
+                dedupe_key: None,
+            },
+            t.now(),
+        )
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let (a, b) = tokio::join!(drain(&t.ladder), drain(&other));
+    assert_eq!(a.sent + b.sent, 60, "{a:?} {b:?}");
+    let mail = smtp.wait_for(60);
+    assert_eq!(mail.len(), 60);
+    let ids: std::collections::BTreeSet<_> = mail.iter().map(|m| m.header("Message-ID")).collect();
+    assert_eq!(ids.len(), 60);
+}
+
+async fn a_failed_email_can_be_retried_from_the_admin_console(mut t: TestLadder) {
+    let port = Mailbox::free_port();
+    story(&mut t, port, |s| s.mail.max_attempts = 1).await;
+    submit(&t.ladder, "alice", "Please").await.unwrap();
+    assert_eq!(drain(&t.ladder).await.failed, 2);
+    let app = t.serve().await;
+    let admin = app.client();
+    assert_eq!(admin.login("admin", PW).await.status(), 303);
+    let page = admin.get("/admin/mail").await.text().await.unwrap();
+    assert!(page.contains("alice asks to join Senior Writers"), "{page}");
+    let token = csrf_from(&page).unwrap();
+    let id: i64 = sqlx::query_scalar("select outbox_id from mail_outbox order by outbox_id limit 1")
+        .fetch_one(t.ladder.db.pool())
+        .await
+        .unwrap();
+    let r = admin.post_form(&format!("/admin/mail/{id}/retry"), &token, &[]).await;
+    assert_eq!(r.status(), 303);
+    let smtp = Mailbox::start_on(port);
+    assert_eq!(drain(&t.ladder).await.sent, 1);
+    assert_eq!(smtp.wait_for(1).len(), 1);
+    // A writer cannot see the outbox.
+    let alice = app.client();
+    alice.login("alice", PW).await;
+    assert_eq!(alice.get("/admin/mail").await.status(), 403);
 }
