@@ -282,57 +282,8 @@ pub async fn change_membership_for_promotion(
     request_id: i64,
     now: i64,
 ) -> Result<bool> {
-    let group_perms: Vec<PermissionName> = permissions::catalog::of_group(conn, group.group_id)
-        .await?
-        .into_iter()
-        .map(|p| p.name())
-        .collect();
-    let actor_perms = actor.permissions(conn).await?;
-    permissions::delegation::authorize(
-        &actor_perms,
-        &Change::PromotionGrant {
-            group: &group.name,
-            group_perms: &group_perms,
-        },
-    )?;
-    let changed = if add {
-        sqlx::query(
-            "insert into user_groups (user_id, group_id, created_at) values ($1, $2, $3) \
-             on conflict do nothing",
-        )
-        .bind(user.user_id)
-        .bind(group.group_id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected()
-    } else {
-        sqlx::query("delete from user_groups where user_id = $1 and group_id = $2")
-            .bind(user.user_id)
-            .bind(group.group_id)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected()
-    };
-    if changed == 0 {
-        return Ok(false);
-    }
-    permissions::bump_epoch(conn).await?;
-    let action = if add {
-        "group.add_user"
-    } else {
-        "group.remove_user"
-    };
-    audit::record(
-        conn,
-        actor,
-        AuditEntry::user(action, user)
-            .before(json!({ "group": group.name, "member": !add }))
-            .after(json!({ "group": group.name, "member": add, "promotion_request": request_id })),
-        now,
-    )
-    .await?;
-    Ok(true)
+    let membership = Membership { group, user, add, request_id: Some(request_id) };
+    write_membership(conn, actor, membership, now).await
 }
 
 /// Adds `user` to `group`. Under the delegation rule this grants every
@@ -367,35 +318,54 @@ async fn change_membership(
     add: bool,
     now: i64,
 ) -> Result<bool> {
-    let group_perms: Vec<PermissionName> = permissions::catalog::of_group(conn, group.group_id)
+    let membership = Membership { group, user, add, request_id: None };
+    write_membership(conn, actor, membership, now).await
+}
+
+/// One membership change; `request_id` marks one made by a promotion.
+struct Membership<'a> {
+    group: &'a Group,
+    user: &'a User,
+    add: bool,
+    request_id: Option<i64>,
+}
+
+/// Authorises and writes a membership change: the delegation rule for a
+/// promotion needs only the group's permissions; otherwise auth.change_user too.
+async fn write_membership(conn: &mut Conn, actor: &Actor, m: Membership<'_>, now: i64) -> Result<bool> {
+    let group_perms: Vec<PermissionName> = permissions::catalog::of_group(conn, m.group.group_id)
         .await?
         .into_iter()
         .map(|p| p.name())
         .collect();
     let actor_perms = actor.permissions(conn).await?;
-    permissions::delegation::authorize(
-        &actor_perms,
-        &Change::Membership {
-            target: user,
-            group: &group.name,
+    let change = match m.request_id {
+        Some(_) => Change::PromotionGrant {
+            group: &m.group.name,
             group_perms: &group_perms,
         },
-    )?;
-    let changed = if add {
+        None => Change::Membership {
+            target: m.user,
+            group: &m.group.name,
+            group_perms: &group_perms,
+        },
+    };
+    permissions::delegation::authorize(&actor_perms, &change)?;
+    let changed = if m.add {
         sqlx::query(
             "insert into user_groups (user_id, group_id, created_at) values ($1, $2, $3) \
              on conflict do nothing",
         )
-        .bind(user.user_id)
-        .bind(group.group_id)
+        .bind(m.user.user_id)
+        .bind(m.group.group_id)
         .bind(now)
         .execute(&mut *conn)
         .await?
         .rows_affected()
     } else {
         sqlx::query("delete from user_groups where user_id = $1 and group_id = $2")
-            .bind(user.user_id)
-            .bind(group.group_id)
+            .bind(m.user.user_id)
+            .bind(m.group.group_id)
             .execute(&mut *conn)
             .await?
             .rows_affected()
@@ -404,17 +374,17 @@ async fn change_membership(
         return Ok(false);
     }
     permissions::bump_epoch(conn).await?;
-    let action = if add {
-        "group.add_user"
-    } else {
-        "group.remove_user"
-    };
+    let action = if m.add { "group.add_user" } else { "group.remove_user" };
+    let mut after = json!({ "group": m.group.name, "member": m.add });
+    if let Some(id) = m.request_id {
+        after["promotion_request"] = json!(id);
+    }
     audit::record(
         conn,
         actor,
-        AuditEntry::user(action, user)
-            .before(json!({ "group": group.name, "member": !add }))
-            .after(json!({ "group": group.name, "member": add })),
+        AuditEntry::user(action, m.user)
+            .before(json!({ "group": m.group.name, "member": !m.add }))
+            .after(after),
         now,
     )
     .await?;
