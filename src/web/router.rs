@@ -330,19 +330,21 @@ pub fn router(state: AppState) -> Router {
         .layer(sessions)
         .with_state(state)
         .layer(
+            // The security headers are outermost, so that the answers the layers
+            // below make themselves (413, 503, a caught panic's 500) carry them too.
             ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
-                .layer(trace)
-                .layer(PropagateRequestIdLayer::new(request_id))
-                .layer(CatchPanicLayer::custom(panic_response))
-                .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, timeout))
-                .layer(RequestBodyLimitLayer::new(4 * 1024 * 1024))
                 .layer(security_header(header::CONTENT_SECURITY_POLICY,
                     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                      form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"))
                 .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
                 .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-                .layer(security_header(header::REFERRER_POLICY, "same-origin")),
+                .layer(security_header(header::REFERRER_POLICY, "same-origin"))
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(trace)
+                .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(CatchPanicLayer::custom(panic_response))
+                .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, timeout))
+                .layer(RequestBodyLimitLayer::new(4 * 1024 * 1024)),
         )
 }
 

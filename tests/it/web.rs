@@ -9,12 +9,16 @@ use ladder::{
         Email, Group, NewPassword, User, Username, groups,
         users::{self, NewUser},
     },
+    actor::{Actor, Source},
     blog::{self, Draft},
-    permissions::grants::{self, Grantee},
+    promotions::workflow,
 };
-use reqwest::{Response, StatusCode, header};
+use reqwest::{
+    Response, StatusCode,
+    header::{self, HeaderMap, HeaderName, HeaderValue},
+};
 
-use crate::helpers::{Client, Kind, TestApp, TestLadder, csrf_from, names};
+use crate::helpers::{Client, Kind, TestApp, TestLadder, csrf_from};
 
 on_both_backends!(
     every_route_answers_each_role_exactly_as_its_rule_says,
@@ -25,6 +29,7 @@ on_both_backends!(
     an_inactive_user_cannot_sign_in_and_is_told_the_same_as_for_a_wrong_password,
     a_deactivated_users_session_stops_working_on_their_next_request,
     changing_your_password_ends_your_other_sessions_but_keeps_this_one,
+    a_password_set_in_the_admin_console_ends_that_users_sessions,
     every_response_carries_the_security_headers,
     health_and_readiness_answer_in_json,
     an_unknown_path_gets_the_not_found_page,
@@ -100,8 +105,8 @@ const SEE: Want = Want::Status(303);
 const GONE: Want = Want::Status(404);
 const LOGIN: Want = Want::SignIn;
 const STAFF: Want = Want::Refused("This page is for staff only.");
-const fn no(permission: &'static str) -> Want {
-    Want::Refused(permission)
+const fn no(what: &'static str) -> Want {
+    Want::Refused(what)
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -109,8 +114,10 @@ enum Req {
     Get(&'static str),
     /// A form, posted with the session's CSRF token.
     Post(&'static str, &'static [(&'static str, &'static str)]),
+    /// A JSON body, posted to the API (which needs no CSRF token for JSON).
+    Json(&'static str, &'static str),
 }
-use Req::{Get, Post};
+use Req::{Get, Json, Post};
 
 /// Every route in `src/web/router.rs`, with each method it serves, and what
 /// each role gets. Placeholders are the role's own fresh fixtures (see
@@ -118,6 +125,7 @@ use Req::{Get, Post};
 /// within a role, rows run in order, so the ones that change state come last.
 #[rustfmt::skip]
 fn route_matrix() -> Vec<(Req, [Want; 6])> {
+    let (e401, e409, e422) = (Want::Status(401), Want::Status(409), Want::Status(422));
     let dp = "blog.delete_post";
     let fp = "blog.feature_post";
     let pp = "blog.publish_post";
@@ -125,6 +133,9 @@ fn route_matrix() -> Vec<(Req, [Want; 6])> {
     let cg = "auth.change_group";
     let vu = "auth.view_user";
     let vg = "auth.view_group";
+    let approvers = "The review dashboard is for approvers";
+    let asker = "Only the person who asked can withdraw a request.";
+    let ask = r#"{"track": "senior-writer", "justification": "Ready."}"#;
     vec![
         //                                                                        anonymous  writer      senior      editor      staff                 admin
         // Service
@@ -134,7 +145,7 @@ fn route_matrix() -> Vec<(Req, [Want; 6])> {
         // Sign-in (a signed-in visitor is sent on to `next`)
         (Get("/login"),                                                          [OK,        SEE,        SEE,        SEE,        SEE,                  SEE]),
         (Post("/login", &[("username", "nobody"), ("password", "not-a-password")]),
-                                                                                 [Want::Status(422); 6]),
+                                                                                 [e422; 6]),
         (Get("/account/password"),                                               [LOGIN,     OK,         OK,         OK,         OK,                   OK]),
         // The blog: {draft} is the writer's draft, {published} the writer's published post
         (Get("/"),                                                               [SEE,       SEE,        SEE,        SEE,        SEE,                  SEE]),
@@ -150,12 +161,38 @@ fn route_matrix() -> Vec<(Req, [Want; 6])> {
         (Post("/posts/{draft}/edit", &[("title", "The draft"), ("body", "Edited.")]),
                                                                                  [LOGIN,     SEE,        no(fp),     SEE,        no("blog.change_post"), SEE]),
         (Get("/posts/999999/edit"),                                              [LOGIN,     GONE,       GONE,       GONE,       no("blog.change_post"), GONE]),
-        (Post("/posts/{draft}/feature", &[("featured", "true")]),                [LOGIN,     no(fp),     no(fp),     Want::Status(409), no(fp),        Want::Status(409)]),
+        (Post("/posts/{draft}/feature", &[("featured", "true")]),                [LOGIN,     no(fp),     no(fp),     e409,       no(fp),               e409]),
         (Post("/posts/{published}/feature", &[("featured", "true")]),            [LOGIN,     no(fp),     no(fp),     SEE,        no(fp),               SEE]),
         (Post("/posts/999999/publish", &[]),                                     [LOGIN,     no(pp),     GONE,       GONE,       no(pp),               GONE]),
         (Post("/posts/{draft}/publish", &[]),                                    [LOGIN,     no(pp),     no(fp),     SEE,        no(pp),               SEE]),
         (Get("/posts/{draft}/delete"),                                           [LOGIN,     no(dp),     no(dp),     OK,         no(dp),               OK]),
         (Post("/posts/{draft}/delete", &[]),                                     [LOGIN,     no(dp),     no(dp),     SEE,        no(dp),               SEE]),
+        // Promotions (the "senior-writer" track: Writers ask, Editors decide). Each
+        // {…request} is a fresh Writer's request, pending unless it says "approved".
+        (Get("/promotions/new"),                                                 [LOGIN,     OK,         OK,         OK,         OK,                   OK]),
+        (Post("/promotions/new", &[("track", "senior-writer"), ("justification", "Ready.")]),
+                                                                                 [LOGIN,     SEE,        e422,       e422,       e422,                 e422]),
+        (Get("/promotions/mine"),                                                [LOGIN,     OK,         OK,         OK,         OK,                   OK]),
+        (Get("/promotions/review"),                                              [LOGIN,     no(approvers), no(approvers), OK,   no(approvers),        OK]),
+        (Get("/promotions/{request}"),                                           [LOGIN,     GONE,       GONE,       OK,         GONE,                 OK]),
+        (Get("/promotions/999999"),                                              [LOGIN,     GONE,       GONE,       GONE,       GONE,                 GONE]),
+        (Get("/promotions/{request}/withdraw"),                                  [LOGIN,     GONE,       GONE,       no(asker),  GONE,                 no(asker)]),
+        (Post("/promotions/{request}/withdraw", &[]),                            [LOGIN,     GONE,       GONE,       no(asker),  GONE,                 no(asker)]),
+        (Post("/promotions/999999/approve", &[]),                                [LOGIN,     GONE,       GONE,       GONE,       GONE,                 GONE]),
+        (Post("/promotions/{request}/approve", &[("comment", "Welcome.")]),      [LOGIN,     GONE,       GONE,       SEE,        GONE,                 SEE]),
+        (Post("/promotions/{other_request}/reject", &[("reason", "Not yet.")]),  [LOGIN,     GONE,       GONE,       SEE,        GONE,                 SEE]),
+        (Post("/promotions/{approved_request}/end", &[]),                        [LOGIN,     GONE,       GONE,       SEE,        GONE,                 SEE]),
+        // The JSON API: 401 rather than a redirect; others' requests do not exist
+        (Get("/api/v1/promotions"),                                              [e401,      OK,         OK,         OK,         OK,                   OK]),
+        (Json("/api/v1/promotions", ask),                                        [e401,      e409,       e409,       e409,       e409,                 e409]),
+        (Get("/api/v1/promotions/{api_request}"),                                [e401,      GONE,       GONE,       OK,         GONE,                 OK]),
+        (Get("/api/v1/promotions/999999"),                                       [e401,      GONE,       GONE,       GONE,       GONE,                 GONE]),
+        (Json("/api/v1/promotions/{other_api_request}/withdraw", ""),            [e401,      GONE,       GONE,       no(asker),  GONE,                 no(asker)]),
+        (Json("/api/v1/promotions/{api_request}/approve", "{}"),                 [e401,      GONE,       GONE,       OK,         GONE,                 OK]),
+        (Json("/api/v1/promotions/{other_api_request}/reject", r#"{"reason": "Not yet."}"#),
+                                                                                 [e401,      GONE,       GONE,       OK,         GONE,                 OK]),
+        (Get("/api/v2/nothing-here"),                                            [GONE,      GONE,       GONE,       GONE,       GONE,                 GONE]),
+        (Json("/api/v2/nothing-here", "{}"),                                     [GONE,      GONE,       GONE,       GONE,       GONE,                 GONE]),
         // The admin console: {user} is a plain user, {group} a group without members
         (Get("/admin"),                                                          [LOGIN,     STAFF,      STAFF,      STAFF,      OK,                   OK]),
         (Get("/admin/users"),                                                    [LOGIN,     STAFF,      STAFF,      STAFF,      no(vu),               OK]),
@@ -187,6 +224,8 @@ fn route_matrix() -> Vec<(Req, [Want; 6])> {
         (Post("/admin/groups/{group}/delete", &[]),                              [LOGIN,     STAFF,      STAFF,      STAFF,      no("auth.delete_group"), SEE]),
         (Get("/admin/permissions"),                                              [LOGIN,     STAFF,      STAFF,      STAFF,      no("auth.view_permission"), OK]),
         (Get("/admin/audit"),                                                    [LOGIN,     STAFF,      STAFF,      STAFF,      no("admin.view_logentry"), OK]),
+        (Get("/admin/mail"),                                                     [LOGIN,     STAFF,      STAFF,      STAFF,      no("mail.view_email"), OK]),
+        (Post("/admin/mail/999999/retry", &[]),                                  [LOGIN,     STAFF,      STAFF,      STAFF,      no("mail.change_email"), SEE]),
         // Last: these end or renew the role's session
         (Post("/account/password", &[("current", "{password}"), ("new", "a-brand-new-passphrase"), ("confirm", "a-brand-new-passphrase")]),
                                                                                  [LOGIN,     SEE,        SEE,        SEE,        SEE,                  SEE]),
@@ -198,26 +237,28 @@ fn route_matrix() -> Vec<(Req, [Want; 6])> {
 /// each named after it, in the demo's groups.
 struct Cast {
     writer: User,
+    admin: User,
+    writers: Group,
 }
 
 impl Cast {
     async fn new(t: &TestLadder) -> Cast {
-        t.superuser("admin").await;
+        let admin = t.superuser("admin").await;
         let writer = t.user("writer").await;
         let senior = t.user("senior").await;
         let editor = t.user("editor").await;
         let staff = t.user("staff").await;
-        t.join(&writer, &role_group(t, "Writers", WRITER).await)
+        let writers = t.group("Writers", WRITER).await;
+        t.join(&writer, &writers).await;
+        t.join(&senior, &t.group("Senior Writers", SENIOR_WRITER).await)
             .await;
-        t.join(
-            &senior,
-            &role_group(t, "Senior Writers", SENIOR_WRITER).await,
-        )
-        .await;
-        t.join(&editor, &role_group(t, "Editors", EDITOR).await)
-            .await;
+        t.join(&editor, &t.group("Editors", EDITOR).await).await;
         make_staff(t, &staff).await;
-        Cast { writer }
+        Cast {
+            writer,
+            admin,
+            writers,
+        }
     }
 }
 
@@ -229,6 +270,8 @@ struct Fixtures {
     user: String,
     group: i64,
     password: String,
+    /// Promotion requests by fresh Writers, by placeholder.
+    requests: Vec<(&'static str, i64)>,
 }
 
 impl Fixtures {
@@ -239,11 +282,16 @@ impl Fixtures {
             user: t.user(&format!("target-of-{role}")).await.username,
             group: t.group(&format!("Group of {role}"), &[]).await.group_id,
             password: format!("{role}-password"),
+            requests: promotion_requests(t, cast, role).await,
         }
     }
 
     fn fill(&self, template: &str) -> String {
-        template
+        let mut filled = template.to_string();
+        for (placeholder, request_id) in &self.requests {
+            filled = filled.replace(placeholder, &request_id.to_string());
+        }
+        filled
             .replace("{draft}", &self.draft.to_string())
             .replace("{published}", &self.published.to_string())
             .replace("{user}", &self.user)
@@ -276,6 +324,18 @@ async fn every_route_answers_each_role_exactly_as_its_rule_says(t: TestLadder) {
                     let fields: Vec<(&str, &str)> =
                         filled.iter().map(|(k, v)| (*k, v.as_str())).collect();
                     ("POST", path.clone(), submit(&client, &path, &fields).await)
+                }
+                Json(path, body) => {
+                    let path = fixtures.fill(path);
+                    let response = client
+                        .http
+                        .post(client.url(&path))
+                        .header(header::CONTENT_TYPE, "application/json")
+                        .body(body)
+                        .send()
+                        .await
+                        .unwrap();
+                    ("POST", path, response)
                 }
             };
             if let Err(why) = judge(wants[column], method, &path, response).await {
@@ -350,7 +410,7 @@ fn the_matrix_has_a_row_for_every_route_and_method_the_router_serves() {
         .into_iter()
         .map(|(req, _)| match req {
             Get(p) => ("GET", p),
-            Post(p, _) => ("POST", p),
+            Post(p, _) | Json(p, _) => ("POST", p),
         })
         .collect();
     let missing: Vec<String> = served
@@ -368,12 +428,19 @@ fn the_matrix_has_a_row_for_every_route_and_method_the_router_serves() {
     );
 }
 
-/// Whether a matrix path is an instance of a router path (`{x}` matches any segment).
+/// Whether a matrix path is an instance of a router path: `{x}` matches any
+/// one segment, a final `{*x}` any rest.
 fn same_route(route: &str, row: &str) -> bool {
-    let (a, b): (Vec<&str>, Vec<&str>) = (route.split('/').collect(), row.split('/').collect());
-    a.len() == b.len()
-        && a.iter()
-            .zip(&b)
+    let (route, row): (Vec<&str>, Vec<&str>) =
+        (route.split('/').collect(), row.split('/').collect());
+    if route.last().is_some_and(|s| s.starts_with("{*")) {
+        let fixed = route.len() - 1;
+        return row.len() > fixed && same_route(&route[..fixed].join("/"), &row[..fixed].join("/"));
+    }
+    route.len() == row.len()
+        && route
+            .iter()
+            .zip(&row)
             .all(|(r, p)| r == p || (r.starts_with('{') && !p.is_empty()))
 }
 
@@ -453,6 +520,23 @@ async fn a_form_without_the_sessions_csrf_token_is_refused_and_changes_nothing(t
     assert_eq!(writer.get("/posts/mine").await.status(), 200);
     assert_eq!(t.count("sessions").await, sessions);
 
+    // The API takes JSON without a token, as no other site can send JSON with
+    // our cookie; what another site's form can send is refused.
+    let requests = t.count("promotion_requests").await;
+    let ask = "track=senior-writer&justification=Ready.";
+    for content_type in ["application/x-www-form-urlencoded", "text/plain"] {
+        let response = writer
+            .http
+            .post(writer.url("/api/v1/promotions"))
+            .header(header::CONTENT_TYPE, content_type)
+            .body(ask)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{content_type}");
+    }
+    assert_eq!(t.count("promotion_requests").await, requests);
+
     // Signing in needs the sign-in page's token too; a refusal is not even an attempt.
     let attempts = t.count("login_attempts").await;
     let stranger = app.client();
@@ -486,6 +570,7 @@ async fn an_anonymous_visitor_is_sent_to_sign_in_and_back(t: TestLadder) {
 
     let form = visitor.get(location(&response)).await;
     assert_eq!(form.status(), 200);
+    let anonymous_session = session_cookie(&form).expect("the sign-in form starts a session");
     let html = form.text().await.unwrap();
     assert_eq!(
         field_value(&html, "next").as_deref(),
@@ -506,6 +591,9 @@ async fn an_anonymous_visitor_is_sent_to_sign_in_and_back(t: TestLadder) {
         .await;
     assert_eq!(response.status(), 303);
     assert_eq!(location(&response), "/posts/new?title=x");
+    // Signing in gives a new session id: one planted before cannot be ridden.
+    let signed_in_session = session_cookie(&response).expect("signing in renews the session id");
+    assert_ne!(signed_in_session, anonymous_session);
     assert_eq!(visitor.get("/posts/new?title=x").await.status(), 200);
 }
 
@@ -697,7 +785,7 @@ async fn the_fourth_sign_in_attempt_in_a_minute_is_refused_with_when_to_try_agai
     // The right password does not help once the limit is reached.
     let response = visitor.login("alice", "alice-password").await;
     assert_eq!(response.status(), 429);
-    assert_security_headers("429", &response);
+    assert_security_headers("429", response.headers());
     let wait: u64 = response
         .headers()
         .get(header::RETRY_AFTER)
@@ -860,6 +948,29 @@ async fn changing_your_password_ends_your_other_sessions_but_keeps_this_one(t: T
     );
 }
 
+async fn a_password_set_in_the_admin_console_ends_that_users_sessions(t: TestLadder) {
+    Cast::new(&t).await;
+    let app = t.serve().await;
+    let writer = app.signed_in("writer").await;
+    let admin = app.signed_in("admin").await;
+    let response = submit(
+        &admin,
+        "/admin/users/writer/password",
+        &[("password", "set-by-the-admin")],
+    )
+    .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(writer.get("/posts/mine").await.status(), 302);
+    assert_eq!(admin.get("/admin").await.status(), 200);
+    assert_eq!(
+        app.client()
+            .login("writer", "set-by-the-admin")
+            .await
+            .status(),
+        303
+    );
+}
+
 // ---------------------------------------------------------------------------
 // 7. Headers, health, 404
 // ---------------------------------------------------------------------------
@@ -898,17 +1009,25 @@ async fn every_response_carries_the_security_headers(t: TestLadder) {
         ("a wrong method", visitor.get("/logout").await),
     ];
     for (what, response) in &responses {
-        assert_security_headers(what, response);
+        assert_security_headers(what, response.headers());
     }
+    // Answers made by the outer layers, not the app: here the body-size limit's.
+    let (status, headers) = raw_request(
+        &app,
+        "POST /posts/new HTTP/1.1\r\nHost: ladder\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 5000000\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 413);
+    assert_security_headers("a body over the size limit", &headers);
 }
 
-fn assert_security_headers(what: &str, response: &Response) {
+fn assert_security_headers(what: &str, headers: &HeaderMap) {
     let header = |name: header::HeaderName| {
-        response
-            .headers()
+        headers
             .get(&name)
             .and_then(|v| v.to_str().ok())
-            .unwrap_or_else(|| panic!("{what} ({}) has no {name}", response.status()))
+            .unwrap_or_else(|| panic!("{what} has no {name}"))
             .to_string()
     };
     let csp = header(header::CONTENT_SECURITY_POLICY);
@@ -970,9 +1089,8 @@ async fn an_unknown_path_gets_the_not_found_page(t: TestLadder) {
 
 async fn a_change_user_holder_is_offered_and_allowed_only_what_they_hold(t: TestLadder) {
     let alice = t.user("alice").await;
-    t.join(&alice, &role_group(&t, "Writers", WRITER).await)
-        .await;
-    let senior_writers = role_group(&t, "Senior Writers", SENIOR_WRITER).await;
+    t.join(&alice, &t.group("Writers", WRITER).await).await;
+    let senior_writers = t.group("Senior Writers", SENIOR_WRITER).await;
     t.group("Contributors", &["blog.add_post"]).await;
     let sam = t.user("sam").await;
     make_staff(&t, &sam).await;
@@ -1061,7 +1179,7 @@ async fn a_change_user_holder_is_offered_and_allowed_only_what_they_hold(t: Test
 async fn joining_senior_writers_shows_the_publish_button_on_the_next_page(t: TestLadder) {
     let cast = Cast::new(&t).await;
     let draft = post_by(&t, &cast.writer, "Ready to go", false).await;
-    let senior_writers = role_group(&t, "Senior Writers", SENIOR_WRITER).await;
+    let senior_writers = t.group("Senior Writers", SENIOR_WRITER).await;
     let app = t.serve().await;
     let writer = app.signed_in("writer").await;
     let publish_button = format!("action=\"/posts/{draft}/publish\"");
@@ -1183,6 +1301,17 @@ fn location(response: &Response) -> &str {
         .unwrap_or("")
 }
 
+/// The session id a response sets, if it sets one.
+fn session_cookie(response: &Response) -> Option<String> {
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("ladder_session="))
+        .map(|c| c.split(';').next().unwrap_or_default().to_string())
+}
+
 /// The error page's message, for failure output.
 fn message_of(body: &str) -> String {
     body.split("<p>")
@@ -1241,6 +1370,40 @@ fn html_unescape(text: &str) -> String {
         .replace("&amp;", "&")
 }
 
+/// Sends `head` (a request with no body sent) over a bare TCP connection and
+/// reads the answer's status and headers: for requests reqwest will not make.
+async fn raw_request(app: &TestApp, head: &str) -> (u16, HeaderMap) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = app.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buffer).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buffer[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer);
+    let mut lines = text.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line.split(' ').nth(1).and_then(|s| s.parse().ok());
+    let mut headers = HeaderMap::new();
+    for line in lines.take_while(|l| !l.is_empty()) {
+        let (name, value) = line.split_once(':').expect("a header line");
+        headers.append(
+            HeaderName::from_bytes(name.trim().as_bytes()).unwrap(),
+            HeaderValue::from_str(value.trim()).unwrap(),
+        );
+    }
+    (
+        status.unwrap_or_else(|| panic!("no status in {text:?}")),
+        headers,
+    )
+}
+
 /// A browser-like client whose requests come from `ip` (another loopback address).
 fn client_from(app: &TestApp, ip: IpAddr) -> Client {
     Client {
@@ -1267,27 +1430,61 @@ async fn post_by(t: &TestLadder, author: &User, title: &str, published: bool) ->
     post_id
 }
 
-/// The blog's group `name` holding `perms`: made here, or found and completed
-/// if Ladder made it already (`migrate` creates the groups promotion tracks name).
-async fn role_group(t: &TestLadder, name: &str, perms: &[&str]) -> Group {
-    let mut conn = t.ladder.db.acquire().await.unwrap();
-    let existing = groups::find_by_name(&mut conn, name).await.unwrap();
-    drop(conn);
-    let Some(group) = existing else {
-        return t.group(name, perms).await;
-    };
+/// One promotion request per placeholder, each by a fresh Writer on the
+/// "senior-writer" track: pending, but for `{approved_request}`.
+async fn promotion_requests(t: &TestLadder, cast: &Cast, role: &str) -> Vec<(&'static str, i64)> {
+    let mut requests = Vec::new();
+    for (n, placeholder) in [
+        "{request}",
+        "{other_request}",
+        "{approved_request}",
+        "{api_request}",
+        "{other_api_request}",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let asker = format!("asker-{n}-of-{role}");
+        let approved = placeholder == "{approved_request}";
+        requests.push((
+            placeholder,
+            promotion_request(t, cast, &asker, approved).await,
+        ));
+    }
+    requests
+}
+
+/// A request by a new member of Writers, approved by the superuser if `approved`.
+async fn promotion_request(t: &TestLadder, cast: &Cast, asker: &str, approved: bool) -> i64 {
+    let asker = t.user(asker).await;
+    t.join(&asker, &cast.writers).await;
     let mut tx = t.ladder.db.begin().await.unwrap();
-    grants::grant(
+    let actor = Actor::user(asker.clone(), Source::Web);
+    let request = workflow::submit(
+        &t.ladder,
         &mut tx,
-        &t.system(),
-        Grantee::Group(&group),
-        &names(perms),
-        t.now(),
+        &actor,
+        &asker,
+        "senior-writer",
+        "Ready.",
     )
     .await
     .unwrap();
+    if approved {
+        let actor = Actor::user(cast.admin.clone(), Source::Web);
+        workflow::approve(
+            &t.ladder,
+            &mut tx,
+            &actor,
+            &cast.admin,
+            request.request_id,
+            "",
+        )
+        .await
+        .unwrap();
+    }
     tx.commit().await.unwrap();
-    group
+    request.request_id
 }
 
 /// Staff, set by the superuser's rule through the system actor.
@@ -1323,66 +1520,4 @@ async fn user_with_display_name(t: &TestLadder, name: &str, display_name: &str) 
         .unwrap();
     tx.commit().await.unwrap();
     user
-}
-
-on_both_backends!(zz_probe);
-async fn zz_probe(t: TestLadder) {
-    Cast::new(&t).await;
-    let app = t.serve().await;
-    let v = app.client();
-    for p in [
-        "/logout",
-        "/posts/abc",
-        "/posts/1/publish",
-        "/admin/users/nobody/groups",
-    ] {
-        let r = v.get(p).await;
-        eprintln!(
-            "GET {p}: {} {:?} {:?}",
-            r.status(),
-            r.headers().get("content-type"),
-            r.headers().get("location")
-        );
-    }
-    let r = v.http.head(v.url("/posts/mine")).send().await.unwrap();
-    eprintln!(
-        "HEAD /posts/mine: {} {:?}",
-        r.status(),
-        r.headers().get("location")
-    );
-    let w = app.signed_in("writer").await;
-    let r = w.get("/logout").await;
-    eprintln!("signed GET /logout: {}", r.status());
-    let r = w
-        .http
-        .post(w.url("/api/x"))
-        .header("content-type", "application/json")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    eprintln!("POST /api/x json: {}", r.status());
-    let r = w.get("/login").await;
-    eprintln!(
-        "cookie on GET /login: {:?}",
-        r.headers().get_all("set-cookie").iter().collect::<Vec<_>>()
-    );
-    let a = app.client();
-    let r = a.get("/login").await;
-    eprintln!(
-        "anon cookie: {:?}",
-        r.headers().get_all("set-cookie").iter().collect::<Vec<_>>()
-    );
-    let tok = csrf_from(&r.text().await.unwrap()).unwrap();
-    let r = a
-        .post_form(
-            "/login",
-            &tok,
-            &[("username", "writer"), ("password", "writer-password")],
-        )
-        .await;
-    eprintln!(
-        "login cookie: {:?}",
-        r.headers().get_all("set-cookie").iter().collect::<Vec<_>>()
-    );
 }
