@@ -10,7 +10,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
-use super::{flash_outcome, may_grant, web_actor};
+use super::{flash_outcome, may_grant_to_group, web_actor};
 use crate::{
     Error, Result,
     accounts::{GroupName, groups, users},
@@ -157,7 +157,7 @@ pub async fn show(
         }
         let option = PermissionOption {
             checked: held.contains(&name),
-            changeable: current.has_perm("auth.change_group") && may_grant(&current, &name),
+            changeable: may_grant_to_group(&current, &name),
             human: p.name.clone(),
             name,
         };

@@ -51,6 +51,16 @@ pub fn may_grant(current: &CurrentUser, perm: &str) -> bool {
     perm != "auth.change_user" && p.has_perm("auth.change_user") && p.has_perm(perm)
 }
 
+/// Whether `current` could add `perm` to (or take it from) a group:
+/// auth.change_group and holding the permission; auth.change_user only for the superuser.
+pub fn may_grant_to_group(current: &CurrentUser, perm: &str) -> bool {
+    let p = &current.perms;
+    if p.is_active && p.is_superuser {
+        return true;
+    }
+    perm != "auth.change_user" && p.has_perm("auth.change_group") && p.has_perm(perm)
+}
+
 /// Each group's permission names, by group id.
 pub async fn group_permission_map(conn: &mut Conn) -> Result<BTreeMap<i64, Vec<String>>> {
     let rows: Vec<(i64, String, String)> = sqlx::query_as(

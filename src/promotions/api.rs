@@ -52,23 +52,8 @@ async fn request_json(conn: &mut Conn, r: &Request) -> crate::Result<Value> {
     }))
 }
 
-/// Requests are visible to their requester and to the track's approvers; to
-/// anyone else they do not exist.
-async fn visible(
-    state: &AppState,
-    conn: &mut Conn,
-    current: &CurrentUser,
-    request_id: i64,
-) -> crate::Result<Request> {
-    let request = super::get(conn, request_id).await?;
-    let track = state.ladder.track(&request.track)?;
-    if request.requester_id == current.user.user_id
-        || workflow::is_approver(conn, track, &current.user).await?
-    {
-        Ok(request)
-    } else {
-        Err(Error::NotFound(format!("promotion request {request_id}")))
-    }
+async fn visible(state: &AppState, conn: &mut Conn, current: &CurrentUser, request_id: i64) -> crate::Result<Request> {
+    workflow::visible_to(&state.ladder, conn, &current.user, request_id).await
 }
 
 #[derive(Deserialize)]

@@ -259,14 +259,10 @@ pub async fn show(
     Path(request_id): Path<i64>,
 ) -> Result<Response> {
     let mut conn = state.ladder.db.acquire().await?;
-    let request = super::get(&mut conn, request_id).await?;
+    let request = workflow::visible_to(&state.ladder, &mut conn, &current.user, request_id).await?;
     let track = state.ladder.track(&request.track)?.clone();
     let is_requester = request.requester_id == current.user.user_id;
     let is_approver = workflow::is_approver(&mut conn, &track, &current.user).await?;
-    if !is_requester && !is_approver {
-        // Requests are private to the requester and the track's approvers.
-        return Err(Error::NotFound(format!("promotion request {request_id}")));
-    }
     let requester = users::find_by_id(&mut conn, request.requester_id)
         .await?
         .ok_or_else(|| Error::NotFound("the requester".into()))?;
@@ -326,23 +322,23 @@ pub struct DecisionForm {
 async fn decide(
     state: &AppState,
     session: &Session,
+    current: &crate::web::auth::CurrentUser,
     request_id: i64,
     action: impl AsyncFnOnce(&mut crate::db::Conn) -> Result<String>,
 ) -> Result<Response> {
     let mut tx = state.ladder.db.begin().await?;
+    // Someone who may not see the request learns nothing about it, not even its state.
+    workflow::visible_to(&state.ladder, &mut tx, &current.user, request_id).await?;
     match action(&mut tx).await {
         Ok(message) => {
             tx.commit().await?;
             state.ladder.mail_wake.notify_one();
             flash(session, "success", message).await?;
         }
-        Err(e @ (Error::Conflict(_) | Error::Forbidden(_) | Error::Invalid { .. })) => {
+        Err(e @ Error::Forbidden(_)) => return Err(e),
+        Err(e @ (Error::Conflict(_) | Error::Invalid { .. })) => {
             drop(tx);
-            let status = e.status();
             flash(session, "error", e.to_string()).await?;
-            if status == StatusCode::FORBIDDEN {
-                return Err(e);
-            }
         }
         Err(e) => return Err(e),
     }
@@ -357,7 +353,7 @@ pub async fn approve(
     Form(form): Form<DecisionForm>,
 ) -> Result<Response> {
     let ladder = state.ladder.clone();
-    decide(&state, &session, request_id, async |conn| {
+    decide(&state, &session, &current, request_id, async |conn| {
         Ok(
             match workflow::approve(
                 &ladder,
@@ -390,7 +386,7 @@ pub async fn reject(
     Form(form): Form<DecisionForm>,
 ) -> Result<Response> {
     let ladder = state.ladder.clone();
-    decide(&state, &session, request_id, async |conn| {
+    decide(&state, &session, &current, request_id, async |conn| {
         workflow::reject(
             &ladder,
             conn,
@@ -413,10 +409,10 @@ pub async fn withdraw_form(
     Path(request_id): Path<i64>,
 ) -> Result<Response> {
     let mut conn = state.ladder.db.acquire().await?;
-    let request = super::get(&mut conn, request_id).await?;
+    let request = workflow::visible_to(&state.ladder, &mut conn, &current.user, request_id).await?;
     drop(conn);
     if request.requester_id != current.user.user_id {
-        return Err(Error::NotFound(format!("promotion request {request_id}")));
+        return Err(Error::Forbidden("Only the person who asked can withdraw a request.".into()));
     }
     let page = Page::new(&state, &viewer, &session).await?;
     Ok(render("promotions/withdraw.html", crate::ctx! { page, request })?.into_response())
@@ -429,7 +425,7 @@ pub async fn withdraw(
     Path(request_id): Path<i64>,
 ) -> Result<Response> {
     let ladder = state.ladder.clone();
-    decide(&state, &session, request_id, async |conn| {
+    decide(&state, &session, &current, request_id, async |conn| {
         workflow::withdraw(
             &ladder,
             conn,
@@ -450,7 +446,7 @@ pub async fn end(
     Path(request_id): Path<i64>,
 ) -> Result<Response> {
     let ladder = state.ladder.clone();
-    decide(&state, &session, request_id, async |conn| {
+    decide(&state, &session, &current, request_id, async |conn| {
         workflow::end_grant(
             &ladder,
             conn,

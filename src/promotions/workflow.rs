@@ -94,6 +94,19 @@ pub async fn is_approver(conn: &mut Conn, track: &Track, user: &User) -> Result<
         .contains(&track.approver_group))
 }
 
+/// The request, if `user` may see it: its requester and the track's approvers
+/// may; to anyone else it does not exist (404, not 403, so ids reveal nothing).
+pub async fn visible_to(ladder: &Ladder, conn: &mut Conn, user: &User, request_id: i64) -> Result<Request> {
+    let hidden = || Error::NotFound(format!("promotion request {request_id}"));
+    let request = super::find(conn, request_id).await?.ok_or_else(hidden)?;
+    let track = ladder.track(&request.track)?;
+    if request.requester_id == user.user_id || is_approver(conn, track, user).await? {
+        Ok(request)
+    } else {
+        Err(hidden())
+    }
+}
+
 /// The tracks `user` approves.
 pub async fn approved_tracks(ladder: &Ladder, conn: &mut Conn, user: &User) -> Result<Vec<String>> {
     let mut tracks = Vec::new();
