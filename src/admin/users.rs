@@ -563,6 +563,13 @@ pub async fn set_password(
     .await;
     if outcome.is_ok() {
         tx.commit().await?;
+        if user.user_id == current.user.user_id {
+            // The superuser set their own password here: keep this session.
+            let mut conn = state.ladder.db.acquire().await?;
+            if let Some(updated) = users::find_by_id(&mut conn, user.user_id).await? {
+                auth::sign_in(&session, &updated).await?;
+            }
+        }
     }
     flash_outcome(&session, outcome).await?;
     Ok(Redirect::to(&user_url(&user.username)).into_response())
