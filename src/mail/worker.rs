@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use lettre::message::Mailbox;
 use sqlx::FromRow;
 use tokio::sync::Notify;
@@ -12,7 +13,9 @@ use crate::{Ladder, Result, db::pick};
 /// How long a claim lasts: past this another worker may take the row (the
 /// first one crashed). Longer than any send.
 const CLAIM_SECONDS: i64 = 120;
-const BATCH: i64 = 50;
+const BATCH: i64 = 64;
+/// Emails in flight at once per worker.
+const PARALLEL_SENDS: usize = 8;
 
 #[derive(FromRow)]
 struct Claimed {
@@ -53,16 +56,25 @@ pub async fn drain(ladder: &Ladder, transport: &Transport) -> Result<Drained> {
         if claimed.is_empty() {
             return Ok(total);
         }
-        for row in claimed {
-            let outgoing = Outgoing {
-                message_id: &row.message_id,
-                to: &row.recipient,
-                subject: &row.subject,
-                text: &row.body_text,
-                html: &row.body_html,
-            };
-            let outcome = transport.send(&from, &outgoing).await;
-            let now = ladder.clock.now();
+        // Several sends at once: a slow server round trip should not hold up the queue.
+        let outcomes: Vec<(Claimed, Result<(), SendError>)> = futures_util::stream::iter(claimed)
+            .map(|row| async {
+                let outgoing = Outgoing {
+                    message_id: &row.message_id,
+                    to: &row.recipient,
+                    subject: &row.subject,
+                    text: &row.body_text,
+                    html: &row.body_html,
+                };
+                let outcome = transport.send(&from, &outgoing).await;
+                (row, outcome)
+            })
+            .buffer_unordered(PARALLEL_SENDS)
+            .collect()
+            .await;
+        let now = ladder.clock.now();
+        let mut tx = ladder.db.begin().await?;
+        for (row, outcome) in outcomes {
             match outcome {
                 Ok(()) => {
                     sqlx::query(
@@ -71,7 +83,7 @@ pub async fn drain(ladder: &Ladder, transport: &Transport) -> Result<Drained> {
                     )
                     .bind(now)
                     .bind(row.outbox_id)
-                    .execute(ladder.db.pool())
+                    .execute(&mut *tx)
                     .await?;
                     tracing::info!(message_id = %row.message_id, to = %row.recipient, via = %transport.describe(), "email sent");
                     total.sent += 1;
@@ -93,7 +105,7 @@ pub async fn drain(ladder: &Ladder, transport: &Transport) -> Result<Drained> {
                     .bind(now + backoff(attempts))
                     .bind(if give_up { "failed" } else { "pending" })
                     .bind(row.outbox_id)
-                    .execute(ladder.db.pool())
+                    .execute(&mut *tx)
                     .await?;
                     tracing::warn!(message_id = %row.message_id, attempts, error = %message, give_up, "email not sent");
                     if give_up {
@@ -104,6 +116,7 @@ pub async fn drain(ladder: &Ladder, transport: &Transport) -> Result<Drained> {
                 }
             }
         }
+        tx.commit().await?;
     }
 }
 

@@ -90,8 +90,9 @@ impl Mailbox {
             .with_name("test.smtp")
             .with_ssl(SslConfig::None)
             .unwrap()
-            .with_num_threads(4)
+            .with_num_threads(64)
             .with_tcp_listener(listener);
+        // One thread per connection; Ladder keeps a few connections open per worker.
         // The server blocks forever; it dies with the test process.
         std::thread::spawn(move || {
             let _ = server.serve();
