@@ -4,6 +4,7 @@
 
 #[macro_use]
 mod helpers;
+mod browser;
 mod cli;
 mod mailbox;
 mod permission_core;

@@ -1,0 +1,444 @@
+//! The promotion story in a real browser: headless Chromium, driven through
+//! chromedriver, typing and clicking as people do, on both backends.
+//!
+//! Needs /usr/bin/chromedriver and /usr/bin/chromium (Debian's `chromium` and
+//! `chromium-driver`; `.ci/run` installs them). Without chromedriver the test
+//! says so in one line and passes. Screenshots go to
+//! `target/browser-screenshots/` for a person to look at.
+
+use std::{
+    io::Write,
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex, Once},
+    time::{Duration, Instant},
+};
+
+use fantoccini::{Client, ClientBuilder, Locator, elements::Element};
+use hyper_util::client::legacy::connect::HttpConnector;
+use ladder::{
+    config::{MailTransport, SmtpTls},
+    demo,
+    mail::transport::Transport,
+};
+
+use crate::{helpers::TestLadder, mailbox::Mailbox};
+
+on_both_backends!(a_writer_is_promoted_and_publishes_in_a_real_browser);
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const PW: &str = "demo-password-1";
+/// How long any one thing may take to appear on a page.
+const WAIT: Duration = Duration::from_secs(10);
+/// A hang guard for the whole story, far above what it needs.
+const STORY_LIMIT: Duration = Duration::from_secs(300);
+
+static SKIP_NOTICE: Once = Once::new();
+
+async fn a_writer_is_promoted_and_publishes_in_a_real_browser(mut t: TestLadder) {
+    if !Path::new(CHROMEDRIVER).exists() {
+        SKIP_NOTICE.call_once(|| {
+            // Written past the test harness's capture, so it shows once.
+            let _ = writeln!(
+                std::io::stderr(),
+                "note: {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver); the browser test is skipped"
+            );
+        });
+        return;
+    }
+    let smtp = Mailbox::start();
+    t.ladder = t
+        .reopen(|s| {
+            s.mail.transport = MailTransport::Smtp;
+            s.mail.smtp_host = "127.0.0.1".into();
+            s.mail.smtp_port = smtp.port;
+            s.mail.smtp_tls = SmtpTls::None;
+        })
+        .await;
+    demo::seed(&t.ladder, Some(PW)).await.unwrap();
+    let app = t.serve().await;
+    let shots = format!("{:?}", t.kind).to_lowercase();
+
+    let driver = Arc::new(Chromedriver::start().await);
+    // The story runs in a task of its own so that, whatever happens in it,
+    // every browser is closed before the test reports.
+    let mut story = tokio::spawn(story(t, smtp, app.base.clone(), driver.clone(), shots));
+    let outcome = tokio::time::timeout(STORY_LIMIT, &mut story).await;
+    story.abort();
+    driver.close_sessions().await;
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Ok(Err(e)) => panic!("the browser story did not finish: {e}"),
+        Err(_) => panic!("the browser story hung for {STORY_LIMIT:?}"),
+    }
+}
+
+async fn story(
+    t: TestLadder,
+    smtp: Mailbox,
+    base: String,
+    driver: Arc<Chromedriver>,
+    shots: String,
+) {
+    let url = |path: &str| format!("{base}{path}");
+
+    // 1. alice signs in and writes a draft: no Publish button on it.
+    let alice = driver.session().await;
+    sign_in(&alice, &url("/login"), "alice").await;
+    alice.goto(&url("/posts/new")).await.unwrap();
+    find(&alice, "#title")
+        .await
+        .send_keys("My first post")
+        .await
+        .unwrap();
+    find(&alice, "#body")
+        .await
+        .send_keys("Hello from a real browser.")
+        .await
+        .unwrap();
+    click_button(&alice, "Save draft").await;
+    let post_path = wait_for_path(&alice, "the new draft", |p| {
+        p.strip_prefix("/posts/")
+            .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+    })
+    .await;
+    assert_eq!(text_of(&alice, ".flash").await, "Draft saved.");
+    assert_eq!(text_of(&alice, ".state").await, "draft");
+    assert!(
+        buttons(&alice, "Publish").await.is_empty(),
+        "a Writer's draft offers Publish"
+    );
+
+    // 2. She asks for the promotion through the form; it shows as pending.
+    alice.goto(&url("/promotions/new")).await.unwrap();
+    find(&alice, "input[name=track][value=senior-writer]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    find(&alice, "#justification")
+        .await
+        .send_keys("I have written 40 posts.")
+        .await
+        .unwrap();
+    click_button(&alice, "Send request").await;
+    wait_for_path(&alice, "my requests", |p| p == "/promotions/mine").await;
+    let flash = text_of(&alice, ".flash").await;
+    assert!(
+        flash.ends_with("sent. The approvers have been emailed."),
+        "{flash}"
+    );
+    let row = text_of(&alice, "tbody tr").await;
+    assert!(
+        row.contains("senior-writer") && row.contains("pending"),
+        "{row}"
+    );
+
+    // 3. The outbox is sent: one email each for erin and ed, nobody else.
+    let transport = Transport::from_settings(&t.ladder.settings.mail).unwrap();
+    ladder::mail::worker::drain(&t.ladder, &transport)
+        .await
+        .unwrap();
+    let mail = smtp.wait_for(2);
+    assert_eq!(mail.len(), 2, "{mail:?}");
+    for editor in ["erin@example.com", "ed@example.com"] {
+        assert_eq!(smtp.to(editor).len(), 1, "emails to {editor}");
+    }
+
+    // 4. erin, in a browser of her own, sees one request waiting and approves it.
+    let erin = driver.session().await;
+    sign_in(&erin, &url("/login"), "erin").await;
+    let review = find(&erin, "nav a[href='/promotions/review']").await;
+    let badge = find(&erin, "nav a[href='/promotions/review'] .badge").await;
+    assert_eq!(badge.text().await.unwrap(), "1");
+    assert_eq!(
+        badge.attr("aria-label").await.unwrap().as_deref(),
+        Some("1 pending")
+    );
+    review.click().await.unwrap();
+    wait_for_path(&erin, "the review page", |p| p == "/promotions/review").await;
+    let request = find(&erin, "//tbody/tr[td[normalize-space()='alice']]/td[1]/a").await;
+    assert!(
+        text_of(&erin, "tbody")
+            .await
+            .contains("I have written 40 posts."),
+        "the review page shows the justification"
+    );
+    screenshot(&erin, &format!("review-{shots}.png")).await;
+    request.click().await.unwrap();
+    let request_path = wait_for_path(&erin, "the request", |p| {
+        p.starts_with("/promotions/") && p != "/promotions/review"
+    })
+    .await;
+    assert!(text_of(&erin, "h1").await.starts_with("Request #"));
+    find(&erin, "//code[normalize-space()='+ blog.publish_post']").await;
+    screenshot(&erin, &format!("request-{shots}.png")).await;
+    find(&erin, "#comment")
+        .await
+        .send_keys("Well earned")
+        .await
+        .unwrap();
+    click_button(&erin, "Approve").await;
+    find(&erin, ".state-approved").await;
+    assert_eq!(path_of(&erin).await, request_path);
+    assert!(buttons(&erin, "Approve").await.is_empty());
+
+    // 5. alice's next page load has the Publish button; publishing works.
+    alice.goto(&url(&post_path)).await.unwrap();
+    find(&alice, "//button[normalize-space()='Publish']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    find(&alice, ".state-published").await;
+    assert_eq!(text_of(&alice, ".flash").await, "Published.");
+    assert_eq!(path_of(&alice).await, post_path);
+    screenshot(&alice, &format!("post-{shots}.png")).await;
+    find(&alice, "nav a[href='/posts']:not(.brand)")
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_for_path(&alice, "the published posts", |p| p == "/posts").await;
+    find(
+        &alice,
+        &format!("//article//a[@href='{post_path}' and normalize-space()='My first post']"),
+    )
+    .await;
+}
+
+/// Types into the sign-in form and clicks the button, then waits for the signed-in menu.
+async fn sign_in(c: &Client, login_url: &str, username: &str) {
+    c.goto(login_url).await.unwrap();
+    find(c, "#username")
+        .await
+        .send_keys(username)
+        .await
+        .unwrap();
+    find(c, "#password").await.send_keys(PW).await.unwrap();
+    click_button(c, "Sign in").await;
+    find(c, "nav a[href='/posts/mine']").await;
+    // The menu names whoever is signed in (display name or username).
+    let who = text_of(c, "nav a[href='/account/password']").await;
+    assert!(who.eq_ignore_ascii_case(username), "signed in as {who}");
+}
+
+/// The element matching `locator` (CSS, or XPath when it starts with `/`),
+/// waiting up to `WAIT` for it to appear.
+async fn find(c: &Client, locator: &str) -> Element {
+    let by = if locator.starts_with('/') {
+        Locator::XPath(locator)
+    } else {
+        Locator::Css(locator)
+    };
+    match c
+        .wait()
+        .at_most(WAIT)
+        .every(Duration::from_millis(50))
+        .for_element(by)
+        .await
+    {
+        Ok(element) => element,
+        Err(e) => panic!("no `{locator}` within {WAIT:?}: {e}\n{}", describe(c).await),
+    }
+}
+
+async fn text_of(c: &Client, locator: &str) -> String {
+    find(c, locator)
+        .await
+        .text()
+        .await
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// The submit buttons labelled `label` on the current page.
+async fn buttons(c: &Client, label: &str) -> Vec<Element> {
+    c.find_all(Locator::XPath(&format!(
+        "//button[normalize-space()='{label}']"
+    )))
+    .await
+    .unwrap()
+}
+
+async fn click_button(c: &Client, label: &str) {
+    find(c, &format!("//main//button[normalize-space()='{label}']"))
+        .await
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn path_of(c: &Client) -> String {
+    c.current_url().await.unwrap().path().to_string()
+}
+
+/// Waits up to `WAIT` for the browser to be on a path that `ok` accepts; returns it.
+async fn wait_for_path(c: &Client, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let start = Instant::now();
+    loop {
+        let path = path_of(c).await;
+        if ok(&path) {
+            return path;
+        }
+        if start.elapsed() > WAIT {
+            panic!(
+                "never reached {what} within {WAIT:?}\n{}",
+                describe(c).await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Where the browser is and what the page says, for a failure message.
+async fn describe(c: &Client) -> String {
+    let url = c
+        .current_url()
+        .await
+        .map(|u| u.to_string())
+        .unwrap_or_default();
+    let text = match c.find(Locator::Css("body")).await {
+        Ok(body) => body.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    let text: String = text.chars().take(1500).collect();
+    format!("at {url}, the page says:\n{text}")
+}
+
+/// Saves a PNG of the viewport, after checking the stylesheet is applied.
+async fn screenshot(c: &Client, name: &str) {
+    let header = find(c, "header.top").await;
+    assert_eq!(
+        header.css_value("background-color").await.unwrap(),
+        "rgba(244, 246, 250, 1)",
+        "the page is unstyled\n{}",
+        describe(c).await
+    );
+    let png = c.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), png).unwrap();
+}
+
+/// chromedriver on a free port of 127.0.0.1, killed (with its browsers) on drop.
+struct Chromedriver {
+    child: Child,
+    url: String,
+    sessions: Mutex<Vec<(Client, tempfile::TempDir)>>,
+}
+
+impl Chromedriver {
+    async fn start() -> Chromedriver {
+        let mut last_error = String::new();
+        // A free port can be taken between finding and using it; try a few.
+        for _ in 0..3 {
+            let port = Mailbox::free_port();
+            let mut child = Command::new(CHROMEDRIVER)
+                .arg(format!("--port={port}"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                // Its own process group, so drop can end the browsers it started too.
+                .process_group(0)
+                .spawn()
+                .unwrap_or_else(|e| panic!("start {CHROMEDRIVER}: {e}"));
+            let url = format!("http://127.0.0.1:{port}");
+            match wait_until_ready(&mut child, &url).await {
+                Ok(()) => {
+                    return Chromedriver {
+                        child,
+                        url,
+                        sessions: Mutex::new(vec![]),
+                    };
+                }
+                Err(e) => {
+                    last_error = e;
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+        }
+        panic!("chromedriver did not start: {last_error}");
+    }
+
+    /// A new browser with a fresh profile: no cookies, nobody signed in.
+    async fn session(&self) -> Client {
+        let profile = tempfile::tempdir().unwrap();
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            &format!("--user-data-dir={}", profile.path().display()),
+        ];
+        let capabilities = serde_json::json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": { "binary": CHROMIUM, "args": args },
+            "timeouts": { "pageLoad": 30_000, "script": 10_000, "implicit": 0 },
+        });
+        let serde_json::Value::Object(capabilities) = capabilities else {
+            unreachable!()
+        };
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("start Chromium through chromedriver: {e}"));
+        client.set_window_size(1280, 900).await.unwrap();
+        self.sessions
+            .lock()
+            .unwrap()
+            .push((client.clone(), profile));
+        client
+    }
+
+    /// Closes every browser this driver opened.
+    async fn close_sessions(&self) {
+        let sessions = std::mem::take(&mut *self.sessions.lock().unwrap());
+        for (client, profile) in sessions {
+            let _ = tokio::time::timeout(WAIT, client.close()).await;
+            drop(profile);
+        }
+    }
+}
+
+async fn wait_until_ready(child: &mut Child, url: &str) -> Result<(), String> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    while start.elapsed() < WAIT {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            return Err(format!("it exited with {status}"));
+        }
+        if let Ok(r) = http.get(format!("{url}/status")).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(format!("no answer on {url} within {WAIT:?}"))
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        // The whole process group: chromedriver and any browser left behind.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
