@@ -282,7 +282,12 @@ pub async fn change_membership_for_promotion(
     request_id: i64,
     now: i64,
 ) -> Result<bool> {
-    let membership = Membership { group, user, add, request_id: Some(request_id) };
+    let membership = Membership {
+        group,
+        user,
+        add,
+        request_id: Some(request_id),
+    };
     write_membership(conn, actor, membership, now).await
 }
 
@@ -318,7 +323,12 @@ async fn change_membership(
     add: bool,
     now: i64,
 ) -> Result<bool> {
-    let membership = Membership { group, user, add, request_id: None };
+    let membership = Membership {
+        group,
+        user,
+        add,
+        request_id: None,
+    };
     write_membership(conn, actor, membership, now).await
 }
 
@@ -332,7 +342,12 @@ struct Membership<'a> {
 
 /// Authorises and writes a membership change: the delegation rule for a
 /// promotion needs only the group's permissions; otherwise auth.change_user too.
-async fn write_membership(conn: &mut Conn, actor: &Actor, m: Membership<'_>, now: i64) -> Result<bool> {
+async fn write_membership(
+    conn: &mut Conn,
+    actor: &Actor,
+    m: Membership<'_>,
+    now: i64,
+) -> Result<bool> {
     let group_perms: Vec<PermissionName> = permissions::catalog::of_group(conn, m.group.group_id)
         .await?
         .into_iter()
@@ -374,7 +389,11 @@ async fn write_membership(conn: &mut Conn, actor: &Actor, m: Membership<'_>, now
         return Ok(false);
     }
     permissions::bump_epoch(conn).await?;
-    let action = if m.add { "group.add_user" } else { "group.remove_user" };
+    let action = if m.add {
+        "group.add_user"
+    } else {
+        "group.remove_user"
+    };
     let mut after = json!({ "group": m.group.name, "member": m.add });
     if let Some(id) = m.request_id {
         after["promotion_request"] = json!(id);

@@ -52,7 +52,12 @@ async fn request_json(conn: &mut Conn, r: &Request) -> crate::Result<Value> {
     }))
 }
 
-async fn visible(state: &AppState, conn: &mut Conn, current: &CurrentUser, request_id: i64) -> crate::Result<Request> {
+async fn visible(
+    state: &AppState,
+    conn: &mut Conn,
+    current: &CurrentUser,
+    request_id: i64,
+) -> crate::Result<Request> {
     workflow::visible_to(&state.ladder, conn, &current.user, request_id).await
 }
 

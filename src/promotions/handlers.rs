@@ -412,7 +412,9 @@ pub async fn withdraw_form(
     let request = workflow::visible_to(&state.ladder, &mut conn, &current.user, request_id).await?;
     drop(conn);
     if request.requester_id != current.user.user_id {
-        return Err(Error::Forbidden("Only the person who asked can withdraw a request.".into()));
+        return Err(Error::Forbidden(
+            "Only the person who asked can withdraw a request.".into(),
+        ));
     }
     let page = Page::new(&state, &viewer, &session).await?;
     Ok(render("promotions/withdraw.html", crate::ctx! { page, request })?.into_response())

@@ -96,7 +96,12 @@ pub async fn is_approver(conn: &mut Conn, track: &Track, user: &User) -> Result<
 
 /// The request, if `user` may see it: its requester and the track's approvers
 /// may; to anyone else it does not exist (404, not 403, so ids reveal nothing).
-pub async fn visible_to(ladder: &Ladder, conn: &mut Conn, user: &User, request_id: i64) -> Result<Request> {
+pub async fn visible_to(
+    ladder: &Ladder,
+    conn: &mut Conn,
+    user: &User,
+    request_id: i64,
+) -> Result<Request> {
     let hidden = || Error::NotFound(format!("promotion request {request_id}"));
     let request = super::find(conn, request_id).await?.ok_or_else(hidden)?;
     let track = ladder.track(&request.track)?;

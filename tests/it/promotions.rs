@@ -404,8 +404,9 @@ async fn a_time_bound_grant_warns_a_day_ahead_and_then_ends(mut t: TestLadder) {
     smtp.wait_for(6);
     let to_alice = smtp.to("alice@example.com");
     assert_eq!(to_alice.len(), 3, "approved, ending soon, ended");
-    assert!(to_alice[1].data.contains("ends"));
-    assert!(to_alice[2].data.contains("has ended"));
+    // The last two go out in one batch, in parallel: their order may vary.
+    assert!(to_alice.iter().any(|m| m.data.contains("ends soon")));
+    assert!(to_alice.iter().any(|m| m.data.contains("has ended")));
 }
 
 async fn an_approver_cannot_decide_their_own_request(mut t: TestLadder) {
@@ -845,11 +846,14 @@ async fn a_failed_email_can_be_retried_from_the_admin_console(mut t: TestLadder)
     let page = admin.get("/admin/mail").await.text().await.unwrap();
     assert!(page.contains("alice asks to join Senior Writers"), "{page}");
     let token = csrf_from(&page).unwrap();
-    let id: i64 = sqlx::query_scalar("select outbox_id from mail_outbox order by outbox_id limit 1")
-        .fetch_one(t.ladder.db.pool())
-        .await
-        .unwrap();
-    let r = admin.post_form(&format!("/admin/mail/{id}/retry"), &token, &[]).await;
+    let id: i64 =
+        sqlx::query_scalar("select outbox_id from mail_outbox order by outbox_id limit 1")
+            .fetch_one(t.ladder.db.pool())
+            .await
+            .unwrap();
+    let r = admin
+        .post_form(&format!("/admin/mail/{id}/retry"), &token, &[])
+        .await;
     assert_eq!(r.status(), 303);
     let smtp = Mailbox::start_on(port);
     assert_eq!(drain(&t.ladder).await.sent, 1);
