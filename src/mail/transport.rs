@@ -202,11 +202,11 @@ impl PlainSmtp {
         let bytes = message.formatted();
         let pooled = self.idle.lock().expect("smtp pool").pop();
         // A pooled connection may have been closed by the server; then try a fresh one.
-        if let Some(mut conn) = pooled {
-            if conn.send(message.envelope(), &bytes).await.is_ok() {
-                self.idle.lock().expect("smtp pool").push(conn);
-                return Ok(());
-            }
+        if let Some(mut conn) = pooled
+            && conn.send(message.envelope(), &bytes).await.is_ok()
+        {
+            self.idle.lock().expect("smtp pool").push(conn);
+            return Ok(());
         }
         let mut conn = self.connect().await?;
         conn.send(message.envelope(), &bytes)
