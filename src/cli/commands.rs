@@ -428,9 +428,12 @@ async fn seed(ladder: &Ladder, count: u64) -> Result<()> {
         report.inactive
     );
     if !report.created_groups.is_empty() {
+        println!("Created groups: {}.", report.created_groups.join(", "));
+    }
+    if !report.granted_groups.is_empty() {
         println!(
-            "Created groups with the demo's permissions: {}.",
-            report.created_groups.join(", ")
+            "Gave the demo's permissions to groups that held none: {}.",
+            report.granted_groups.join(", ")
         );
     }
     println!(

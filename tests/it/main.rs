@@ -9,4 +9,5 @@ mod cli;
 mod mailbox;
 mod permission_core;
 mod promotions;
+mod seed;
 mod web;
