@@ -92,6 +92,13 @@ pub async fn list(conn: &mut Conn) -> Result<Vec<GroupSummary>> {
     .await?)
 }
 
+/// Every group's name, sorted; cheap enough for every page (no member counts).
+pub async fn names(conn: &mut Conn) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar("select name from groups order by name")
+        .fetch_all(conn)
+        .await?)
+}
+
 /// Usernames of the group's members, sorted.
 pub async fn member_names(conn: &mut Conn, group_id: i64) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar(

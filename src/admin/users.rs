@@ -77,11 +77,7 @@ pub async fn list(
     };
     let mut conn = state.ladder.db.acquire().await?;
     let found = users::list(&mut conn, state.ladder.db.backend(), &filter).await?;
-    let group_names: Vec<String> = groups::list(&mut conn)
-        .await?
-        .into_iter()
-        .map(|g| g.name)
-        .collect();
+    let group_names = groups::names(&mut conn).await?;
     drop(conn);
     let next_query = found.next.as_ref().map(|next| {
         serde_urlencoded::to_string([
