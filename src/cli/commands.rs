@@ -95,7 +95,15 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<ExitCode> 
             output::demo(&accounts, fixed.is_some());
             ok
         }
-        Command::Seed { users } => seed(&ladder, users).await.and(ok),
+        Command::Seed { users, requests } => {
+            if let Some(count) = users {
+                seed(&ladder, count).await?;
+            }
+            if let Some(count) = requests {
+                seed_requests(&ladder, count).await?;
+            }
+            ok
+        }
     }
 }
 
@@ -383,23 +391,53 @@ async fn check(ladder: &Ladder, username: &str, perms: &[String], json: bool) ->
     })
 }
 
-/// `ladder seed --users N`: a progress bar on stderr (only on a terminal), a summary on stdout.
-async fn seed(ladder: &Ladder, count: u64) -> Result<()> {
+/// A progress bar on stderr when it is a terminal, hidden otherwise.
+fn progress_bar(count: u64, what: &str) -> Result<indicatif::ProgressBar> {
     use std::io::IsTerminal;
 
     use indicatif::{ProgressBar, ProgressStyle};
 
-    let bar = if std::io::stderr().is_terminal() {
-        ProgressBar::new(count).with_style(
-            ProgressStyle::with_template(
-                "seeding users [{bar:40}] {human_pos}/{human_len} {per_sec} eta {eta}",
-            )
-            .map_err(|e| anyhow::anyhow!(e))?
-            .progress_chars("=> "),
-        )
-    } else {
-        ProgressBar::hidden()
-    };
+    if !std::io::stderr().is_terminal() {
+        return Ok(ProgressBar::hidden());
+    }
+    Ok(ProgressBar::new(count).with_style(
+        ProgressStyle::with_template(&format!(
+            "seeding {what} [{{bar:40}}] {{human_pos}}/{{human_len}} {{per_sec}} eta {{eta}}"
+        ))
+        .map_err(|e| anyhow::anyhow!(e))?
+        .progress_chars("=> "),
+    ))
+}
+
+/// `ladder seed --requests M`: pending requests on the first track.
+async fn seed_requests(ladder: &Ladder, count: u64) -> Result<()> {
+    let bar = progress_bar(count, "requests")?;
+    let started = std::time::Instant::now();
+    let report = crate::promotions::seed::seed_requests(
+        ladder,
+        count,
+        crate::accounts::seed::random_seed(),
+        |done| bar.set_position(done),
+    )
+    .await;
+    bar.finish_and_clear();
+    let report = report?;
+    println!(
+        "Seeded {} pending requests on track {} in {:.1} s (the oldest {} days old).",
+        report.requests,
+        report.track,
+        started.elapsed().as_secs_f64(),
+        report.oldest_age / 86_400
+    );
+    println!(
+        "No emails were queued for them, and approvers are first reminded a full remind_after from now."
+    );
+    Ok(())
+}
+
+/// `ladder seed --users N`: a progress bar on stderr (only on a terminal), a summary on stdout.
+async fn seed(ladder: &Ladder, count: u64) -> Result<()> {
+    let bar = progress_bar(count, "users")?;
     let started = std::time::Instant::now();
     let report = crate::accounts::seed::seed_users(
         &ladder.db,

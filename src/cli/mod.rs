@@ -83,11 +83,17 @@ pub enum Command {
     Jobs(JobsCommand),
     /// Seed the blog example (groups Writers, Senior Writers, Editors and five accounts).
     Demo,
-    /// Bulk-create realistic users for demos and benchmarks (no usable passwords).
+    /// Bulk-create realistic users (no usable passwords) and pending promotion
+    /// requests, for demos and benchmarks.
+    #[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["users", "requests"])))]
     Seed {
         /// How many users to create.
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
-        users: u64,
+        users: Option<u64>,
+        /// How many pending requests to open on the first promotion track, from
+        /// users who may ask (after the users above are created).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+        requests: Option<u64>,
     },
 }
 

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod handlers;
+pub mod seed;
 pub mod track;
 pub mod workflow;
 

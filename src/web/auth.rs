@@ -22,6 +22,8 @@ use crate::{
 const AUTH_KEY: &str = "auth";
 const CSRF_KEY: &str = "csrf";
 const FLASH_KEY: &str = "flash";
+/// The hour of the session's last renewal; see `renew`.
+const RENEWED_KEY: &str = "renewed";
 
 /// What the session remembers about the signed-in user.
 #[derive(Serialize, Deserialize)]
@@ -88,7 +90,21 @@ async fn resolve(state: &AppState, session: &Session) -> Result<Option<Arc<Curre
         .permissions
         .snapshot(&mut conn, user.user_id)
         .await?;
+    renew(session).await?;
     Ok(Some(Arc::new(CurrentUser { user, perms })))
+}
+
+/// Keeps an active session alive without writing it on every request.
+/// The session layer saves (and pushes the idle expiry forward) only when the
+/// data changed, so the data changes once an hour: a session then ends between
+/// `session_days` minus an hour and `session_days` after its last request, and
+/// a busy user costs one session write an hour instead of one a request.
+async fn renew(session: &Session) -> Result<()> {
+    let hour = time::OffsetDateTime::now_utc().unix_timestamp() / 3_600;
+    session
+        .insert(RENEWED_KEY, hour)
+        .await
+        .map_err(session_error)
 }
 
 pub fn session_error(e: tower_sessions::session::Error) -> Error {
@@ -166,6 +182,12 @@ pub async fn flash(session: &Session, kind: &str, text: impl Into<String>) -> Re
 }
 
 pub async fn take_flash(session: &Session) -> Result<Vec<Flash>> {
+    // `remove` marks the session changed even when the key is absent, and a
+    // changed session is written back: look first, so most pages write nothing.
+    let pending: Option<Vec<Flash>> = session.get(FLASH_KEY).await.map_err(session_error)?;
+    if pending.is_none() {
+        return Ok(Vec::new());
+    }
     Ok(session
         .remove::<Vec<Flash>>(FLASH_KEY)
         .await

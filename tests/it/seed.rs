@@ -1,5 +1,6 @@
 //! `ladder seed --users N`: realistic, unique, searchable users with a group
-//! mix, recorded as one audit event and one permission-epoch bump.
+//! mix, recorded as one audit event and one permission-epoch bump; and
+//! `--requests M`: pending requests from users who may ask.
 
 use std::collections::{HashMap, HashSet};
 
@@ -14,6 +15,7 @@ on_both_backends!(
     seed_creates_realistic_unique_searchable_users,
     seed_refuses_bad_counts_with_exit_2_and_changes_nothing,
     search_pages_agree_with_a_brute_force_search,
+    seed_requests_opens_pending_requests_for_users_who_may_ask,
 );
 
 #[derive(sqlx::FromRow)]
@@ -182,6 +184,9 @@ async fn seed_refuses_bad_counts_with_exit_2_and_changes_nothing(t: TestLadder) 
         &["seed", "--users", "-5"],
         &["seed", "--users", "lots"],
         &["seed"],
+        &["seed", "--requests", "0"],
+        // No user may ask yet: refused before anything is written.
+        &["seed", "--requests", "5"],
     ] {
         let out = t.cli(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
@@ -325,4 +330,66 @@ async fn walk(
         }
     }
     ids
+}
+
+async fn seed_requests_opens_pending_requests_for_users_who_may_ask(t: TestLadder) {
+    let out = t.cli(&["seed", "--users", "400", "--requests", "100"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("Seeded 400 users"), "{text}");
+    assert!(
+        text.contains("Seeded 100 pending requests on track senior-writer"),
+        "{text}"
+    );
+    let eligible_pending = "select count(distinct r.requester_id) from promotion_requests r \
+         join users u on u.user_id = r.requester_id \
+         join user_groups f on f.user_id = u.user_id \
+         join groups fg on fg.group_id = f.group_id and fg.name = 'Writers' \
+         where r.state = 'pending' and r.track = 'senior-writer' and u.is_active = true \
+           and not exists (select 1 from user_groups s join groups sg on sg.group_id = s.group_id \
+                           where s.user_id = u.user_id and sg.name = 'Senior Writers')";
+    assert_eq!(t.count("promotion_requests").await, 100);
+    assert_eq!(scalar(&t, eligible_pending).await, 100);
+    // All reminded "now" (the seed's time), created before it, expiring after it.
+    assert_eq!(
+        scalar(
+            &t,
+            "select count(distinct last_reminded_at) from promotion_requests"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        scalar(
+            &t,
+            "select count(*) from promotion_requests \
+             where created_at <= last_reminded_at and expires_at > last_reminded_at"
+        )
+        .await,
+        100
+    );
+    // Seeded requests mail nobody.
+    assert_eq!(t.count("mail_outbox").await, 0);
+    assert_eq!(
+        scalar(
+            &t,
+            "select count(*) from audit_events where action = 'promotion.seed'"
+        )
+        .await,
+        1
+    );
+
+    // Again: other users, never a second open request for anyone.
+    let out = t.cli(&["seed", "--requests", "100"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(scalar(&t, eligible_pending).await, 200);
+
+    // More than may ask: one line, exit 2, nothing written.
+    let before = t.count("promotion_requests").await;
+    let out = t.cli(&["seed", "--requests", "100000"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("can ask on track senior-writer"), "{err}");
+    assert_eq!(t.count("promotion_requests").await, before);
 }

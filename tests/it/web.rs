@@ -29,6 +29,7 @@ on_both_backends!(
     an_inactive_user_cannot_sign_in_and_is_told_the_same_as_for_a_wrong_password,
     a_deactivated_users_session_stops_working_on_their_next_request,
     changing_your_password_ends_your_other_sessions_but_keeps_this_one,
+    reading_pages_does_not_write_the_session_but_a_flash_does,
     a_password_set_in_the_admin_console_ends_that_users_sessions,
     every_response_carries_the_security_headers,
     health_and_readiness_answer_in_json,
@@ -945,6 +946,60 @@ async fn changing_your_password_ends_your_other_sessions_but_keeps_this_one(t: T
             .await
             .status(),
         303
+    );
+}
+
+/// The session row as stored: what a write would change.
+async fn session_rows(t: &TestLadder) -> Vec<(String, String, i64)> {
+    sqlx::query_as("select session_id, data, expires_at from sessions order by session_id")
+        .fetch_all(t.ladder.db.pool())
+        .await
+        .unwrap()
+}
+
+async fn reading_pages_does_not_write_the_session_but_a_flash_does(t: TestLadder) {
+    Cast::new(&t).await;
+    let app = t.serve().await;
+    let writer = app.signed_in("writer").await;
+    // The first signed-in request renews the session (the hour of renewal).
+    assert_eq!(writer.get("/posts/mine").await.status(), 200);
+    let hour = || time::OffsetDateTime::now_utc().unix_timestamp() / 3_600;
+    // Mark the row: any write by the session layer would set a new expiry.
+    let marker = t.now() + 1_000;
+    sqlx::query("update sessions set expires_at = $1")
+        .bind(marker)
+        .execute(t.ladder.db.pool())
+        .await
+        .unwrap();
+    let (before, started) = (session_rows(&t).await, hour());
+    for path in ["/posts/mine", "/posts", "/promotions/mine", "/posts/new"] {
+        assert_eq!(writer.get(path).await.status(), 200, "{path}");
+    }
+    // Across an hour boundary the renewal writes once, by design.
+    if hour() == started {
+        assert_eq!(
+            session_rows(&t).await,
+            before,
+            "a page view wrote the session"
+        );
+    }
+
+    // A message for the next page is a change, and is written.
+    let token = writer.csrf("/posts/new").await;
+    let response = writer
+        .post_form(
+            "/posts/new",
+            &token,
+            &[("title", "Hello"), ("body", "World")],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    let after = session_rows(&t).await;
+    assert_ne!(after, before);
+    let page = writer.get(location(&response)).await.text().await.unwrap();
+    assert!(
+        page.contains("class=\"flash"),
+        "the flash is shown once: {page}"
     );
 }
 
