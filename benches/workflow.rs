@@ -3,7 +3,7 @@
 //! `cargo bench --bench workflow` (SQLite in a temp dir), or with
 //! `LADDER_BENCH_DATABASE_URL=postgres://…` for PostgreSQL (an empty database).
 //! Knobs: LADDER_BENCH_CYCLES (2000), LADDER_BENCH_CONCURRENCY (16),
-//! LADDER_BENCH_PENDING (100000).
+//! LADDER_BENCH_PENDING (100000), LADDER_BENCH_CONNECTIONS (16).
 //!
 //! It measures, in one process on loopback (server, email worker, SMTP server
 //! and load generator share the machine, as a single-box deployment would):
@@ -182,7 +182,7 @@ async fn run() {
         .unwrap_or_else(|_| format!("sqlite://{}/bench.db", dir.path().display()));
     let (smtp_port, arrivals) = start_smtp();
     let mut settings = Settings::with_database_url(&url);
-    settings.database.max_connections = 16;
+    settings.database.max_connections = env_usize("LADDER_BENCH_CONNECTIONS", 16) as u32;
     settings.mail.transport = MailTransport::Smtp;
     settings.mail.smtp_host = "127.0.0.1".into();
     settings.mail.smtp_port = smtp_port;
