@@ -165,6 +165,74 @@ async fn session_for(ladder: &Ladder, user_id: i64) -> String {
     format!("ladder_session={id}")
 }
 
+/// Submit-and-approve cycles from `concurrency` clients until every writer
+/// has asked once; returns the number of failed requests.
+async fn cycles_load(
+    base: String,
+    concurrency: usize,
+    cookies: Arc<Vec<String>>,
+    erin_cookie: String,
+    submitted: Arc<Mutex<HashMap<i64, Instant>>>,
+) -> usize {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (http, base, next, submitted, cookies, erin_cookie) = (
+            http.clone(),
+            base.clone(),
+            next.clone(),
+            submitted.clone(),
+            cookies.clone(),
+            erin_cookie.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut failures = 0;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= cookies.len() {
+                    return failures;
+                }
+                let t0 = Instant::now();
+                let r = http
+                    .post(format!("{base}/api/v1/promotions"))
+                    .header("cookie", &cookies[i])
+                    .header("content-type", "application/json")
+                    .body(r#"{"track": "senior-writer", "justification": "Benchmark cycle"}"#)
+                    .send()
+                    .await
+                    .unwrap();
+                if r.status() != 201 {
+                    failures += 1;
+                    continue;
+                }
+                let body: serde_json::Value = r.json().await.unwrap();
+                let id = body["id"].as_i64().unwrap();
+                submitted.lock().unwrap().insert(id, t0);
+                let r = http
+                    .post(format!("{base}/api/v1/promotions/{id}/approve"))
+                    .header("cookie", &erin_cookie)
+                    .header("content-type", "application/json")
+                    .body("{}")
+                    .send()
+                    .await
+                    .unwrap();
+                if r.status() != 200 {
+                    failures += 1;
+                }
+            }
+        }));
+    }
+    let mut failures = 0;
+    for t in tasks {
+        failures += t.await.unwrap();
+    }
+    failures
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -225,65 +293,33 @@ async fn run() {
         stop.clone(),
     ));
 
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
-        .build()
-        .unwrap();
-    let next = Arc::new(AtomicUsize::new(0));
+    // The load generator runs on its own threads (a runtime of its own), as a
+    // separate client process would: its tasks do not queue up behind the
+    // server's on the server's worker threads.
     let submitted: Arc<Mutex<HashMap<i64, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
-    let cookies = Arc::new(writer_cookies);
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (http, base, next, submitted, cookies, erin_cookie) = (
-            http.clone(),
-            base.clone(),
-            next.clone(),
-            submitted.clone(),
-            cookies.clone(),
-            erin_cookie.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut failures = 0;
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= cookies.len() {
-                    return failures;
-                }
-                let t0 = Instant::now();
-                let r = http
-                    .post(format!("{base}/api/v1/promotions"))
-                    .header("cookie", &cookies[i])
-                    .header("content-type", "application/json")
-                    .body(r#"{"track": "senior-writer", "justification": "Benchmark cycle"}"#)
-                    .send()
-                    .await
-                    .unwrap();
-                if r.status() != 201 {
-                    failures += 1;
-                    continue;
-                }
-                let body: serde_json::Value = r.json().await.unwrap();
-                let id = body["id"].as_i64().unwrap();
-                submitted.lock().unwrap().insert(id, t0);
-                let r = http
-                    .post(format!("{base}/api/v1/promotions/{id}/approve"))
-                    .header("cookie", &erin_cookie)
-                    .header("content-type", "application/json")
-                    .body("{}")
-                    .send()
-                    .await
-                    .unwrap();
-                if r.status() != 200 {
-                    failures += 1;
-                }
-            }
-        }));
-    }
-    let mut failures = 0;
-    for t in tasks {
-        failures += t.await.unwrap();
-    }
+    let failures = {
+        let (base, submitted) = (base.clone(), submitted.clone());
+        let cookies = Arc::new(writer_cookies);
+        let erin_cookie = erin_cookie.clone();
+        let (done, result) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let failures = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(cycles_load(
+                    base,
+                    concurrency,
+                    cookies,
+                    erin_cookie,
+                    submitted,
+                ));
+            let _ = done.send(failures);
+        });
+        result.await.unwrap()
+    };
     let elapsed = started.elapsed();
     println!(
         "submit-and-approve: {cycles} cycles in {:.2} s = {:.0} cycles/s ({failures} failed)",
@@ -349,6 +385,7 @@ async fn run() {
         }
         tx.commit().await.unwrap();
     }
+    let http = reqwest::Client::new();
     let mut first_page = Vec::new();
     let mut deep_pages = Vec::new();
     let mut after = String::new();

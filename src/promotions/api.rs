@@ -83,9 +83,9 @@ pub async fn submit(
         &body.justification,
     )
     .await?;
-    let json = request_json(&mut tx, &request).await?;
     tx.commit().await?;
     state.ladder.mail_wake.notify_one();
+    let json = request_json(&mut *state.ladder.db.acquire().await?, &request).await?;
     Ok((StatusCode::CREATED, Json(json)).into_response())
 }
 
@@ -102,18 +102,29 @@ pub struct RejectBody {
 }
 
 /// Runs a transition and answers with the request as it now stands.
+/// Only the transition runs in the write transaction: the visibility check
+/// (the transition re-checks who may act) and the answer are plain reads, and
+/// on SQLite writers take turns, so the turn lasts no longer than the change.
 async fn transition(
     state: &AppState,
+    current: &CurrentUser,
     request_id: i64,
     action: impl AsyncFnOnce(&mut Conn) -> crate::Result<()>,
 ) -> ApiResult<Json<Value>> {
+    visible(
+        state,
+        &mut *state.ladder.db.acquire().await?,
+        current,
+        request_id,
+    )
+    .await?;
     let mut tx = state.ladder.db.begin().await?;
     action(&mut tx).await?;
-    let request = super::get(&mut tx, request_id).await?;
-    let json = request_json(&mut tx, &request).await?;
     tx.commit().await?;
     state.ladder.mail_wake.notify_one();
-    Ok(Json(json))
+    let mut conn = state.ladder.db.acquire().await?;
+    let request = super::get(&mut conn, request_id).await?;
+    Ok(Json(request_json(&mut conn, &request).await?))
 }
 
 pub async fn approve(
@@ -136,8 +147,7 @@ pub async fn approve(
             .comment
     };
     let ladder = state.ladder.clone();
-    transition(&state, request_id, async |conn| {
-        visible(&state, conn, &current, request_id).await?;
+    transition(&state, &current, request_id, async |conn| {
         workflow::approve(
             &ladder,
             conn,
@@ -159,8 +169,7 @@ pub async fn reject(
     ApiJson(body): ApiJson<RejectBody>,
 ) -> ApiResult<Json<Value>> {
     let ladder = state.ladder.clone();
-    transition(&state, request_id, async |conn| {
-        visible(&state, conn, &current, request_id).await?;
+    transition(&state, &current, request_id, async |conn| {
         workflow::reject(
             &ladder,
             conn,
@@ -180,8 +189,7 @@ pub async fn withdraw(
     Path(request_id): Path<i64>,
 ) -> ApiResult<Json<Value>> {
     let ladder = state.ladder.clone();
-    transition(&state, request_id, async |conn| {
-        visible(&state, conn, &current, request_id).await?;
+    transition(&state, &current, request_id, async |conn| {
         workflow::withdraw(
             &ladder,
             conn,

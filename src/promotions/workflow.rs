@@ -73,8 +73,17 @@ pub async fn ineligibility(conn: &mut Conn, track: &Track, user: &User) -> Resul
 
 /// Active members of the approver group who have an email, except `except`.
 pub async fn approvers(conn: &mut Conn, track: &Track, except: Option<i64>) -> Result<Vec<User>> {
-    let group = groups::get_by_name(conn, &track.approver_group).await?;
-    let members = groups::members(conn, group.group_id, "", i64::MAX).await?;
+    let members: Vec<User> = sqlx::query_as(
+        "select u.user_id, u.username, u.email, u.display_name, u.password_hash, u.is_active, \
+                u.is_staff, u.is_superuser, u.last_login, u.created_at \
+           from groups g \
+           join user_groups ug on ug.group_id = g.group_id \
+           join users u on u.user_id = ug.user_id \
+          where g.name = $1 order by u.username_key",
+    )
+    .bind(&track.approver_group)
+    .fetch_all(&mut *conn)
+    .await?;
     Ok(members
         .into_iter()
         .filter(|u| u.is_active && !u.email.is_empty() && Some(u.user_id) != except)
@@ -404,7 +413,7 @@ pub async fn approve(
         now,
     )
     .await?;
-    let request = super::get(conn, request_id).await?;
+    // The request as locked above: what the emails need of it has not changed.
     let mut context = request_context(ladder, &request, track);
     context["decided_by"] = json!(approver.username);
     context["comment"] = json!(comment);
