@@ -397,10 +397,11 @@ async fn fetch(
         .await?)
 }
 
-/// What a PostgreSQL search matches; the same expression as the trigram index
-/// (users_search_trgm_idx), so the index serves it.
-const PG_SEARCH_TEXT: &str =
-    "(u.username_key || ' ' || lower(u.email) || ' ' || lower(u.display_name))";
+/// What a PostgreSQL search matches: the stored column
+/// `username_key || ' ' || lower(email) || ' ' || lower(display_name)`, which
+/// the trigram index (users_search_trgm_idx) and the username-order index
+/// (users_username_search_idx) both hold.
+const PG_SEARCH_TEXT: &str = "u.search_text";
 
 fn parse_joined_cursor(raw: &str) -> Result<(i64, i64)> {
     raw.split_once(':')
