@@ -399,8 +399,7 @@ async fn fetch(
 
 /// What a PostgreSQL search matches: the stored column
 /// `username_key || ' ' || lower(email) || ' ' || lower(display_name)`, which
-/// the trigram index (users_search_trgm_idx) and the username-order index
-/// (users_username_search_idx) both hold.
+/// the trigram index (users_search_trgm_idx) covers.
 const PG_SEARCH_TEXT: &str = "u.search_text";
 
 fn parse_joined_cursor(raw: &str) -> Result<(i64, i64)> {
