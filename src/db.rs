@@ -92,6 +92,10 @@ impl Db {
         }
         let pool = AnyPoolOptions::new()
             .max_connections(settings.max_connections)
+            // A ping before each use guards against a server that went away;
+            // an in-process SQLite connection cannot, and the ping is a round
+            // trip to its worker thread on every acquire.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

@@ -355,11 +355,7 @@ async fn write_membership(
     m: Membership<'_>,
     now: i64,
 ) -> Result<bool> {
-    let group_perms: Vec<PermissionName> = permissions::catalog::of_group(conn, m.group.group_id)
-        .await?
-        .into_iter()
-        .map(|p| p.name())
-        .collect();
+    let group_perms = perms_of(conn, m.group).await?;
     let actor_perms = actor.permissions(conn).await?;
     let change = match m.request_id {
         Some(_) => Change::PromotionGrant {
@@ -396,6 +392,81 @@ async fn write_membership(
         return Ok(false);
     }
     permissions::bump_epoch(conn).await?;
+    record_membership(conn, actor, &m, now).await?;
+    Ok(true)
+}
+
+async fn perms_of(conn: &mut Conn, group: &Group) -> Result<Vec<PermissionName>> {
+    Ok(permissions::catalog::of_group(conn, group.group_id)
+        .await?
+        .into_iter()
+        .map(|p| p.name())
+        .collect())
+}
+
+/// The first half of a promotion's grant, read before its write transaction
+/// (so that, on SQLite, the write turn lasts only as long as the writes): the
+/// delegation rule, that `actor` holds every permission of `group`.
+pub async fn authorize_promotion(conn: &mut Conn, actor: &Actor, group: &Group) -> Result<()> {
+    let group_perms = perms_of(conn, group).await?;
+    let actor_perms = actor.permissions(conn).await?;
+    permissions::delegation::authorize(
+        &actor_perms,
+        &Change::PromotionGrant {
+            group: &group.name,
+            group_perms: &group_perms,
+        },
+    )
+}
+
+/// The second half, in the write transaction: adds `user` to `group` for
+/// promotion `request_id` only while they are still active, in `from_group`
+/// and not yet in `group`, all tested by the insert itself. Returns false,
+/// having written nothing, when they no longer are.
+pub async fn grant_promotion(
+    conn: &mut Conn,
+    actor: &Actor,
+    group: &Group,
+    from_group: &str,
+    user: &User,
+    request_id: i64,
+    now: i64,
+) -> Result<bool> {
+    let added = sqlx::query(
+        "insert into user_groups (user_id, group_id, created_at) \
+         select u.user_id, $2, $3 from users u where u.user_id = $1 and u.is_active = $4 \
+            and exists (select 1 from user_groups f join groups g on g.group_id = f.group_id \
+                        where f.user_id = u.user_id and g.name = $5) \
+            and not exists (select 1 from user_groups t where t.user_id = u.user_id and t.group_id = $2)",
+    )
+    .bind(user.user_id)
+    .bind(group.group_id)
+    .bind(now)
+    .bind(true)
+    .bind(from_group)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if added == 0 {
+        return Ok(false);
+    }
+    permissions::bump_epoch(conn).await?;
+    let m = Membership {
+        group,
+        user,
+        add: true,
+        request_id: Some(request_id),
+    };
+    record_membership(conn, actor, &m, now).await?;
+    Ok(true)
+}
+
+async fn record_membership(
+    conn: &mut Conn,
+    actor: &Actor,
+    m: &Membership<'_>,
+    now: i64,
+) -> Result<()> {
     let action = if m.add {
         "group.add_user"
     } else {
@@ -413,6 +484,5 @@ async fn write_membership(
             .after(after),
         now,
     )
-    .await?;
-    Ok(true)
+    .await
 }

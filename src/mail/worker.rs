@@ -73,19 +73,13 @@ pub async fn drain(ladder: &Ladder, transport: &Transport) -> Result<Drained> {
             .collect()
             .await;
         let now = ladder.clock.now();
+        let mut sent = Vec::new();
         let mut tx = ladder.db.begin().await?;
         for (row, outcome) in outcomes {
             match outcome {
                 Ok(()) => {
-                    sqlx::query(
-                        "update mail_outbox set state = 'sent', sent_at = $1, attempts = attempts + 1, \
-                         claimed_until = null, last_error = null where outbox_id = $2",
-                    )
-                    .bind(now)
-                    .bind(row.outbox_id)
-                    .execute(&mut *tx)
-                    .await?;
                     tracing::info!(message_id = %row.message_id, to = %row.recipient, via = %transport.describe(), "email sent");
+                    sent.push(row.outbox_id);
                     total.sent += 1;
                 }
                 Err(err) => {
@@ -115,6 +109,23 @@ pub async fn drain(ladder: &Ladder, transport: &Transport) -> Result<Drained> {
                     }
                 }
             }
+        }
+        if !sent.is_empty() {
+            // One statement for the batch: on SQLite the write lock is held
+            // for one round trip, not one per email. Ids are our own integers.
+            let ids = sent
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            sqlx::query(&format!(
+                "update mail_outbox set state = 'sent', sent_at = $1, attempts = attempts + 1, \
+                 claimed_until = null, last_error = null where outbox_id in ({ids})"
+            ))
+            .persistent(false)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
     }

@@ -73,18 +73,14 @@ pub async fn submit(
     SignedIn(current): SignedIn,
     ApiJson(body): ApiJson<SubmitBody>,
 ) -> ApiResult<Response> {
-    let mut tx = state.ladder.db.begin().await?;
     let request = workflow::submit(
         &state.ladder,
-        &mut tx,
         &api_actor(&current),
         &current.user,
         &body.track,
         &body.justification,
     )
     .await?;
-    tx.commit().await?;
-    state.ladder.mail_wake.notify_one();
     let json = request_json(&mut *state.ladder.db.acquire().await?, &request).await?;
     Ok((StatusCode::CREATED, Json(json)).into_response())
 }
@@ -101,15 +97,13 @@ pub struct RejectBody {
     reason: String,
 }
 
-/// Runs a transition and answers with the request as it now stands.
-/// Only the transition runs in the write transaction: the visibility check
-/// (the transition re-checks who may act) and the answer are plain reads, and
-/// on SQLite writers take turns, so the turn lasts no longer than the change.
+/// Runs a transition (which has its own transaction) on a request the caller
+/// may see, and answers with the request as it now stands.
 async fn transition(
     state: &AppState,
     current: &CurrentUser,
     request_id: i64,
-    action: impl AsyncFnOnce(&mut Conn) -> crate::Result<()>,
+    action: impl AsyncFnOnce() -> crate::Result<()>,
 ) -> ApiResult<Json<Value>> {
     visible(
         state,
@@ -118,10 +112,7 @@ async fn transition(
         request_id,
     )
     .await?;
-    let mut tx = state.ladder.db.begin().await?;
-    action(&mut tx).await?;
-    tx.commit().await?;
-    state.ladder.mail_wake.notify_one();
+    action().await?;
     let mut conn = state.ladder.db.acquire().await?;
     let request = super::get(&mut conn, request_id).await?;
     Ok(Json(request_json(&mut conn, &request).await?))
@@ -147,10 +138,9 @@ pub async fn approve(
             .comment
     };
     let ladder = state.ladder.clone();
-    transition(&state, &current, request_id, async |conn| {
+    transition(&state, &current, request_id, async || {
         workflow::approve(
             &ladder,
-            conn,
             &api_actor(&current),
             &current.user,
             request_id,
@@ -169,10 +159,9 @@ pub async fn reject(
     ApiJson(body): ApiJson<RejectBody>,
 ) -> ApiResult<Json<Value>> {
     let ladder = state.ladder.clone();
-    transition(&state, &current, request_id, async |conn| {
+    transition(&state, &current, request_id, async || {
         workflow::reject(
             &ladder,
-            conn,
             &api_actor(&current),
             &current.user,
             request_id,
@@ -189,15 +178,8 @@ pub async fn withdraw(
     Path(request_id): Path<i64>,
 ) -> ApiResult<Json<Value>> {
     let ladder = state.ladder.clone();
-    transition(&state, &current, request_id, async |conn| {
-        workflow::withdraw(
-            &ladder,
-            conn,
-            &api_actor(&current),
-            &current.user,
-            request_id,
-        )
-        .await
+    transition(&state, &current, request_id, async || {
+        workflow::withdraw(&ladder, &api_actor(&current), &current.user, request_id).await
     })
     .await
 }

@@ -106,10 +106,8 @@ pub async fn submit(
     session: Session,
     Form(form): Form<AskForm>,
 ) -> Result<Response> {
-    let mut tx = state.ladder.db.begin().await?;
     let outcome = workflow::submit(
         &state.ladder,
-        &mut tx,
         &web_actor(&current),
         &current.user,
         &form.track,
@@ -118,8 +116,6 @@ pub async fn submit(
     .await;
     match outcome {
         Ok(request) => {
-            tx.commit().await?;
-            state.ladder.mail_wake.notify_one();
             flash(
                 &session,
                 "success",
@@ -132,7 +128,6 @@ pub async fn submit(
             Ok(Redirect::to("/promotions/mine").into_response())
         }
         Err(Error::Invalid { field, message }) => {
-            drop(tx);
             ask_page(
                 &state,
                 &viewer,
@@ -143,7 +138,6 @@ pub async fn submit(
             .await
         }
         Err(e @ (Error::Conflict(_) | Error::NotFound(_))) => {
-            drop(tx);
             ask_page(
                 &state,
                 &viewer,
@@ -324,20 +318,18 @@ async fn decide(
     session: &Session,
     current: &crate::web::auth::CurrentUser,
     request_id: i64,
-    action: impl AsyncFnOnce(&mut crate::db::Conn) -> Result<String>,
+    action: impl AsyncFnOnce() -> Result<String>,
 ) -> Result<Response> {
-    let mut tx = state.ladder.db.begin().await?;
     // Someone who may not see the request learns nothing about it, not even its state.
-    workflow::visible_to(&state.ladder, &mut tx, &current.user, request_id).await?;
-    match action(&mut tx).await {
-        Ok(message) => {
-            tx.commit().await?;
-            state.ladder.mail_wake.notify_one();
-            flash(session, "success", message).await?;
-        }
+    {
+        let mut conn = state.ladder.db.acquire().await?;
+        workflow::visible_to(&state.ladder, &mut conn, &current.user, request_id).await?;
+    }
+    // The transition has its own transaction; on an error nothing was written.
+    match action().await {
+        Ok(message) => flash(session, "success", message).await?,
         Err(e @ Error::Forbidden(_)) => return Err(e),
         Err(e @ (Error::Conflict(_) | Error::Invalid { .. })) => {
-            drop(tx);
             flash(session, "error", e.to_string()).await?;
         }
         Err(e) => return Err(e),
@@ -353,11 +345,10 @@ pub async fn approve(
     Form(form): Form<DecisionForm>,
 ) -> Result<Response> {
     let ladder = state.ladder.clone();
-    decide(&state, &session, &current, request_id, async |conn| {
+    decide(&state, &session, &current, request_id, async || {
         Ok(
             match workflow::approve(
                 &ladder,
-                conn,
                 &web_actor(&current),
                 &current.user,
                 request_id,
@@ -386,10 +377,9 @@ pub async fn reject(
     Form(form): Form<DecisionForm>,
 ) -> Result<Response> {
     let ladder = state.ladder.clone();
-    decide(&state, &session, &current, request_id, async |conn| {
+    decide(&state, &session, &current, request_id, async || {
         workflow::reject(
             &ladder,
-            conn,
             &web_actor(&current),
             &current.user,
             request_id,
@@ -427,15 +417,8 @@ pub async fn withdraw(
     Path(request_id): Path<i64>,
 ) -> Result<Response> {
     let ladder = state.ladder.clone();
-    decide(&state, &session, &current, request_id, async |conn| {
-        workflow::withdraw(
-            &ladder,
-            conn,
-            &web_actor(&current),
-            &current.user,
-            request_id,
-        )
-        .await?;
+    decide(&state, &session, &current, request_id, async || {
+        workflow::withdraw(&ladder, &web_actor(&current), &current.user, request_id).await?;
         Ok("Request withdrawn.".to_string())
     })
     .await
@@ -448,15 +431,18 @@ pub async fn end(
     Path(request_id): Path<i64>,
 ) -> Result<Response> {
     let ladder = state.ladder.clone();
-    decide(&state, &session, &current, request_id, async |conn| {
+    decide(&state, &session, &current, request_id, async || {
+        let mut tx = ladder.db.begin().await?;
         workflow::end_grant(
             &ladder,
-            conn,
+            &mut tx,
             &web_actor(&current),
             Some(&current.user),
             request_id,
         )
         .await?;
+        tx.commit().await?;
+        ladder.mail_wake.notify_one();
         Ok("The grant has ended; the membership is removed.".to_string())
     })
     .await

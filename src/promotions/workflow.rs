@@ -1,7 +1,14 @@
-//! The transitions of a promotion request. Each runs in the caller's
-//! transaction, changes state with one atomic `update … where state = …`
-//! (so of two deciders only one wins; the other gets "already decided"),
-//! writes an audit event and queues its emails in the same transaction.
+//! The transitions of a promotion request. Each changes state with one atomic
+//! `update … where state = …` (so of two deciders only one wins; the other
+//! gets "already decided"), writes an audit event and queues its emails in
+//! the same transaction.
+//!
+//! `submit` and `approve`, the busy ones, run their own transaction and do
+//! their reads before it: on SQLite writers take turns, so a turn should last
+//! only as long as the writes. What may change in between is checked again
+//! by the writes themselves (the request's state, one open request per
+//! person, the requester's eligibility in the membership insert). The others
+//! run in the caller's transaction.
 
 use serde_json::json;
 
@@ -185,7 +192,6 @@ async fn queue(
 /// A writer asks. Each approver gets an email of their own.
 pub async fn submit(
     ladder: &Ladder,
-    conn: &mut Conn,
     actor: &Actor,
     requester: &User,
     track_name: &str,
@@ -193,10 +199,17 @@ pub async fn submit(
 ) -> Result<Request> {
     let track = ladder.track(track_name)?;
     let justification = parse_text("justification", justification, track.reason_required)?;
-    if let Some(why) = ineligibility(conn, track, requester).await? {
-        return Err(Error::Conflict(why));
-    }
+    let recipients = {
+        let mut conn = ladder.db.acquire().await?;
+        if let Some(why) = ineligibility(&mut conn, track, requester).await? {
+            return Err(Error::Conflict(why));
+        }
+        approvers(&mut conn, track, Some(requester.user_id)).await?
+    };
     let now = ladder.clock.now();
+    let expires_at = track.pending_expires_after.map(|d| now + d);
+    let mut tx = ladder.db.begin().await?;
+    // The unique index on open requests refuses a second one made meanwhile.
     let request_id: i64 = sqlx::query_scalar(
         "insert into promotion_requests (track, requester_id, justification, state, expires_at, created_at, updated_at) \
          values ($1, $2, $3, 'pending', $4, $5, $5) returning request_id",
@@ -204,9 +217,9 @@ pub async fn submit(
     .bind(&track.name)
     .bind(requester.user_id)
     .bind(&justification)
-    .bind(track.pending_expires_after.map(|d| now + d))
+    .bind(expires_at)
     .bind(now)
-    .fetch_one(&mut *conn)
+    .fetch_one(&mut *tx)
     .await
     .map_err(|e| {
         if crate::error::is_unique_violation(&e) {
@@ -215,9 +228,24 @@ pub async fn submit(
             e.into()
         }
     })?;
-    let request = super::get(conn, request_id).await?;
+    let request = Request {
+        request_id,
+        track: track.name.clone(),
+        requester_id: requester.user_id,
+        requester: requester.username.clone(),
+        justification: justification.clone(),
+        state: State::Pending.as_str().to_string(),
+        decided_by: None,
+        decided_at: None,
+        decision_reason: None,
+        expires_at,
+        grant_ends_at: None,
+        ended_at: None,
+        created_at: now,
+        updated_at: now,
+    };
     audit::record(
-        conn,
+        &mut tx,
         actor,
         entry(
             "promotion.submit",
@@ -230,17 +258,19 @@ pub async fn submit(
     )
     .await?;
     let context = request_context(ladder, &request, track);
-    for approver in approvers(conn, track, Some(requester.user_id)).await? {
+    for approver in &recipients {
         queue(
             ladder,
-            conn,
+            &mut tx,
             "request_submitted",
-            &approver,
+            approver,
             context.clone(),
             now,
         )
         .await?;
     }
+    tx.commit().await?;
+    ladder.mail_wake.notify_one();
     Ok(request)
 }
 
@@ -330,18 +360,31 @@ pub async fn still_eligible(conn: &mut Conn, track: &Track, request: &Request) -
 
 pub async fn approve(
     ladder: &Ladder,
-    conn: &mut Conn,
     actor: &Actor,
     approver: &User,
     request_id: i64,
     comment: &str,
 ) -> Result<Approval> {
     let comment = parse_text("comment", comment, false)?;
-    let request = lock_pending(ladder, conn, request_id).await?;
-    let track = ladder.track(&request.track)?;
-    check_decider(conn, track, &request, approver).await?;
-    let requester = still_eligible(conn, track, &request).await?;
+    // Reads first, outside the write transaction (see the module's doc).
+    let (track, requester, to_group, others) = {
+        let mut conn = ladder.db.acquire().await?;
+        let request = super::get(&mut conn, request_id).await?;
+        if request.state() != State::Pending {
+            return Err(already(&request));
+        }
+        let track = ladder.track(&request.track)?;
+        check_decider(&mut conn, track, &request, approver).await?;
+        let requester = still_eligible(&mut conn, track, &request).await?;
+        let to_group = groups::get_by_name(&mut conn, &track.to_group).await?;
+        groups::authorize_promotion(&mut conn, actor, &to_group).await?;
+        let others = approvers(&mut conn, track, Some(request.requester_id)).await?;
+        (track, requester, to_group, others)
+    };
+
     let now = ladder.clock.now();
+    let mut tx = ladder.db.begin().await?;
+    let request = lock_pending(ladder, &mut tx, request_id).await?;
     let added = sqlx::query(
         "insert into promotion_approvals (request_id, approver_id, comment, created_at) values ($1, $2, $3, $4) \
          on conflict do nothing",
@@ -350,7 +393,7 @@ pub async fn approve(
     .bind(approver.user_id)
     .bind(&comment)
     .bind(now)
-    .execute(&mut *conn)
+    .execute(&mut *tx)
     .await?
     .rows_affected();
     if added == 0 {
@@ -361,7 +404,7 @@ pub async fn approve(
     let have: i64 =
         sqlx::query_scalar("select count(*) from promotion_approvals where request_id = $1")
             .bind(request_id)
-            .fetch_one(&mut *conn)
+            .fetch_one(&mut *tx)
             .await?;
     let have = have as u32;
     let audit_entry = entry(
@@ -372,12 +415,13 @@ pub async fn approve(
     );
     if have < track.approvals_required {
         audit::record(
-            conn,
+            &mut tx,
             actor,
             audit_entry.after(json!({ "approvals": have, "needed": track.approvals_required, "comment": comment })),
             now,
         )
         .await?;
+        tx.commit().await?;
         return Ok(Approval::Recorded {
             have,
             need: track.approvals_required,
@@ -393,19 +437,32 @@ pub async fn approve(
     .bind(&comment)
     .bind(grant_ends_at)
     .bind(request_id)
-    .execute(&mut *conn)
+    .execute(&mut *tx)
     .await?
     .rows_affected();
     if changed == 0 {
-        return Err(already(&super::get(conn, request_id).await?));
+        return Err(already(&super::get(&mut tx, request_id).await?));
     }
-    let to_group = groups::get_by_name(conn, &track.to_group).await?;
-    groups::change_membership_for_promotion(
-        conn, actor, &to_group, &requester, true, request_id, now,
+    let granted = groups::grant_promotion(
+        &mut tx,
+        actor,
+        &to_group,
+        &track.from_group,
+        &requester,
+        request_id,
+        now,
     )
     .await?;
+    if !granted {
+        // The requester changed since the reads above; say exactly how.
+        still_eligible(&mut tx, track, &request).await?;
+        return Err(Error::Conflict(format!(
+            "{} can no longer be promoted on this track.",
+            requester.username
+        )));
+    }
     audit::record(
-        conn,
+        &mut tx,
         actor,
         audit_entry
             .before(json!({ "state": "pending" }))
@@ -420,26 +477,24 @@ pub async fn approve(
     context["grant_ends_at"] = json!(grant_ends_at.map(crate::clock::rfc3339));
     queue(
         ladder,
-        conn,
+        &mut tx,
         "request_approved",
         &requester,
         context.clone(),
         now,
     )
     .await?;
-    notify_other_approvers(
-        ladder, conn, track, &request, approver, "approved", context, now,
-    )
-    .await?;
+    notify_other_approvers(ladder, &mut tx, &others, approver, "approved", context, now).await?;
+    tx.commit().await?;
+    ladder.mail_wake.notify_one();
     Ok(Approval::Approved)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Tells the track's other approvers (`approvers` but the decider) the outcome.
 async fn notify_other_approvers(
     ladder: &Ladder,
     conn: &mut Conn,
-    track: &Track,
-    request: &Request,
+    approvers: &[User],
     decider: &User,
     outcome: &str,
     mut context: serde_json::Value,
@@ -447,23 +502,28 @@ async fn notify_other_approvers(
 ) -> Result<()> {
     context["outcome"] = json!(outcome);
     context["decided_by"] = json!(decider.username);
-    for other in approvers(conn, track, Some(request.requester_id)).await? {
-        if other.user_id != decider.user_id {
-            queue(
-                ladder,
-                conn,
-                "request_decided",
-                &other,
-                context.clone(),
-                now,
-            )
-            .await?;
-        }
+    for other in approvers.iter().filter(|a| a.user_id != decider.user_id) {
+        queue(ladder, conn, "request_decided", other, context.clone(), now).await?;
     }
     Ok(())
 }
 
+/// An approver says no, with a reason; the requester is told it.
 pub async fn reject(
+    ladder: &Ladder,
+    actor: &Actor,
+    approver: &User,
+    request_id: i64,
+    reason: &str,
+) -> Result<()> {
+    let mut tx = ladder.db.begin().await?;
+    reject_in(ladder, &mut tx, actor, approver, request_id, reason).await?;
+    tx.commit().await?;
+    ladder.mail_wake.notify_one();
+    Ok(())
+}
+
+async fn reject_in(
     ladder: &Ladder,
     conn: &mut Conn,
     actor: &Actor,
@@ -519,13 +579,24 @@ pub async fn reject(
         )
         .await?;
     }
-    notify_other_approvers(
-        ladder, conn, track, &request, approver, "rejected", context, now,
-    )
-    .await
+    let others = approvers(conn, track, Some(request.requester_id)).await?;
+    notify_other_approvers(ladder, conn, &others, approver, "rejected", context, now).await
 }
 
+/// The requester takes a pending request back.
 pub async fn withdraw(
+    ladder: &Ladder,
+    actor: &Actor,
+    requester: &User,
+    request_id: i64,
+) -> Result<()> {
+    let mut tx = ladder.db.begin().await?;
+    withdraw_in(ladder, &mut tx, actor, requester, request_id).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn withdraw_in(
     ladder: &Ladder,
     conn: &mut Conn,
     actor: &Actor,

@@ -29,6 +29,7 @@ on_both_backends!(
     two_of_three_approvals_are_needed_when_the_track_says_so,
     twenty_concurrent_approvals_give_one_grant_and_one_set_of_emails,
     ineligible_requesters_are_refused_and_nothing_is_stored,
+    a_decision_rechecks_that_the_requester_may_still_be_promoted,
     an_smtp_outage_loses_nothing_and_sends_each_email_once,
     reminders_go_once_per_period_and_digests_once_a_day,
     the_api_drives_the_workflow_with_json_errors,
@@ -71,11 +72,8 @@ async fn run(ladder: &Ladder, job: JobName) -> String {
 
 async fn submit(ladder: &Ladder, who: &str, why: &str) -> ladder::Result<promotions::Request> {
     let requester = user(ladder, who).await;
-    let mut tx = ladder.db.begin().await.unwrap();
     let actor = Actor::user(requester.clone(), Source::Web);
-    let r = workflow::submit(ladder, &mut tx, &actor, &requester, "senior-writer", why).await?;
-    tx.commit().await.unwrap();
-    Ok(r)
+    workflow::submit(ladder, &actor, &requester, "senior-writer", why).await
 }
 
 async fn approve(
@@ -84,11 +82,8 @@ async fn approve(
     request_id: i64,
 ) -> ladder::Result<workflow::Approval> {
     let approver = user(ladder, who).await;
-    let mut tx = ladder.db.begin().await?;
     let actor = Actor::user(approver.clone(), Source::Web);
-    let outcome = workflow::approve(ladder, &mut tx, &actor, &approver, request_id, "ok").await?;
-    tx.commit().await?;
-    Ok(outcome)
+    workflow::approve(ladder, &actor, &approver, request_id, "ok").await
 }
 
 async fn state_of(ladder: &Ladder, request_id: i64) -> String {
@@ -244,8 +239,7 @@ async fn a_rejection_needs_a_reason_and_emails_it_to_the_requester(mut t: TestLa
     let erin = user(&t.ladder, "erin").await;
     let actor = Actor::user(erin.clone(), Source::Web);
 
-    let mut tx = t.ladder.db.begin().await.unwrap();
-    let err = workflow::reject(&t.ladder, &mut tx, &actor, &erin, r.request_id, "  ")
+    let err = workflow::reject(&t.ladder, &actor, &erin, r.request_id, "  ")
         .await
         .unwrap_err();
     assert!(
@@ -258,13 +252,10 @@ async fn a_rejection_needs_a_reason_and_emails_it_to_the_requester(mut t: TestLa
         ),
         "{err}"
     );
-    drop(tx);
     assert_eq!(state_of(&t.ladder, r.request_id).await, "pending");
 
-    let mut tx = t.ladder.db.begin().await.unwrap();
     workflow::reject(
         &t.ladder,
-        &mut tx,
         &actor,
         &erin,
         r.request_id,
@@ -272,7 +263,6 @@ async fn a_rejection_needs_a_reason_and_emails_it_to_the_requester(mut t: TestLa
     )
     .await
     .unwrap();
-    tx.commit().await.unwrap();
     assert_eq!(state_of(&t.ladder, r.request_id).await, "rejected");
     assert!(!in_group(&t.ladder, "alice", "Senior Writers").await);
     drain(&t.ladder).await;
@@ -295,10 +285,8 @@ async fn a_withdrawn_request_cannot_be_approved(mut t: TestLadder) {
     let r = submit(&t.ladder, "alice", "Please").await.unwrap();
     let alice = user(&t.ladder, "alice").await;
     let bob = user(&t.ladder, "bob").await;
-    let mut tx = t.ladder.db.begin().await.unwrap();
     let err = workflow::withdraw(
         &t.ladder,
-        &mut tx,
         &Actor::user(bob.clone(), Source::Web),
         &bob,
         r.request_id,
@@ -306,18 +294,14 @@ async fn a_withdrawn_request_cannot_be_approved(mut t: TestLadder) {
     .await
     .unwrap_err();
     assert!(matches!(err, Error::Forbidden(_)));
-    drop(tx);
-    let mut tx = t.ladder.db.begin().await.unwrap();
     workflow::withdraw(
         &t.ladder,
-        &mut tx,
         &Actor::user(alice.clone(), Source::Web),
         &alice,
         r.request_id,
     )
     .await
     .unwrap();
-    tx.commit().await.unwrap();
     assert_eq!(state_of(&t.ladder, r.request_id).await, "withdrawn");
     let err = approve(&t.ladder, "erin", r.request_id).await.unwrap_err();
     assert!(matches!(err, Error::Conflict(_)));
@@ -862,4 +846,59 @@ async fn a_failed_email_can_be_retried_from_the_admin_console(mut t: TestLadder)
     let alice = app.client();
     alice.login("alice", PW).await;
     assert_eq!(alice.get("/admin/mail").await.status(), 403);
+}
+
+async fn a_decision_rechecks_that_the_requester_may_still_be_promoted(mut t: TestLadder) {
+    let smtp = Mailbox::start();
+    story(&mut t, smtp.port, |_| {}).await;
+    let r = submit(&t.ladder, "alice", "Please").await.unwrap();
+    let (writers, seniors) = {
+        let mut c = t.ladder.db.acquire().await.unwrap();
+        (
+            groups::get_by_name(&mut c, "Writers").await.unwrap(),
+            groups::get_by_name(&mut c, "Senior Writers").await.unwrap(),
+        )
+    };
+    let alice = user(&t.ladder, "alice").await;
+    let mut tx = t.ladder.db.begin().await.unwrap();
+    groups::remove_member(&mut tx, &t.system(), &writers, &alice, t.now())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let err = approve(&t.ladder, "erin", r.request_id).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Conflict(m) if m.contains("no longer in Writers")),
+        "{err}"
+    );
+    assert_eq!(state_of(&t.ladder, r.request_id).await, "pending");
+    assert!(!in_group(&t.ladder, "alice", "Senior Writers").await);
+
+    // The grant itself tests eligibility as it writes, for a change that lands
+    // between the approver's reads and the write transaction.
+    let erin = user(&t.ladder, "erin").await;
+    let mut tx = t.ladder.db.begin().await.unwrap();
+    let granted = groups::grant_promotion(
+        &mut tx,
+        &Actor::user(erin.clone(), Source::Web),
+        &seniors,
+        "Writers",
+        &alice,
+        r.request_id,
+        t.now(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert!(!granted);
+    assert!(!in_group(&t.ladder, "alice", "Senior Writers").await);
+
+    // Back in Writers, the approval goes through and grants once.
+    let mut tx = t.ladder.db.begin().await.unwrap();
+    groups::add_member(&mut tx, &t.system(), &writers, &alice, t.now())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    approve(&t.ladder, "erin", r.request_id).await.unwrap();
+    assert!(in_group(&t.ladder, "alice", "Senior Writers").await);
 }

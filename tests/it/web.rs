@@ -1513,32 +1513,16 @@ async fn promotion_requests(t: &TestLadder, cast: &Cast, role: &str) -> Vec<(&'s
 async fn promotion_request(t: &TestLadder, cast: &Cast, asker: &str, approved: bool) -> i64 {
     let asker = t.user(asker).await;
     t.join(&asker, &cast.writers).await;
-    let mut tx = t.ladder.db.begin().await.unwrap();
     let actor = Actor::user(asker.clone(), Source::Web);
-    let request = workflow::submit(
-        &t.ladder,
-        &mut tx,
-        &actor,
-        &asker,
-        "senior-writer",
-        "Ready.",
-    )
-    .await
-    .unwrap();
-    if approved {
-        let actor = Actor::user(cast.admin.clone(), Source::Web);
-        workflow::approve(
-            &t.ladder,
-            &mut tx,
-            &actor,
-            &cast.admin,
-            request.request_id,
-            "",
-        )
+    let request = workflow::submit(&t.ladder, &actor, &asker, "senior-writer", "Ready.")
         .await
         .unwrap();
+    if approved {
+        let actor = Actor::user(cast.admin.clone(), Source::Web);
+        workflow::approve(&t.ladder, &actor, &cast.admin, request.request_id, "")
+            .await
+            .unwrap();
     }
-    tx.commit().await.unwrap();
     request.request_id
 }
 
