@@ -120,6 +120,7 @@ pub async fn run_once(ladder: &Ladder, job: JobName, transport: &Transport) -> R
 /// in the same ten-second slot, so only the first instance gets it.
 async fn claim(ladder: &Ladder, job: JobName) -> Result<bool> {
     let now = ladder.clock.now();
+    let _turn = ladder.db.write_turn().await?;
     let inserted = sqlx::query(
         "insert into job_runs (job, slot, created_at) values ($1, $2, $3) on conflict do nothing",
     )

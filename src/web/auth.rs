@@ -124,6 +124,8 @@ pub async fn sign_in(session: &Session, user: &User) -> Result<()> {
         )
         .await
         .map_err(session_error)?;
+    // Renewed now: the first page after sign-in need not write the session again.
+    renew(session).await?;
     // A fresh CSRF token for the new identity.
     session
         .remove_value(CSRF_KEY)

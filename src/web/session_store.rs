@@ -39,6 +39,7 @@ fn now() -> i64 {
 #[async_trait]
 impl SessionStore for DbSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        let _turn = self.db.write_turn().await.map_err(backend)?;
         // Ids are random; on the rare collision pick another rather than overwrite.
         loop {
             let data = serde_json::to_string(&record.data).map_err(backend)?;
@@ -63,6 +64,7 @@ impl SessionStore for DbSessionStore {
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let data = serde_json::to_string(&record.data).map_err(backend)?;
+        let _turn = self.db.write_turn().await.map_err(backend)?;
         sqlx::query(
             "insert into sessions (session_id, data, expires_at, created_at) values ($1, $2, $3, $4) \
              on conflict (session_id) do update set data = excluded.data, expires_at = excluded.expires_at",
@@ -97,6 +99,7 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        let _turn = self.db.write_turn().await.map_err(backend)?;
         sqlx::query("delete from sessions where session_id = $1")
             .bind(id.to_string())
             .execute(self.db.pool())
@@ -109,6 +112,7 @@ impl SessionStore for DbSessionStore {
 #[async_trait]
 impl ExpiredDeletion for DbSessionStore {
     async fn delete_expired(&self) -> session_store::Result<()> {
+        let _turn = self.db.write_turn().await.map_err(backend)?;
         sqlx::query("delete from sessions where expires_at <= $1")
             .bind(now())
             .execute(self.db.pool())
