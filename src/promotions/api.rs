@@ -30,12 +30,15 @@ fn api_actor(current: &CurrentUser) -> Actor {
 
 /// The stable JSON shape of a request (documented in docs/api.md).
 async fn request_json(conn: &mut Conn, r: &Request) -> crate::Result<Value> {
-    let approvals: Vec<Value> = super::approvals(conn, r.request_id)
-        .await?
+    Ok(json_of(r, &super::approvals(conn, r.request_id).await?))
+}
+
+fn json_of(r: &Request, approvals: &[super::Approval]) -> Value {
+    let approvals: Vec<Value> = approvals
         .iter()
         .map(|a| json!({ "approver": a.approver, "comment": a.comment, "at": rfc3339(a.created_at) }))
         .collect();
-    Ok(json!({
+    json!({
         "id": r.request_id,
         "track": r.track,
         "requester": r.requester,
@@ -49,7 +52,7 @@ async fn request_json(conn: &mut Conn, r: &Request) -> crate::Result<Value> {
         "grant_ends_at": r.grant_ends_at.map(rfc3339),
         "ended_at": r.ended_at.map(rfc3339),
         "created_at": rfc3339(r.created_at),
-    }))
+    })
 }
 
 async fn visible(
@@ -81,8 +84,8 @@ pub async fn submit(
         &body.justification,
     )
     .await?;
-    let json = request_json(&mut *state.ladder.db.acquire().await?, &request).await?;
-    Ok((StatusCode::CREATED, Json(json)).into_response())
+    // A new request has no approvals yet: nothing to read back.
+    Ok((StatusCode::CREATED, Json(json_of(&request, &[]))).into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -97,22 +100,19 @@ pub struct RejectBody {
     reason: String,
 }
 
-/// Runs a transition (which has its own transaction) on a request the caller
-/// may see, and answers with the request as it now stands.
-async fn transition(
+/// Checks the caller may see the request (404 otherwise, as for a missing one).
+async fn check_visible(
     state: &AppState,
     current: &CurrentUser,
     request_id: i64,
-    action: impl AsyncFnOnce() -> crate::Result<()>,
-) -> ApiResult<Json<Value>> {
-    visible(
-        state,
-        &mut *state.ladder.db.acquire().await?,
-        current,
-        request_id,
-    )
-    .await?;
-    action().await?;
+) -> crate::Result<()> {
+    let mut conn = state.ladder.db.acquire().await?;
+    visible(state, &mut conn, current, request_id).await?;
+    Ok(())
+}
+
+/// The answer to a transition: the request as it now stands.
+async fn answer(state: &AppState, request_id: i64) -> ApiResult<Json<Value>> {
     let mut conn = state.ladder.db.acquire().await?;
     let request = super::get(&mut conn, request_id).await?;
     Ok(Json(request_json(&mut conn, &request).await?))
@@ -137,19 +137,16 @@ pub async fn approve(
             })?
             .comment
     };
-    let ladder = state.ladder.clone();
-    transition(&state, &current, request_id, async || {
-        workflow::approve(
-            &ladder,
-            &api_actor(&current),
-            &current.user,
-            request_id,
-            &comment,
-        )
-        .await
-        .map(|_| ())
-    })
-    .await
+    // approve checks visibility itself, among its reads.
+    workflow::approve(
+        &state.ladder,
+        &api_actor(&current),
+        &current.user,
+        request_id,
+        &comment,
+    )
+    .await?;
+    answer(&state, request_id).await
 }
 
 pub async fn reject(
@@ -158,18 +155,16 @@ pub async fn reject(
     Path(request_id): Path<i64>,
     ApiJson(body): ApiJson<RejectBody>,
 ) -> ApiResult<Json<Value>> {
-    let ladder = state.ladder.clone();
-    transition(&state, &current, request_id, async || {
-        workflow::reject(
-            &ladder,
-            &api_actor(&current),
-            &current.user,
-            request_id,
-            &body.reason,
-        )
-        .await
-    })
-    .await
+    check_visible(&state, &current, request_id).await?;
+    workflow::reject(
+        &state.ladder,
+        &api_actor(&current),
+        &current.user,
+        request_id,
+        &body.reason,
+    )
+    .await?;
+    answer(&state, request_id).await
 }
 
 pub async fn withdraw(
@@ -177,11 +172,15 @@ pub async fn withdraw(
     SignedIn(current): SignedIn,
     Path(request_id): Path<i64>,
 ) -> ApiResult<Json<Value>> {
-    let ladder = state.ladder.clone();
-    transition(&state, &current, request_id, async || {
-        workflow::withdraw(&ladder, &api_actor(&current), &current.user, request_id).await
-    })
-    .await
+    check_visible(&state, &current, request_id).await?;
+    workflow::withdraw(
+        &state.ladder,
+        &api_actor(&current),
+        &current.user,
+        request_id,
+    )
+    .await?;
+    answer(&state, request_id).await
 }
 
 pub async fn show(

@@ -322,10 +322,11 @@ async fn check_decider(
             "You cannot decide your own request.".into(),
         ));
     }
+    // To anyone else the request does not exist, as in `visible_to`.
     if !is_approver(conn, track, decider).await? {
-        return Err(Error::Forbidden(format!(
-            "Only members of {} decide requests on this track.",
-            track.approver_group
+        return Err(Error::NotFound(format!(
+            "promotion request {}",
+            request.request_id
         )));
     }
     Ok(())
@@ -370,11 +371,12 @@ pub async fn approve(
     let (track, requester, to_group, others) = {
         let mut conn = ladder.db.acquire().await?;
         let request = super::get(&mut conn, request_id).await?;
+        let track = ladder.track(&request.track)?;
+        // Before the state: someone who may not see the request learns nothing.
+        check_decider(&mut conn, track, &request, approver).await?;
         if request.state() != State::Pending {
             return Err(already(&request));
         }
-        let track = ladder.track(&request.track)?;
-        check_decider(&mut conn, track, &request, approver).await?;
         let requester = still_eligible(&mut conn, track, &request).await?;
         let to_group = groups::get_by_name(&mut conn, &track.to_group).await?;
         groups::authorize_promotion(&mut conn, actor, &to_group).await?;

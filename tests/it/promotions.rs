@@ -414,9 +414,11 @@ async fn an_approver_cannot_decide_their_own_request(mut t: TestLadder) {
     // Only ed was emailed about erin's request.
     assert_eq!(smtp.wait_for(1).len(), 1);
     assert_eq!(smtp.to("ed@example.com").len(), 1);
-    // A writer who is not an approver cannot decide either.
+    // A writer who is not an approver cannot decide either: to him the
+    // request does not exist (as over HTTP, where he gets a 404).
     let err = approve(&t.ladder, "bob", r.request_id).await.unwrap_err();
-    assert!(matches!(err, Error::Forbidden(_)));
+    assert!(matches!(err, Error::NotFound(_)), "{err}");
+    assert_eq!(state_of(&t.ladder, r.request_id).await, "pending");
 }
 
 async fn two_of_three_approvals_are_needed_when_the_track_says_so(mut t: TestLadder) {
