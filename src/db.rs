@@ -100,15 +100,16 @@ impl Db {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         // busy_timeout makes writers queue instead of failing at once.
-                        // A 64 MiB page cache per connection (allocated as used):
-                        // with SQLite's 2 MiB default a search over a million
-                        // users re-read its index pages with a syscall each,
-                        // about twice as slow. (mmap did as well for reads but
-                        // remaps as the file grows, which cost writes 17%.)
+                        // mmap: reads come from the OS page cache, shared by all
+                        // connections, without a read() call per page. A search
+                        // over a million users: p99 24 ms with it, 52-62 ms with
+                        // the default or a 64 MiB per-connection cache. It costs
+                        // write-heavy work (remaps as the file grows): the
+                        // workflow benchmark ran ~15% slower. docs/benchmarks.md.
                         conn.execute(
                             "pragma journal_mode = wal; pragma foreign_keys = on; \
                              pragma synchronous = normal; pragma busy_timeout = 10000; \
-                             pragma cache_size = -65536;",
+                             pragma mmap_size = 1073741824;",
                         )
                         .await?;
                     }
