@@ -370,23 +370,11 @@ async fn run() {
     );
 
     // The dashboard with `pending` open requests.
-    let requesters = bulk_writers(&ladder, "waiting", pending, now).await;
-    for chunk in requesters.chunks(500) {
-        let mut tx = ladder.db.begin().await.unwrap();
-        for (k, id) in chunk.iter().enumerate() {
-            sqlx::query(
-                "insert into promotion_requests (track, requester_id, justification, state, expires_at, created_at, updated_at) \
-                 values ('senior-writer', $1, 'Waiting in the benchmark queue', 'pending', $2, $3, $3)",
-            )
-            .bind(id)
-            .bind(now + 14 * 86_400)
-            .bind(now - 86_400 + (k as i64 % 3600))
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        }
-        tx.commit().await.unwrap();
-    }
+    // As `ladder seed --requests` does it (ANALYZE included on PostgreSQL).
+    bulk_writers(&ladder, "waiting", pending, now).await;
+    ladder::promotions::seed::seed_requests(&ladder, pending as u64, 42, |_| {})
+        .await
+        .unwrap();
     let http = reqwest::Client::new();
     let mut first_page = Vec::new();
     let mut deep_pages = Vec::new();
