@@ -1,10 +1,11 @@
 //! Admin pages for groups: list, create, rename, delete, permissions, members.
 
+use crate::web::error::Id;
 use std::collections::BTreeSet;
 
 use axum::{
     Form,
-    extract::{Path, Query, State},
+    extract::{Query, State},
     response::{IntoResponse, Redirect, Response},
 };
 use serde::{Deserialize, Serialize};
@@ -126,7 +127,7 @@ pub async fn show(
     viewer: Viewer,
     SignedIn(current): SignedIn,
     session: Session,
-    Path(group_id): Path<i64>,
+    Id(group_id): Id,
     Query(query): Query<ShowQuery>,
 ) -> Result<Response> {
     let mut conn = state.ladder.db.acquire().await?;
@@ -189,7 +190,7 @@ pub async fn rename(
     State(state): State<AppState>,
     SignedIn(current): SignedIn,
     session: Session,
-    Path(group_id): Path<i64>,
+    Id(group_id): Id,
     Form(form): Form<NameForm>,
 ) -> Result<Response> {
     let mut tx = state.ladder.db.begin().await?;
@@ -220,7 +221,7 @@ pub async fn set_permissions(
     State(state): State<AppState>,
     SignedIn(current): SignedIn,
     session: Session,
-    Path(group_id): Path<i64>,
+    Id(group_id): Id,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Result<Response> {
     let shown: BTreeSet<&str> = fields
@@ -289,7 +290,7 @@ pub async fn change_member(
     State(state): State<AppState>,
     SignedIn(current): SignedIn,
     session: Session,
-    Path(group_id): Path<i64>,
+    Id(group_id): Id,
     Form(form): Form<MemberForm>,
 ) -> Result<Response> {
     let mut tx = state.ladder.db.begin().await?;
@@ -325,7 +326,7 @@ pub async fn delete_form(
     State(state): State<AppState>,
     viewer: Viewer,
     session: Session,
-    Path(group_id): Path<i64>,
+    Id(group_id): Id,
 ) -> Result<Response> {
     let mut conn = state.ladder.db.acquire().await?;
     let group = groups::get_by_id(&mut conn, group_id).await?;
@@ -343,7 +344,7 @@ pub async fn delete(
     State(state): State<AppState>,
     SignedIn(current): SignedIn,
     session: Session,
-    Path(group_id): Path<i64>,
+    Id(group_id): Id,
 ) -> Result<Response> {
     let mut tx = state.ladder.db.begin().await?;
     let group = groups::get_by_id(&mut tx, group_id).await?;

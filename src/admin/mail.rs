@@ -1,8 +1,9 @@
 //! The outbox in the admin console: what is queued, sent and failed, with a
 //! retry button for failed email.
 
+use crate::web::error::Id;
 use axum::{
-    extract::{Path, Query, State},
+    extract::{Query, State},
     response::{IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
@@ -44,7 +45,7 @@ pub async fn list(
 pub async fn retry(
     State(state): State<AppState>,
     session: Session,
-    Path(outbox_id): Path<i64>,
+    Id(outbox_id): Id,
 ) -> Result<Response> {
     let mut tx = state.ladder.db.begin().await?;
     let queued = mail::retry(&mut tx, outbox_id, state.ladder.clock.now()).await?;

@@ -1,11 +1,12 @@
 //! Blog pages. The route guard has checked the permission; these check the
 //! post itself (whose it is, its state) through the rules in `blog`.
 
+use crate::web::error::Id;
 use std::collections::BTreeMap;
 
 use axum::{
     Form,
-    extract::{Path, State},
+    extract::State,
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
 };
@@ -103,7 +104,7 @@ pub async fn show(
     State(state): State<AppState>,
     viewer: Viewer,
     session: Session,
-    Path(post_id): Path<i64>,
+    Id(post_id): Id,
 ) -> Result<Response> {
     let post = view(&viewer, visible(&state, &viewer, post_id).await?);
     let page = Page::new(&state, &viewer, &session).await?;
@@ -187,7 +188,7 @@ pub async fn edit_form(
     viewer: Viewer,
     SignedIn(current): SignedIn,
     session: Session,
-    Path(post_id): Path<i64>,
+    Id(post_id): Id,
 ) -> Result<Response> {
     let post = load(&state, post_id).await?;
     if !super::may_edit(&current.perms, &post) {
@@ -219,7 +220,7 @@ pub async fn edit(
     viewer: Viewer,
     SignedIn(current): SignedIn,
     session: Session,
-    Path(post_id): Path<i64>,
+    Id(post_id): Id,
     Form(form): Form<PostForm>,
 ) -> Result<Response> {
     let post = load(&state, post_id).await?;
@@ -251,7 +252,7 @@ pub async fn publish(
     State(state): State<AppState>,
     SignedIn(current): SignedIn,
     session: Session,
-    Path(post_id): Path<i64>,
+    Id(post_id): Id,
 ) -> Result<Response> {
     let post = load(&state, post_id).await?;
     if post.is_published() {
@@ -277,7 +278,7 @@ pub async fn feature(
     State(state): State<AppState>,
     SignedIn(current): SignedIn,
     session: Session,
-    Path(post_id): Path<i64>,
+    Id(post_id): Id,
     Form(form): Form<FeatureForm>,
 ) -> Result<Response> {
     let post = load(&state, post_id).await?;
@@ -304,7 +305,7 @@ pub async fn delete_form(
     viewer: Viewer,
     SignedIn(current): SignedIn,
     session: Session,
-    Path(post_id): Path<i64>,
+    Id(post_id): Id,
 ) -> Result<Response> {
     let post = load(&state, post_id).await?;
     if !super::may_delete(&current.perms, &post) {
@@ -318,7 +319,7 @@ pub async fn delete(
     State(state): State<AppState>,
     SignedIn(current): SignedIn,
     session: Session,
-    Path(post_id): Path<i64>,
+    Id(post_id): Id,
 ) -> Result<Response> {
     let post = load(&state, post_id).await?;
     if !super::may_delete(&current.perms, &post) {

@@ -1,8 +1,9 @@
 //! The workflow's JSON API under /api/v1/promotions. Session auth for now.
 
+use crate::web::error::Id;
 use axum::{
     Json,
-    extract::{Path, Query, State},
+    extract::{Query, State},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
@@ -121,7 +122,7 @@ async fn answer(state: &AppState, request_id: i64) -> ApiResult<Json<Value>> {
 pub async fn approve(
     State(state): State<AppState>,
     SignedIn(current): SignedIn,
-    Path(request_id): Path<i64>,
+    Id(request_id): Id,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<Value>> {
     // The body is optional here: no body means no comment.
@@ -152,7 +153,7 @@ pub async fn approve(
 pub async fn reject(
     State(state): State<AppState>,
     SignedIn(current): SignedIn,
-    Path(request_id): Path<i64>,
+    Id(request_id): Id,
     ApiJson(body): ApiJson<RejectBody>,
 ) -> ApiResult<Json<Value>> {
     check_visible(&state, &current, request_id).await?;
@@ -170,7 +171,7 @@ pub async fn reject(
 pub async fn withdraw(
     State(state): State<AppState>,
     SignedIn(current): SignedIn,
-    Path(request_id): Path<i64>,
+    Id(request_id): Id,
 ) -> ApiResult<Json<Value>> {
     check_visible(&state, &current, request_id).await?;
     workflow::withdraw(
@@ -186,7 +187,7 @@ pub async fn withdraw(
 pub async fn show(
     State(state): State<AppState>,
     SignedIn(current): SignedIn,
-    Path(request_id): Path<i64>,
+    Id(request_id): Id,
 ) -> ApiResult<Json<Value>> {
     let mut conn = state.ladder.db.acquire().await?;
     let request = visible(&state, &mut conn, &current, request_id).await?;

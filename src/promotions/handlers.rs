@@ -1,10 +1,11 @@
 //! Promotion pages: asking, one's own requests, the review dashboard, a request.
 
+use crate::web::error::Id;
 use std::collections::BTreeMap;
 
 use axum::{
     Form,
-    extract::{Path, Query, State},
+    extract::{Query, State},
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
 };
@@ -250,7 +251,7 @@ pub async fn show(
     viewer: Viewer,
     SignedIn(current): SignedIn,
     session: Session,
-    Path(request_id): Path<i64>,
+    Id(request_id): Id,
 ) -> Result<Response> {
     let mut conn = state.ladder.db.acquire().await?;
     let request = workflow::visible_to(&state.ladder, &mut conn, &current.user, request_id).await?;
@@ -341,7 +342,7 @@ pub async fn approve(
     State(state): State<AppState>,
     SignedIn(current): SignedIn,
     session: Session,
-    Path(request_id): Path<i64>,
+    Id(request_id): Id,
     Form(form): Form<DecisionForm>,
 ) -> Result<Response> {
     let ladder = state.ladder.clone();
@@ -373,7 +374,7 @@ pub async fn reject(
     State(state): State<AppState>,
     SignedIn(current): SignedIn,
     session: Session,
-    Path(request_id): Path<i64>,
+    Id(request_id): Id,
     Form(form): Form<DecisionForm>,
 ) -> Result<Response> {
     let ladder = state.ladder.clone();
@@ -396,7 +397,7 @@ pub async fn withdraw_form(
     viewer: Viewer,
     SignedIn(current): SignedIn,
     session: Session,
-    Path(request_id): Path<i64>,
+    Id(request_id): Id,
 ) -> Result<Response> {
     let mut conn = state.ladder.db.acquire().await?;
     let request = workflow::visible_to(&state.ladder, &mut conn, &current.user, request_id).await?;
@@ -414,7 +415,7 @@ pub async fn withdraw(
     State(state): State<AppState>,
     SignedIn(current): SignedIn,
     session: Session,
-    Path(request_id): Path<i64>,
+    Id(request_id): Id,
 ) -> Result<Response> {
     let ladder = state.ladder.clone();
     decide(&state, &session, &current, request_id, async || {
@@ -428,7 +429,7 @@ pub async fn end(
     State(state): State<AppState>,
     SignedIn(current): SignedIn,
     session: Session,
-    Path(request_id): Path<i64>,
+    Id(request_id): Id,
 ) -> Result<Response> {
     let ladder = state.ladder.clone();
     decide(&state, &session, &current, request_id, async || {

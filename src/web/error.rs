@@ -148,3 +148,29 @@ where
         }
     }
 }
+
+/// A numeric id from the path (`/posts/{id}`). Anything else names no page:
+/// 404, as the HTML page or, under `/api/`, as a JSON error (axum's own
+/// answer would be a plain-text 400).
+pub struct Id(pub i64);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Id {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Id, Response> {
+        match axum::extract::Path::<i64>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(id)) => Ok(Id(id)),
+            Err(_) => {
+                let missing = Error::NotFound("That page".into());
+                Err(if parts.uri.path().starts_with("/api/") {
+                    ApiError(missing).into_response()
+                } else {
+                    missing.into_response()
+                })
+            }
+        }
+    }
+}

@@ -1136,6 +1136,23 @@ async fn an_unknown_path_gets_the_not_found_page(t: TestLadder) {
         assert!(body.contains("<h1>Not found</h1>"), "{path}: {body}");
         assert!(body.contains("That page does not exist"), "{path}: {body}");
     }
+    // A path whose id is not a number names no page either: the 404 page, not
+    // a plain-text 400; under /api/ a JSON error.
+    for path in [
+        "/posts/abc",
+        "/posts/99999999999999999999/edit",
+        "/admin/groups/x",
+        "/promotions/1x",
+    ] {
+        let response = admin.get(path).await;
+        assert_eq!(response.status(), 404, "{path}");
+        let body = response.text().await.unwrap();
+        assert!(body.contains("That page does not exist"), "{path}: {body}");
+    }
+    let response = admin.get("/api/v1/promotions/abc").await;
+    assert_eq!(response.status(), 404);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
 }
 
 // ---------------------------------------------------------------------------
