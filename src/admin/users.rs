@@ -617,6 +617,18 @@ pub async fn own_password(
     session: Session,
     Form(form): Form<OwnPasswordForm>,
 ) -> Result<Response> {
+    // Guessing the current password from a borrowed session is limited as
+    // sign-in is: every attempt counts, per user, across instances.
+    let limit = state.ladder.settings.server.login_attempts_per_minute;
+    let keys = [format!("password:{}", current.user.user_id)];
+    let mut tx = state.ladder.db.begin().await?;
+    let wait =
+        crate::accounts::sign_in::rate_limit(&mut tx, &keys, limit, state.ladder.clock.now())
+            .await?;
+    tx.commit().await?;
+    if let Some(wait) = wait {
+        return Err(Error::RateLimited(wait));
+    }
     let mut errors = BTreeMap::new();
     let stored = current.user.password_hash.clone();
     let given = form.current.clone();

@@ -57,6 +57,7 @@ macro_rules! on_both_backends_with_settings {
 }
 
 on_both_backends_with_settings!(
+    guessing_the_current_password_is_rate_limited,
     the_fourth_sign_in_attempt_in_a_minute_is_refused_with_when_to_try_again,
     sign_in_attempts_are_limited_per_address_and_per_username,
 );
@@ -943,6 +944,45 @@ async fn changing_your_password_ends_your_other_sessions_but_keeps_this_one(t: T
     assert_eq!(
         app.client()
             .login("writer", "a-brand-new-passphrase")
+            .await
+            .status(),
+        303
+    );
+}
+
+async fn guessing_the_current_password_is_rate_limited(kind: Kind) {
+    let Some(t) = TestLadder::start_with(kind, |s| s.server.login_attempts_per_minute = 3).await
+    else {
+        return;
+    };
+    Cast::new(&t).await;
+    let app = t.serve().await;
+    let writer = app.signed_in("writer").await;
+    let attempt = |current: &'static str| {
+        let writer = &writer;
+        async move {
+            submit(
+                writer,
+                "/account/password",
+                &[
+                    ("current", current),
+                    ("new", "a-brand-new-passphrase"),
+                    ("confirm", "a-brand-new-passphrase"),
+                ],
+            )
+            .await
+            .status()
+        }
+    };
+    // The same limit as sign-in's, here three a minute.
+    for _ in 0..3 {
+        assert_eq!(attempt("a-wrong-guess").await, 422);
+    }
+    // The fourth waits, even with the right password, and changes nothing.
+    assert_eq!(attempt("writer-password").await, 429);
+    assert_eq!(
+        app.client()
+            .login("writer", "writer-password")
             .await
             .status(),
         303
