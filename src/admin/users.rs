@@ -368,33 +368,26 @@ pub async fn change_group(
     Path(username): Path<String>,
     Form(form): Form<GroupChange>,
 ) -> Result<Response> {
-    let mut tx = state.ladder.db.begin().await?;
-    let user = users::get_by_username(&mut tx, &username).await?;
-    let outcome = async {
-        let group = groups::get_by_id(&mut tx, form.group_id).await?;
+    change_user(&state, &session, &username, async |conn, user| {
+        let group = groups::get_by_id(conn, form.group_id).await?;
         let actor = web_actor(&current);
         let now = state.ladder.clock.now();
         Ok(match form.action.as_str() {
             "add" => {
-                if groups::add_member(&mut tx, &actor, &group, &user, now).await? {
+                if groups::add_member(conn, &actor, &group, user, now).await? {
                     format!("Added {} to {}.", user.username, group.name)
                 } else {
                     format!("{} was already in {}.", user.username, group.name)
                 }
             }
             "remove" => {
-                groups::remove_member(&mut tx, &actor, &group, &user, now).await?;
+                groups::remove_member(conn, &actor, &group, user, now).await?;
                 format!("Removed {} from {}.", user.username, group.name)
             }
             _ => return Err(Error::invalid("action", "must be add or remove")),
         })
-    }
-    .await;
-    if outcome.is_ok() {
-        tx.commit().await?;
-    }
-    flash_outcome(&session, outcome).await?;
-    Ok(Redirect::to(&user_url(&user.username)).into_response())
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -410,31 +403,24 @@ pub async fn change_permission(
     Path(username): Path<String>,
     Form(form): Form<PermissionChange>,
 ) -> Result<Response> {
-    let mut tx = state.ladder.db.begin().await?;
-    let user = users::get_by_username(&mut tx, &username).await?;
-    let outcome = async {
-        let perm = existing_permission(&mut tx, &form.permission).await?;
+    change_user(&state, &session, &username, async |conn, user| {
+        let perm = existing_permission(conn, &form.permission).await?;
         let actor = web_actor(&current);
         let now = state.ladder.clock.now();
         let perms = [perm.clone()];
         Ok(match form.action.as_str() {
             "grant" => {
-                grants::grant(&mut tx, &actor, Grantee::User(&user), &perms, now).await?;
+                grants::grant(conn, &actor, Grantee::User(user), &perms, now).await?;
                 format!("Granted {perm} to {}.", user.username)
             }
             "revoke" => {
-                grants::revoke(&mut tx, &actor, Grantee::User(&user), &perms, now).await?;
+                grants::revoke(conn, &actor, Grantee::User(user), &perms, now).await?;
                 format!("Revoked {perm} from {}.", user.username)
             }
             _ => return Err(Error::invalid("action", "must be grant or revoke")),
         })
-    }
-    .await;
-    if outcome.is_ok() {
-        tx.commit().await?;
-    }
-    flash_outcome(&session, outcome).await?;
-    Ok(Redirect::to(&user_url(&user.username)).into_response())
+    })
+    .await
 }
 
 /// The confirmation page before deactivating (or reactivating).
@@ -468,31 +454,25 @@ pub async fn set_active(
     Form(form): Form<FlagForm>,
 ) -> Result<Response> {
     let active = form.value == "true";
-    let mut tx = state.ladder.db.begin().await?;
-    let user = users::get_by_username(&mut tx, &username).await?;
-    let outcome = users::set_active(
-        &mut tx,
-        &web_actor(&current),
-        &user,
-        active,
-        state.ladder.clock.now(),
-    )
-    .await
-    .map(|_| {
-        if active {
+    change_user(&state, &session, &username, async |conn, user| {
+        users::set_active(
+            conn,
+            &web_actor(&current),
+            user,
+            active,
+            state.ladder.clock.now(),
+        )
+        .await?;
+        Ok(if active {
             format!("{} can sign in again.", user.username)
         } else {
             format!(
                 "{} is deactivated: they hold no permissions and are signed out.",
                 user.username
             )
-        }
-    });
-    if outcome.is_ok() {
-        tx.commit().await?;
-    }
-    flash_outcome(&session, outcome).await?;
-    Ok(Redirect::to(&user_url(&user.username)).into_response())
+        })
+    })
+    .await
 }
 
 pub async fn set_staff(
@@ -503,28 +483,22 @@ pub async fn set_staff(
     Form(form): Form<FlagForm>,
 ) -> Result<Response> {
     let staff = form.value == "true";
-    let mut tx = state.ladder.db.begin().await?;
-    let user = users::get_by_username(&mut tx, &username).await?;
-    let outcome = users::set_staff(
-        &mut tx,
-        &web_actor(&current),
-        &user,
-        staff,
-        state.ladder.clock.now(),
-    )
-    .await
-    .map(|_| {
-        format!(
+    change_user(&state, &session, &username, async |conn, user| {
+        users::set_staff(
+            conn,
+            &web_actor(&current),
+            user,
+            staff,
+            state.ladder.clock.now(),
+        )
+        .await?;
+        Ok(format!(
             "{} is {}staff.",
             user.username,
             if staff { "now " } else { "no longer " }
-        )
-    });
-    if outcome.is_ok() {
-        tx.commit().await?;
-    }
-    flash_outcome(&session, outcome).await?;
-    Ok(Redirect::to(&user_url(&user.username)).into_response())
+        ))
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -674,4 +648,23 @@ pub async fn own_password(
     )
     .await?;
     Ok(Redirect::to("/").into_response())
+}
+
+/// One change to the user named `username`, in one write transaction: it is
+/// committed if `change` succeeds; either way the outcome is shown on the
+/// user's page, where this redirects.
+async fn change_user(
+    state: &AppState,
+    session: &Session,
+    username: &str,
+    change: impl AsyncFnOnce(&mut crate::db::Conn, &users::User) -> Result<String>,
+) -> Result<Response> {
+    let mut tx = state.ladder.db.begin().await?;
+    let user = users::get_by_username(&mut tx, username).await?;
+    let outcome = change(&mut tx, &user).await;
+    if outcome.is_ok() {
+        tx.commit().await?;
+    }
+    flash_outcome(session, outcome).await?;
+    Ok(Redirect::to(&user_url(&user.username)).into_response())
 }
