@@ -391,7 +391,7 @@ async fn write_membership(
     if changed == 0 {
         return Ok(false);
     }
-    permissions::bump_epoch(conn).await?;
+    permissions::bump_user(conn, m.user.user_id).await?;
     record_membership(conn, actor, &m, now).await?;
     Ok(true)
 }
@@ -450,7 +450,7 @@ pub async fn grant_promotion(
     if added == 0 {
         return Ok(false);
     }
-    permissions::bump_epoch(conn).await?;
+    permissions::bump_user(conn, user.user_id).await?;
     let m = Membership {
         group,
         user,

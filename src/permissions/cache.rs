@@ -1,14 +1,17 @@
 //! A per-process cache of effective permissions that never outlives a change.
 //!
-//! Every change that can alter anyone's permissions bumps a single counter,
-//! `permission_epoch.version`, in the same transaction as the change. A check
-//! reads the counter first (one indexed single-row read) and trusts the cache
-//! only if the counter is unchanged since the entry was stored; otherwise the
-//! whole cache is dropped. Because the counter is read *before* the permissions
-//! are loaded, an entry can be older than its tag only in the safe direction:
-//! a commit that lands in between bumps the counter, and the next check reloads.
-//! So a revocation committed by any process on the same database is seen by the
-//! very next check in every process.
+//! Two counters are bumped in the same transaction as a change: a change that
+//! can reach many users (a group's permissions, a deleted group) bumps the
+//! global `permission_epoch.version`; a change to one user (their groups,
+//! their direct permissions) bumps that user's `users.perm_version`. A check
+//! reads both in one indexed read and trusts an entry only if both are
+//! unchanged since it was stored; a new epoch drops the whole cache. Because
+//! the counters are read *before* the permissions are loaded, an entry can be
+//! older than its tags only in the safe direction: a commit that lands in
+//! between bumps a counter, and the next check reloads. So a revocation
+//! committed by any process on the same database is seen by the very next
+//! check in every process, and one promotion no longer makes every process
+//! reload everyone's permissions.
 //!
 //! Within one request (or one CLI command), read the counter once with
 //! `snapshot` and answer all the request's checks from that snapshot in memory.
@@ -29,7 +32,8 @@ pub struct PermissionCache {
 #[derive(Default)]
 struct Inner {
     epoch: i64,
-    entries: HashMap<i64, Arc<EffectivePermissions>>,
+    /// user id → (their perm_version when loaded, their permissions).
+    entries: HashMap<i64, (Option<i64>, Arc<EffectivePermissions>)>,
 }
 
 impl PermissionCache {
@@ -51,12 +55,12 @@ impl PermissionCache {
         conn: &mut Conn,
         user_id: i64,
     ) -> Result<Arc<EffectivePermissions>> {
-        let epoch = super::current_epoch(conn).await?;
-        if let Some(hit) = self.get(epoch, user_id) {
+        let (epoch, version) = super::current_versions(conn, user_id).await?;
+        if let Some(hit) = self.get(epoch, version, user_id) {
             return Ok(hit);
         }
         let loaded = Arc::new(effective::load(conn, user_id).await?);
-        self.put(epoch, loaded.clone());
+        self.put(epoch, version, loaded.clone());
         Ok(loaded)
     }
 
@@ -65,17 +69,26 @@ impl PermissionCache {
         Ok(self.snapshot(conn, user_id).await?.has_perm(perm))
     }
 
-    fn get(&self, epoch: i64, user_id: i64) -> Option<Arc<EffectivePermissions>> {
+    fn get(
+        &self,
+        epoch: i64,
+        version: Option<i64>,
+        user_id: i64,
+    ) -> Option<Arc<EffectivePermissions>> {
         let mut inner = self.inner.lock().expect("cache lock");
         if inner.epoch != epoch {
             inner.entries.clear();
             inner.epoch = epoch;
             return None;
         }
-        inner.entries.get(&user_id).cloned()
+        inner
+            .entries
+            .get(&user_id)
+            .filter(|(v, _)| *v == version)
+            .map(|(_, perms)| perms.clone())
     }
 
-    fn put(&self, epoch: i64, perms: Arc<EffectivePermissions>) {
+    fn put(&self, epoch: i64, version: Option<i64>, perms: Arc<EffectivePermissions>) {
         if self.capacity == 0 {
             return;
         }
@@ -87,7 +100,7 @@ impl PermissionCache {
         if inner.entries.len() >= self.capacity {
             inner.entries.clear();
         }
-        inner.entries.insert(perms.user_id, perms);
+        inner.entries.insert(perms.user_id, (version, perms));
     }
 
     pub fn len(&self) -> usize {

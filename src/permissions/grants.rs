@@ -93,7 +93,11 @@ async fn change(
     if changed.is_empty() {
         return Ok(changed);
     }
-    super::bump_epoch(conn).await?;
+    // A user's own grants concern only them; a group's reach its members.
+    match &grantee {
+        Grantee::User(u) => super::bump_user(conn, u.user_id).await?,
+        Grantee::Group(_) => super::bump_epoch(conn).await?,
+    }
     let names: Vec<&str> = changed.iter().map(PermissionName::as_str).collect();
     let action = if grant {
         "permission.grant"

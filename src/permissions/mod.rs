@@ -23,10 +23,31 @@ pub async fn bump_epoch(conn: &mut Conn) -> Result<()> {
     Ok(())
 }
 
+/// Marks that one user's effective permissions may have changed (their
+/// groups or direct permissions), in the transaction that makes the change.
+pub async fn bump_user(conn: &mut Conn, user_id: i64) -> Result<()> {
+    sqlx::query("update users set perm_version = perm_version + 1 where user_id = $1")
+        .bind(user_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn current_epoch(conn: &mut Conn) -> Result<i64> {
     Ok(
         sqlx::query_scalar("select version from permission_epoch where permission_epoch_id = 1")
             .fetch_one(conn)
             .await?,
     )
+}
+
+/// The global epoch and `user_id`'s own version (None for no such user), in one read.
+pub async fn current_versions(conn: &mut Conn, user_id: i64) -> Result<(i64, Option<i64>)> {
+    Ok(sqlx::query_as(
+        "select e.version, u.perm_version from permission_epoch e \
+         left join users u on u.user_id = $1 where e.permission_epoch_id = 1",
+    )
+    .bind(user_id)
+    .fetch_one(conn)
+    .await?)
 }

@@ -22,6 +22,7 @@ on_both_backends!(
     users_with_perm_finds_direct_group_and_superuser_holders_but_not_inactive_ones,
     a_deactivated_user_loses_every_permission_on_the_next_check,
     a_revoke_by_another_process_is_seen_by_the_next_check,
+    a_change_to_one_user_by_another_process_is_seen_and_spares_the_rest_of_the_cache,
     a_change_user_holder_can_grant_what_they_hold,
     a_change_user_holder_cannot_grant_a_permission_they_lack,
     a_change_user_holder_cannot_add_someone_to_a_group_holding_more_than_they_hold,
@@ -181,6 +182,41 @@ async fn a_revoke_by_another_process_is_seen_by_the_next_check(t: TestLadder) {
     let out = t.cli(&["user", "deactivate", "alice"]);
     assert!(out.status.success());
     assert!(!t.has_perm(&alice, "blog.view_post").await);
+}
+
+async fn a_change_to_one_user_by_another_process_is_seen_and_spares_the_rest_of_the_cache(
+    t: TestLadder,
+) {
+    let alice = t.user("alice").await;
+    let bob = t.user("bob").await;
+    let writers = t.group("Writers", &["blog.add_post"]).await;
+    t.join(&alice, &writers).await;
+    t.join(&bob, &writers).await;
+    t.grant(&alice, &["blog.view_post"]).await;
+    // Warm this process's cache with both.
+    assert!(t.has_perm(&alice, "blog.view_post").await);
+    assert!(t.has_perm(&bob, "blog.add_post").await);
+    assert_eq!(t.ladder.permissions.len(), 2);
+
+    // Another process revokes alice's own permission, then takes her out of
+    // the group: each is seen by this process's very next check.
+    let out = t.cli(&["revoke", "--user", "alice", "blog.view_post"]);
+    assert!(out.status.success(), "{}", crate::helpers::stderr(&out));
+    assert!(!t.has_perm(&alice, "blog.view_post").await);
+    assert!(t.has_perm(&alice, "blog.add_post").await);
+    let out = t.cli(&["group", "remove-user", "Writers", "alice"]);
+    assert!(out.status.success(), "{}", crate::helpers::stderr(&out));
+    assert!(!t.has_perm(&alice, "blog.add_post").await);
+
+    // Changes to alice alone left bob's entry in place.
+    assert_eq!(t.ladder.permissions.len(), 2);
+    assert!(t.has_perm(&bob, "blog.add_post").await);
+
+    // A change to the group reaches every member: the whole cache goes.
+    let out = t.cli(&["revoke", "--group", "Writers", "blog.add_post"]);
+    assert!(out.status.success(), "{}", crate::helpers::stderr(&out));
+    assert!(!t.has_perm(&bob, "blog.add_post").await);
+    assert_eq!(t.ladder.permissions.len(), 1);
 }
 
 /// An editor who may change users and holds the blog permissions, but not publish.
