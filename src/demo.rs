@@ -2,7 +2,7 @@
 
 use crate::{
     Ladder, Result,
-    accounts::{Email, GroupName, NewPassword, Username, groups, password, users},
+    accounts::{Email, NewPassword, Username, groups, password, users},
     actor::{Actor, Source},
     permissions::{PermissionName, grants},
 };
@@ -49,10 +49,7 @@ pub async fn seed(ladder: &Ladder, fixed_password: Option<&str>) -> Result<Vec<D
         ("Senior Writers", senior.as_slice()),
         ("Editors", EDITORS),
     ] {
-        let group = match groups::find_by_name(&mut tx, name).await? {
-            Some(g) => g,
-            None => groups::create(&mut tx, &system, &GroupName::parse(name)?, now).await?,
-        };
+        let (group, _) = groups::find_or_create(&mut tx, &system, name, now).await?;
         let perms: Vec<PermissionName> = perms
             .iter()
             .map(|p| PermissionName::parse(p))

@@ -75,6 +75,23 @@ pub async fn find_by_name(conn: &mut Conn, name: &str) -> Result<Option<Group>> 
     )
 }
 
+/// The group named `name`, created (with no permissions) when there is none;
+/// the flag says whether it was created.
+pub async fn find_or_create(
+    conn: &mut Conn,
+    actor: &Actor,
+    name: &str,
+    now: i64,
+) -> Result<(Group, bool)> {
+    if let Some(group) = find_by_name(conn, name).await? {
+        return Ok((group, false));
+    }
+    Ok((
+        create(conn, actor, &GroupName::parse(name)?, now).await?,
+        true,
+    ))
+}
+
 pub async fn get_by_name(conn: &mut Conn, name: &str) -> Result<Group> {
     find_by_name(conn, name)
         .await?

@@ -21,7 +21,7 @@ use std::collections::HashSet;
 
 use serde_json::json;
 
-use super::{Email, GroupName, Username, groups};
+use super::{Email, Username, groups};
 use crate::{
     Error, Result,
     actor::{Actor, Source},
@@ -184,13 +184,7 @@ async fn seed_in(
     };
     let mut group_ids = Vec::with_capacity(GROUPS.len());
     for (name, _, perms) in GROUPS {
-        let (group, created) = match groups::find_by_name(&mut tx, name).await? {
-            Some(g) => (g, false),
-            None => {
-                let g = groups::create(&mut tx, &system, &GroupName::parse(name)?, now).await?;
-                (g, true)
-            }
-        };
+        let (group, created) = groups::find_or_create(&mut tx, &system, name, now).await?;
         // A group that holds nothing (new, or made empty by a promotion track's
         // sync) gets the demo's permissions; one with permissions is left as it is.
         if permissions::catalog::of_group(&mut tx, group.group_id)

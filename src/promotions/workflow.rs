@@ -15,7 +15,7 @@ use serde_json::json;
 use super::{Request, State, Track};
 use crate::{
     Error, Ladder, Result,
-    accounts::{Group, GroupName, User, groups, users},
+    accounts::{Group, User, groups, users},
     actor::{Actor, Source},
     audit::{self, AuditEntry},
     db::{Conn, pick},
@@ -40,9 +40,7 @@ pub async fn ensure_track_groups(conn: &mut Conn, tracks: &[Track], now: i64) ->
     let system = Actor::system(Source::System);
     for track in tracks {
         for name in [&track.from_group, &track.to_group, &track.approver_group] {
-            if groups::find_by_name(conn, name).await?.is_none() {
-                groups::create(conn, &system, &GroupName::parse(name)?, now).await?;
-            }
+            groups::find_or_create(conn, &system, name, now).await?;
         }
     }
     Ok(())
