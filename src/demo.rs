@@ -50,10 +50,7 @@ pub async fn seed(ladder: &Ladder, fixed_password: Option<&str>) -> Result<Vec<D
         ("Editors", EDITORS),
     ] {
         let (group, _) = groups::find_or_create(&mut tx, &system, name, now).await?;
-        let perms: Vec<PermissionName> = perms
-            .iter()
-            .map(|p| PermissionName::parse(p))
-            .collect::<Result<_>>()?;
+        let perms = PermissionName::parse_all(perms)?;
         grants::grant(
             &mut tx,
             &system,

@@ -191,10 +191,7 @@ async fn seed_in(
             .await?
             .is_empty()
         {
-            let perms: Vec<PermissionName> = perms
-                .iter()
-                .map(|p| PermissionName::parse(p))
-                .collect::<Result<_>>()?;
+            let perms = PermissionName::parse_all(perms)?;
             grants::grant(
                 &mut tx,
                 &system,

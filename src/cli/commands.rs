@@ -333,11 +333,7 @@ async fn membership(
 }
 
 async fn grant(ladder: &Ladder, args: GrantArgs, is_grant: bool) -> Result<()> {
-    let perms: Vec<PermissionName> = args
-        .perms
-        .iter()
-        .map(|p| PermissionName::parse(p))
-        .collect::<Result<_>>()?;
+    let perms = PermissionName::parse_all(&args.perms)?;
     let mut tx = ladder.db.begin().await?;
     let actor = resolve_actor(&mut tx, &args.actor).await?;
     let now = ladder.clock.now();

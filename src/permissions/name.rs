@@ -11,6 +11,13 @@ pub struct PermissionName {
 }
 
 impl PermissionName {
+    /// Parses every name; the first bad one is the error.
+    pub fn parse_all<S: AsRef<str>>(raw: &[S]) -> Result<Vec<PermissionName>> {
+        raw.iter()
+            .map(|p| PermissionName::parse(p.as_ref()))
+            .collect()
+    }
+
     pub fn parse(raw: &str) -> Result<PermissionName> {
         let invalid = |why: &str| {
             Error::invalid(
