@@ -7,7 +7,8 @@ use crate::{
     Result,
     accounts::{Group, User},
     actor::Actor,
-    db::Conn,
+    binds,
+    db::{Conn, Writer},
 };
 
 /// One event to record.
@@ -56,23 +57,24 @@ impl AuditEntry {
     }
 }
 
-pub async fn record(conn: &mut Conn, actor: &Actor, entry: AuditEntry, now: i64) -> Result<()> {
-    sqlx::query(
+pub async fn record(w: &mut dyn Writer, actor: &Actor, entry: AuditEntry, now: i64) -> Result<()> {
+    w.execute(
         "insert into audit_events (actor_id, actor_name, action, target_type, target_id, \
          target_name, before_state, after_state, source, created_at) \
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        binds![
+            actor.user_id(),
+            actor.name(),
+            entry.action,
+            entry.target_type,
+            entry.target_id,
+            entry.target_name,
+            entry.before.map(|v| v.to_string()),
+            entry.after.map(|v| v.to_string()),
+            actor.source.as_str(),
+            now,
+        ],
     )
-    .bind(actor.user_id())
-    .bind(actor.name())
-    .bind(entry.action)
-    .bind(entry.target_type)
-    .bind(entry.target_id)
-    .bind(entry.target_name)
-    .bind(entry.before.map(|v| v.to_string()))
-    .bind(entry.after.map(|v| v.to_string()))
-    .bind(actor.source.as_str())
-    .bind(now)
-    .execute(conn)
     .await?;
     Ok(())
 }

@@ -10,7 +10,8 @@ use crate::{
     Error, Result,
     actor::Actor,
     audit::{self, AuditEntry},
-    db::Conn,
+    binds,
+    db::{Conn, Writer},
     permissions::{self, PermissionName, delegation::Change},
 };
 
@@ -441,7 +442,7 @@ pub async fn authorize_promotion(conn: &mut Conn, actor: &Actor, group: &Group) 
 /// and not yet in `group`, all tested by the insert itself. Returns false,
 /// having written nothing, when they no longer are.
 pub async fn grant_promotion(
-    conn: &mut Conn,
+    w: &mut dyn Writer,
     actor: &Actor,
     group: &Group,
     from_group: &str,
@@ -449,37 +450,32 @@ pub async fn grant_promotion(
     request_id: i64,
     now: i64,
 ) -> Result<bool> {
-    let added = sqlx::query(
-        "insert into user_groups (user_id, group_id, created_at) \
-         select u.user_id, $2, $3 from users u where u.user_id = $1 and u.is_active = $4 \
-            and exists (select 1 from user_groups f join groups g on g.group_id = f.group_id \
-                        where f.user_id = u.user_id and g.name = $5) \
-            and not exists (select 1 from user_groups t where t.user_id = u.user_id and t.group_id = $2)",
-    )
-    .bind(user.user_id)
-    .bind(group.group_id)
-    .bind(now)
-    .bind(true)
-    .bind(from_group)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
+    let added = w
+        .execute(
+            "insert into user_groups (user_id, group_id, created_at) \
+             select u.user_id, $2, $3 from users u where u.user_id = $1 and u.is_active = $4 \
+                and exists (select 1 from user_groups f join groups g on g.group_id = f.group_id \
+                            where f.user_id = u.user_id and g.name = $5) \
+                and not exists (select 1 from user_groups t where t.user_id = u.user_id and t.group_id = $2)",
+            binds![user.user_id, group.group_id, now, true, from_group],
+        )
+        .await?;
     if added == 0 {
         return Ok(false);
     }
-    permissions::bump_user(conn, user.user_id).await?;
+    permissions::bump_user(w, user.user_id).await?;
     let m = Membership {
         group,
         user,
         add: true,
         request_id: Some(request_id),
     };
-    record_membership(conn, actor, &m, now).await?;
+    record_membership(w, actor, &m, now).await?;
     Ok(true)
 }
 
 async fn record_membership(
-    conn: &mut Conn,
+    w: &mut dyn Writer,
     actor: &Actor,
     m: &Membership<'_>,
     now: i64,
@@ -494,7 +490,7 @@ async fn record_membership(
         after["promotion_request"] = json!(id);
     }
     audit::record(
-        conn,
+        w,
         actor,
         AuditEntry::user(action, m.user)
             .before(json!({ "group": m.group.name, "member": !m.add }))

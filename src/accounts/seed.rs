@@ -309,7 +309,7 @@ async fn seed_in(
 
     permissions::bump_epoch(&mut tx).await?;
     audit::record(
-        &mut tx,
+        &mut *tx,
         &system,
         AuditEntry::new(
             "user.seed",

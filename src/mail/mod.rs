@@ -14,7 +14,11 @@ pub mod worker;
 use serde::Serialize;
 use sqlx::FromRow;
 
-use crate::{Result, db::Conn, web::templates::render_string};
+use crate::{
+    Result, binds,
+    db::{Conn, Writer},
+    web::templates::render_string,
+};
 
 /// An email to queue: which template, to whom, with what context.
 pub struct Email {
@@ -27,7 +31,7 @@ pub struct Email {
 
 /// Renders `templates/email/<template>/{subject.txt, body.txt, body.html}` and
 /// writes the outbox row. Returns false when the dedupe key was already used.
-pub async fn enqueue(conn: &mut Conn, public_url: &str, email: Email, now: i64) -> Result<bool> {
+pub async fn enqueue(w: &mut dyn Writer, public_url: &str, email: Email, now: i64) -> Result<bool> {
     let mut context = email.context;
     if let Some(map) = context.as_object_mut() {
         map.insert("public_url".into(), public_url.trim_end_matches('/').into());
@@ -39,22 +43,23 @@ pub async fn enqueue(conn: &mut Conn, public_url: &str, email: Email, now: i64) 
     let body_text = render_string(&format!("{base}/body.txt"), &context)?;
     let body_html = render_string(&format!("{base}/body.html"), &context)?;
     let message_id = format!("<{}@ladder>", uuid::Uuid::new_v4().simple());
-    let inserted = sqlx::query(
-        "insert into mail_outbox (message_id, dedupe_key, template, recipient, subject, body_text, \
-         body_html, state, attempts, next_attempt_at, created_at) \
-         values ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $8) on conflict do nothing",
-    )
-    .bind(message_id)
-    .bind(email.dedupe_key)
-    .bind(email.template)
-    .bind(email.to)
-    .bind(subject)
-    .bind(body_text)
-    .bind(body_html)
-    .bind(now)
-    .execute(conn)
-    .await?
-    .rows_affected();
+    let inserted = w
+        .execute(
+            "insert into mail_outbox (message_id, dedupe_key, template, recipient, subject, body_text, \
+             body_html, state, attempts, next_attempt_at, created_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $8) on conflict do nothing",
+            binds![
+                message_id,
+                email.dedupe_key,
+                email.template,
+                email.to,
+                subject,
+                body_text,
+                body_html,
+                now,
+            ],
+        )
+        .await?;
     Ok(inserted == 1)
 }
 

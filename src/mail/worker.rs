@@ -1,6 +1,9 @@
 //! The outbox worker: claims due emails, sends them, records the outcome.
 
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
 
 use futures_util::StreamExt;
 use lettre::message::Mailbox;
@@ -8,14 +11,19 @@ use sqlx::FromRow;
 use tokio::sync::Notify;
 
 use super::transport::{Outgoing, SendError, Transport};
-use crate::{Ladder, Result, db::pick};
+use crate::{
+    Ladder, Result, binds,
+    db::{Finish, pick},
+};
 
 /// How long a claim lasts: past this another worker may take the row (the
 /// first one crashed). Longer than any send.
 const CLAIM_SECONDS: i64 = 120;
 const BATCH: i64 = 64;
-/// Emails in flight at once per worker.
+/// Emails in flight at once per pass.
 const PARALLEL_SENDS: usize = 8;
+/// Passes at once per worker.
+const DRAINERS: usize = 3;
 
 #[derive(FromRow)]
 struct Claimed {
@@ -73,8 +81,9 @@ pub async fn drain(ladder: &Ladder, transport: &Transport) -> Result<Drained> {
             .collect()
             .await;
         let now = ladder.clock.now();
+        let max_attempts = i64::from(ladder.settings.mail.max_attempts);
         let mut sent = Vec::new();
-        let mut tx = ladder.db.begin().await?;
+        let mut retries = Vec::new();
         for (row, outcome) in outcomes {
             match outcome {
                 Ok(()) => {
@@ -88,50 +97,59 @@ pub async fn drain(ladder: &Ladder, transport: &Transport) -> Result<Drained> {
                         SendError::Transient(m) => (false, m),
                     };
                     let attempts = row.attempts + 1;
-                    let give_up =
-                        permanent || attempts >= i64::from(ladder.settings.mail.max_attempts);
-                    sqlx::query(
-                        "update mail_outbox set attempts = $1, last_error = $2, next_attempt_at = $3, \
-                         state = $4, claimed_until = null where outbox_id = $5",
-                    )
-                    .bind(attempts)
-                    .bind(&message)
-                    .bind(now + backoff(attempts))
-                    .bind(if give_up { "failed" } else { "pending" })
-                    .bind(row.outbox_id)
-                    .execute(&mut *tx)
-                    .await?;
+                    let give_up = permanent || attempts >= max_attempts;
                     tracing::warn!(message_id = %row.message_id, attempts, error = %message, give_up, "email not sent");
                     if give_up {
                         total.failed += 1;
                     } else {
                         total.retrying += 1;
                     }
+                    retries.push(binds![
+                        attempts,
+                        message,
+                        now + backoff(attempts),
+                        if give_up { "failed" } else { "pending" },
+                        row.outbox_id,
+                    ]);
                 }
             }
         }
-        if !sent.is_empty() {
-            // One statement for the batch: on SQLite the write lock is held
-            // for one round trip, not one per email. Ids are our own integers.
-            let ids = sent
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
-            sqlx::query(&format!(
-                "update mail_outbox set state = 'sent', sent_at = $1, attempts = attempts + 1, \
-                 claimed_until = null, last_error = null where outbox_id in ({ids})"
-            ))
-            .persistent(false)
-            .bind(now)
-            .execute(&mut *tx)
+        ladder
+            .db
+            .write(move |w| {
+                Box::pin(async move {
+                    for binds in retries {
+                        w.execute(
+                            "update mail_outbox set attempts = $1, last_error = $2, next_attempt_at = $3, \
+                             state = $4, claimed_until = null where outbox_id = $5",
+                            binds,
+                        )
+                        .await?;
+                    }
+                    if !sent.is_empty() {
+                        // One statement for the batch. Ids are our own integers.
+                        w.execute(
+                            &format!(
+                                "update mail_outbox set state = 'sent', sent_at = $1, attempts = attempts + 1, \
+                                 claimed_until = null, last_error = null where outbox_id in ({})",
+                                id_list(&sent)
+                            ),
+                            binds![now],
+                        )
+                        .await?;
+                    }
+                    Ok(Finish::Commit(()))
+                })
+            })
             .await?;
-        }
-        tx.commit().await?;
     }
 }
 
-/// Claims a batch of due rows for this worker, atomically.
+fn id_list(ids: &[i64]) -> String {
+    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// Claims a batch of due rows for this worker, atomically, and loads them.
 async fn claim(ladder: &Ladder) -> Result<Vec<Claimed>> {
     let now = ladder.clock.now();
     let sql = pick(
@@ -139,46 +157,84 @@ async fn claim(ladder: &Ladder) -> Result<Vec<Claimed>> {
         "update mail_outbox set claimed_until = $1 where outbox_id in (\
            select outbox_id from mail_outbox where state = 'pending' and next_attempt_at <= $2 \
              and (claimed_until is null or claimed_until < $2) order by outbox_id limit $3) \
-         returning outbox_id, message_id, recipient, subject, body_text, body_html, attempts",
+         returning outbox_id",
         "update mail_outbox set claimed_until = $1 where outbox_id in (\
            select outbox_id from mail_outbox where state = 'pending' and next_attempt_at <= $2 \
              and (claimed_until is null or claimed_until < $2) order by outbox_id limit $3 \
              for update skip locked) \
-         returning outbox_id, message_id, recipient, subject, body_text, body_html, attempts",
+         returning outbox_id",
     );
-    let mut tx = ladder.db.begin().await?;
-    let mut rows: Vec<Claimed> = sqlx::query_as(sql)
-        .bind(now + CLAIM_SECONDS)
-        .bind(now)
-        .bind(BATCH)
-        .fetch_all(&mut *tx)
+    let ids = ladder
+        .db
+        .write(move |w| {
+            Box::pin(async move {
+                let ids = w
+                    .fetch_i64s(sql, binds![now + CLAIM_SECONDS, now, BATCH])
+                    .await?;
+                Ok(Finish::Commit(ids))
+            })
+        })
         .await?;
-    tx.commit().await?;
-    rows.sort_by_key(|r| r.outbox_id);
-    Ok(rows)
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    // Ours until the claim runs out: nobody else changes these rows meanwhile.
+    let mut conn = ladder.db.acquire().await?;
+    Ok(sqlx::query_as(&format!(
+        "select outbox_id, message_id, recipient, subject, body_text, body_html, attempts \
+           from mail_outbox where outbox_id in ({}) order by outbox_id",
+        id_list(&ids)
+    ))
+    .persistent(false)
+    .fetch_all(&mut *conn)
+    .await?)
 }
 
 /// Runs until `stop` is notified: drains the outbox whenever woken (after a
-/// commit that queued mail) or every `poll_interval_ms`.
+/// commit that queued mail) or every `poll_interval_ms`, in `DRAINERS`
+/// passes at once, so one pass's claim and bookkeeping overlap another's
+/// sending. Claims keep them off each other's rows. On stop each finishes
+/// the pass it is in, so nothing sent goes unrecorded.
 pub async fn run(
     ladder: Ladder,
     transport: Transport,
     wake: std::sync::Arc<Notify>,
     stop: std::sync::Arc<Notify>,
 ) {
-    let every = Duration::from_millis(ladder.settings.mail.poll_interval_ms);
     tracing::info!(via = %transport.describe(), "email worker started");
-    loop {
-        if let Err(e) = drain(&ladder, &transport).await {
+    let stopping = AtomicBool::new(false);
+    let stopped = Notify::new();
+    let drainers = futures_util::future::join_all(
+        (0..DRAINERS).map(|_| drain_until_stopped(&ladder, &transport, &wake, &stopping, &stopped)),
+    );
+    tokio::pin!(drainers);
+    tokio::select! {
+        _ = &mut drainers => {}
+        _ = stop.notified() => {
+            stopping.store(true, Ordering::SeqCst);
+            stopped.notify_waiters();
+            drainers.await;
+        }
+    }
+    tracing::info!("email worker stopped");
+}
+
+async fn drain_until_stopped(
+    ladder: &Ladder,
+    transport: &Transport,
+    wake: &Notify,
+    stopping: &AtomicBool,
+    stopped: &Notify,
+) {
+    let every = Duration::from_millis(ladder.settings.mail.poll_interval_ms);
+    while !stopping.load(Ordering::SeqCst) {
+        if let Err(e) = drain(ladder, transport).await {
             tracing::error!(error = %e, "email worker pass failed; will retry");
         }
         tokio::select! {
             _ = wake.notified() => {}
             _ = tokio::time::sleep(every) => {}
-            _ = stop.notified() => {
-                tracing::info!("email worker stopped");
-                return;
-            }
+            _ = stopped.notified() => {}
         }
     }
 }

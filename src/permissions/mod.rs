@@ -12,7 +12,10 @@ pub use cache::PermissionCache;
 pub use effective::{Denial, EffectivePermissions, Explanation, Via};
 pub use name::PermissionName;
 
-use crate::{Result, db::Conn};
+use crate::{
+    Result, binds,
+    db::{Conn, Writer},
+};
 
 /// Marks that someone's effective permissions may have changed. Call it in the
 /// transaction that makes the change; see `cache` for why this is enough.
@@ -25,11 +28,12 @@ pub async fn bump_epoch(conn: &mut Conn) -> Result<()> {
 
 /// Marks that one user's effective permissions may have changed (their
 /// groups or direct permissions), in the transaction that makes the change.
-pub async fn bump_user(conn: &mut Conn, user_id: i64) -> Result<()> {
-    sqlx::query("update users set perm_version = perm_version + 1 where user_id = $1")
-        .bind(user_id)
-        .execute(conn)
-        .await?;
+pub async fn bump_user(w: &mut dyn Writer, user_id: i64) -> Result<()> {
+    w.execute(
+        "update users set perm_version = perm_version + 1 where user_id = $1",
+        binds![user_id],
+    )
+    .await?;
     Ok(())
 }
 

@@ -18,7 +18,8 @@ use crate::{
     accounts::{Group, User, groups, users},
     actor::{Actor, Source},
     audit::{self, AuditEntry},
-    db::{Conn, pick},
+    binds,
+    db::{Conn, Finish, Writer, pick},
     mail::{self, Email},
 };
 
@@ -160,7 +161,7 @@ fn request_context(ladder: &Ladder, request: &Request, track: &Track) -> serde_j
 
 async fn queue(
     ladder: &Ladder,
-    conn: &mut Conn,
+    w: &mut dyn Writer,
     template: &'static str,
     to: &User,
     context: serde_json::Value,
@@ -173,7 +174,7 @@ async fn queue(
         &to.display_name
     });
     mail::enqueue(
-        conn,
+        w,
         &ladder.settings.server.public_url,
         Email {
             template,
@@ -206,32 +207,12 @@ pub async fn submit(
     };
     let now = ladder.clock.now();
     let expires_at = track.pending_expires_after.map(|d| now + d);
-    let mut tx = ladder.db.begin().await?;
-    // The unique index on open requests refuses a second one made meanwhile.
-    let request_id: i64 = sqlx::query_scalar(
-        "insert into promotion_requests (track, requester_id, justification, state, expires_at, created_at, updated_at) \
-         values ($1, $2, $3, 'pending', $4, $5, $5) returning request_id",
-    )
-    .bind(&track.name)
-    .bind(requester.user_id)
-    .bind(&justification)
-    .bind(expires_at)
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(|e| {
-        if crate::error::is_unique_violation(&e) {
-            Error::Conflict("There is already an open request on this track.".into())
-        } else {
-            e.into()
-        }
-    })?;
     let request = Request {
-        request_id,
+        request_id: 0,
         track: track.name.clone(),
         requester_id: requester.user_id,
         requester: requester.username.clone(),
-        justification: justification.clone(),
+        justification,
         state: State::Pending.as_str().to_string(),
         decided_by: None,
         decided_at: None,
@@ -242,32 +223,50 @@ pub async fn submit(
         created_at: now,
         updated_at: now,
     };
-    audit::record(
-        &mut tx,
-        actor,
-        entry(
-            "promotion.submit",
-            request_id,
-            &track.name,
-            &requester.username,
-        )
-        .after(json!({ "state": "pending", "justification": justification })),
-        now,
-    )
-    .await?;
-    let context = request_context(ladder, &request, track);
-    for approver in &recipients {
-        queue(
-            ladder,
-            &mut tx,
-            "request_submitted",
-            approver,
-            context.clone(),
-            now,
-        )
+    let (job_ladder, actor, track) = (ladder.clone(), actor.clone(), track.clone());
+    let stored = ladder
+        .db
+        .write(move |w| {
+            Box::pin(async move {
+                let ladder = &job_ladder;
+                let mut request = request;
+                // The unique index on open requests skips a second one made meanwhile.
+                let Some(request_id) = w
+                    .fetch_i64(
+                        "insert into promotion_requests (track, requester_id, justification, state, \
+                         expires_at, created_at, updated_at) values ($1, $2, $3, 'pending', $4, $5, $5) \
+                         on conflict do nothing returning request_id",
+                        binds![
+                            &track.name,
+                            request.requester_id,
+                            &request.justification,
+                            expires_at,
+                            now,
+                        ],
+                    )
+                    .await?
+                else {
+                    return Ok(Finish::Rollback(None));
+                };
+                request.request_id = request_id;
+                audit::record(
+                    w,
+                    &actor,
+                    entry("promotion.submit", request_id, &track.name, &request.requester)
+                        .after(json!({ "state": "pending", "justification": request.justification })),
+                    now,
+                )
+                .await?;
+                let context = request_context(ladder, &request, &track);
+                for approver in &recipients {
+                    queue(ladder, w, "request_submitted", approver, context.clone(), now).await?;
+                }
+                Ok(Finish::Commit(Some(request)))
+            })
+        })
         .await?;
-    }
-    tx.commit().await?;
+    let request = stored
+        .ok_or_else(|| Error::Conflict("There is already an open request on this track.".into()))?;
     ladder.mail_wake.notify_one();
     Ok(request)
 }
@@ -366,7 +365,7 @@ pub async fn approve(
 ) -> Result<Approval> {
     let comment = parse_text("comment", comment, false)?;
     // Reads first, outside the write transaction (see the module's doc).
-    let (track, requester, to_group, others) = {
+    let (request, track, requester, to_group, others) = {
         let mut conn = ladder.db.acquire().await?;
         let request = super::get(&mut conn, request_id).await?;
         let track = ladder.track(&request.track)?;
@@ -379,121 +378,144 @@ pub async fn approve(
         let to_group = groups::get_by_name(&mut conn, &track.to_group).await?;
         groups::authorize_promotion(&mut conn, actor, &to_group).await?;
         let others = approvers(&mut conn, track, Some(request.requester_id)).await?;
-        (track, requester, to_group, others)
+        (request, track, requester, to_group, others)
     };
 
     let now = ladder.clock.now();
-    let mut tx = ladder.db.begin().await?;
-    let request = lock_pending(ladder, &mut tx, request_id).await?;
-    let added = sqlx::query(
-        "insert into promotion_approvals (request_id, approver_id, comment, created_at) values ($1, $2, $3, $4) \
-         on conflict do nothing",
-    )
-    .bind(request_id)
-    .bind(approver.user_id)
-    .bind(&comment)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if added == 0 {
-        return Err(Error::Conflict(
-            "You have already approved this request.".into(),
-        ));
-    }
-    let have: i64 =
-        sqlx::query_scalar("select count(*) from promotion_approvals where request_id = $1")
-            .bind(request_id)
-            .fetch_one(&mut *tx)
-            .await?;
-    let have = have as u32;
-    let audit_entry = entry(
-        "promotion.approve",
-        request_id,
-        &track.name,
-        &request.requester,
-    );
-    if have < track.approvals_required {
-        audit::record(
-            &mut tx,
-            actor,
-            audit_entry.after(json!({ "approvals": have, "needed": track.approvals_required, "comment": comment })),
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        return Ok(Approval::Recorded {
-            have,
-            need: track.approvals_required,
-        });
-    }
     let grant_ends_at = track.grant_duration.map(|d| now + d);
-    let changed = sqlx::query(
-        "update promotion_requests set state = 'approved', decided_by = $1, decided_at = $2, \
-         decision_reason = $3, grant_ends_at = $4, updated_at = $2 where request_id = $5 and state = 'pending'",
-    )
-    .bind(approver.user_id)
-    .bind(now)
-    .bind(&comment)
-    .bind(grant_ends_at)
-    .bind(request_id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if changed == 0 {
-        return Err(already(&super::get(&mut tx, request_id).await?));
+    // The approval is checked and recorded under the row lock (PostgreSQL;
+    // SQLite's write transaction is exclusive), so of concurrent approvers
+    // exactly one sees the last approval needed.
+    let lock = format!(
+        "select 1 from promotion_requests where request_id = $1 and state = 'pending'{}",
+        pick(ladder.db.backend(), "", " for update")
+    );
+    let need = track.approvals_required;
+    let (job_ladder, job_actor, job_track, job_approver, job_requester) = (
+        ladder.clone(),
+        actor.clone(),
+        track.clone(),
+        approver.clone(),
+        requester.clone(),
+    );
+    let job_request = request.clone();
+    let outcome = ladder
+        .db
+        .write(move |w| {
+            Box::pin(async move {
+                let (ladder, actor, track) = (&job_ladder, &job_actor, &job_track);
+                let (approver, requester, request) = (&job_approver, &job_requester, &job_request);
+                if w.fetch_i64(&lock, binds![request_id]).await?.is_none() {
+                    return Ok(Finish::Rollback(Decided::NotPending));
+                }
+                let added = w
+                    .execute(
+                        "insert into promotion_approvals (request_id, approver_id, comment, created_at) \
+                         values ($1, $2, $3, $4) on conflict do nothing",
+                        binds![request_id, approver.user_id, &comment, now],
+                    )
+                    .await?;
+                if added == 0 {
+                    return Ok(Finish::Rollback(Decided::AlreadyApproved));
+                }
+                let have = w
+                    .fetch_i64(
+                        "select count(*) from promotion_approvals where request_id = $1",
+                        binds![request_id],
+                    )
+                    .await?
+                    .unwrap_or(0) as u32;
+                let audit_entry =
+                    entry("promotion.approve", request_id, &track.name, &request.requester);
+                if have < need {
+                    audit::record(
+                        w,
+                        actor,
+                        audit_entry.after(json!({ "approvals": have, "needed": need, "comment": comment })),
+                        now,
+                    )
+                    .await?;
+                    return Ok(Finish::Commit(Decided::Recorded(have)));
+                }
+                w.execute(
+                    "update promotion_requests set state = 'approved', decided_by = $1, decided_at = $2, \
+                     decision_reason = $3, grant_ends_at = $4, updated_at = $2 \
+                     where request_id = $5 and state = 'pending'",
+                    binds![approver.user_id, now, &comment, grant_ends_at, request_id],
+                )
+                .await?;
+                let granted = groups::grant_promotion(
+                    w,
+                    actor,
+                    &to_group,
+                    &track.from_group,
+                    requester,
+                    request_id,
+                    now,
+                )
+                .await?;
+                if !granted {
+                    return Ok(Finish::Rollback(Decided::NotEligible));
+                }
+                audit::record(
+                    w,
+                    actor,
+                    audit_entry
+                        .before(json!({ "state": "pending" }))
+                        .after(json!({ "state": "approved", "approvals": have, "comment": comment, "grant_ends_at": grant_ends_at })),
+                    now,
+                )
+                .await?;
+                // The request as read before: what the emails need of it cannot change.
+                let mut context = request_context(ladder, request, track);
+                context["decided_by"] = json!(approver.username);
+                context["comment"] = json!(comment);
+                context["grant_ends_at"] = json!(grant_ends_at.map(crate::clock::rfc3339));
+                queue(ladder, w, "request_approved", requester, context.clone(), now).await?;
+                notify_other_approvers(ladder, w, &others, approver, "approved", context, now)
+                    .await?;
+                Ok(Finish::Commit(Decided::Approved))
+            })
+        })
+        .await?;
+    match outcome {
+        Decided::Approved => {
+            ladder.mail_wake.notify_one();
+            Ok(Approval::Approved)
+        }
+        Decided::Recorded(have) => Ok(Approval::Recorded { have, need }),
+        Decided::AlreadyApproved => Err(Error::Conflict(
+            "You have already approved this request.".into(),
+        )),
+        Decided::NotPending => {
+            let mut conn = ladder.db.acquire().await?;
+            Err(already(&super::get(&mut conn, request_id).await?))
+        }
+        Decided::NotEligible => {
+            // The requester changed since the reads above; say exactly how.
+            let mut conn = ladder.db.acquire().await?;
+            still_eligible(&mut conn, track, &request).await?;
+            Err(Error::Conflict(format!(
+                "{} can no longer be promoted on this track.",
+                requester.username
+            )))
+        }
     }
-    let granted = groups::grant_promotion(
-        &mut tx,
-        actor,
-        &to_group,
-        &track.from_group,
-        &requester,
-        request_id,
-        now,
-    )
-    .await?;
-    if !granted {
-        // The requester changed since the reads above; say exactly how.
-        still_eligible(&mut tx, track, &request).await?;
-        return Err(Error::Conflict(format!(
-            "{} can no longer be promoted on this track.",
-            requester.username
-        )));
-    }
-    audit::record(
-        &mut tx,
-        actor,
-        audit_entry
-            .before(json!({ "state": "pending" }))
-            .after(json!({ "state": "approved", "approvals": have, "comment": comment, "grant_ends_at": grant_ends_at })),
-        now,
-    )
-    .await?;
-    // The request as locked above: what the emails need of it has not changed.
-    let mut context = request_context(ladder, &request, track);
-    context["decided_by"] = json!(approver.username);
-    context["comment"] = json!(comment);
-    context["grant_ends_at"] = json!(grant_ends_at.map(crate::clock::rfc3339));
-    queue(
-        ladder,
-        &mut tx,
-        "request_approved",
-        &requester,
-        context.clone(),
-        now,
-    )
-    .await?;
-    notify_other_approvers(ladder, &mut tx, &others, approver, "approved", context, now).await?;
-    tx.commit().await?;
-    ladder.mail_wake.notify_one();
-    Ok(Approval::Approved)
+}
+
+/// How an approval's write transaction ended.
+enum Decided {
+    Approved,
+    Recorded(u32),
+    AlreadyApproved,
+    NotPending,
+    NotEligible,
 }
 
 /// Tells the track's other approvers (`approvers` but the decider) the outcome.
 async fn notify_other_approvers(
     ladder: &Ladder,
-    conn: &mut Conn,
+    w: &mut dyn Writer,
     approvers: &[User],
     decider: &User,
     outcome: &str,
@@ -503,7 +525,7 @@ async fn notify_other_approvers(
     context["outcome"] = json!(outcome);
     context["decided_by"] = json!(decider.username);
     for other in approvers.iter().filter(|a| a.user_id != decider.user_id) {
-        queue(ladder, conn, "request_decided", other, context.clone(), now).await?;
+        queue(ladder, w, "request_decided", other, context.clone(), now).await?;
     }
     Ok(())
 }

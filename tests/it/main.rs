@@ -6,6 +6,7 @@
 mod helpers;
 mod browser;
 mod cli;
+mod db;
 mod mailbox;
 mod permission_core;
 mod promotions;

@@ -3,6 +3,11 @@
 //! Queries go through sqlx's `Any` driver with `$1` placeholders, which both
 //! backends accept, so every query is written once. Only migrations (and the
 //! few statements that have no common form) differ per backend.
+//!
+//! The busiest write transactions go through [`Db::write`] and the `Writer`
+//! trait instead: the same statements, which on a SQLite file run on a
+//! thread of their own (`sqlite_writer`), and on PostgreSQL in a pooled
+//! transaction.
 
 use std::{
     ops::{Deref, DerefMut},
@@ -18,9 +23,18 @@ use sqlx::{
     sqlite::SqliteConnectOptions,
 };
 
+use std::panic::AssertUnwindSafe;
+
+use futures_util::{FutureExt, future::BoxFuture};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::{Result, config::DatabaseSettings};
+
+mod sqlite_writer;
+mod writer;
+
+pub use sqlite_writer::SqliteWriter;
+pub use writer::{Bind, Finish, Writer};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
@@ -74,6 +88,8 @@ pub struct Db {
     /// with sleeps of up to 100 ms and leaves the CPU idle under load.
     /// Other processes (the CLI) still meet the busy handler.
     write_turn: Arc<Semaphore>,
+    /// On a SQLite file, the thread that runs [`Db::write`] jobs.
+    sqlite_writer: Option<std::sync::mpsc::Sender<sqlite_writer::Job>>,
 }
 
 impl Db {
@@ -87,8 +103,15 @@ impl Db {
             Backend::Postgres
         };
         let mut url = settings.url.clone();
+        let mut sqlite_file = None;
         if backend == Backend::Sqlite {
             url = prepare_sqlite_file(&url)?;
+            sqlite_file = Some(
+                SqliteConnectOptions::from_str(&url)?
+                    .get_filename()
+                    .to_owned(),
+            )
+            .filter(|path| path.as_os_str() != ":memory:");
         }
         let pool = AnyPoolOptions::new()
             .max_connections(settings.max_connections)
@@ -106,7 +129,8 @@ impl Db {
                         // the default or a 64 MiB per-connection cache. It costs
                         // write-heavy work (remaps as the file grows): the
                         // workflow benchmark ran ~15% slower. docs/benchmarks.md.
-                        conn.execute(
+                        Executor::execute(
+                            conn,
                             "pragma journal_mode = wal; pragma foreign_keys = on; \
                              pragma synchronous = normal; pragma busy_timeout = 10000; \
                              pragma mmap_size = 1073741824;",
@@ -118,10 +142,17 @@ impl Db {
             })
             .connect(&url)
             .await?;
+        let write_turn = Arc::new(Semaphore::new(1));
+        // After the pool: its first connection created the file and set WAL.
+        let sqlite_writer = match &sqlite_file {
+            Some(path) => Some(sqlite_writer::spawn(path, write_turn.clone())?),
+            None => None,
+        };
         Ok(Db {
             pool,
             backend,
-            write_turn: Arc::new(Semaphore::new(1)),
+            write_turn,
+            sqlite_writer,
         })
     }
 
@@ -154,9 +185,10 @@ impl Db {
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match self.backend {
             Backend::Sqlite => {
+                let conn = self.pool.acquire().await?;
                 let turn = self.write_turn().await?;
                 Tx {
-                    inner: self.pool.begin_with("begin immediate").await?,
+                    inner: sqlx::Transaction::begin(conn, Some("begin immediate".into())).await?,
                     _turn: turn,
                 }
             }
@@ -181,6 +213,49 @@ impl Db {
             ),
             Backend::Postgres => None,
         })
+    }
+
+    /// Runs `job` in one write transaction and commits it, unless the job
+    /// answers `Finish::Rollback` or fails. On a SQLite file the whole
+    /// transaction runs on the write thread (see `sqlite_writer`), so the job
+    /// must do nothing but its `Writer` calls: no reads through the pool, no
+    /// other awaits. Reads belong before it.
+    pub async fn write<T, F>(&self, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'w> FnOnce(&'w mut dyn Writer) -> BoxFuture<'w, Result<Finish<T>>> + Send + 'static,
+    {
+        if let Some(thread) = &self.sqlite_writer {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let stopped = || anyhow::anyhow!("the SQLite write thread has stopped");
+            thread
+                .send(Box::new(move |w: &mut SqliteWriter| {
+                    let result = w.run(job);
+                    Box::new(move |commit_failed: Option<String>| {
+                        let _ = reply.send(match commit_failed {
+                            None => result,
+                            Some(why) => Err(anyhow::anyhow!("{why}").into()),
+                        });
+                    })
+                }))
+                .map_err(|_| stopped())?;
+            return answer.await.map_err(|_| stopped())?;
+        }
+        let mut tx = self.begin().await?;
+        // A panic rolls back (the transaction is dropped) and is an error, as on SQLite.
+        let outcome = AssertUnwindSafe(job(&mut tx)).catch_unwind().await;
+        let finish =
+            outcome.map_err(|_| anyhow::anyhow!("a write transaction panicked; rolled back"))??;
+        match finish {
+            Finish::Commit(value) => {
+                tx.commit().await?;
+                Ok(value)
+            }
+            Finish::Rollback(value) => {
+                tx.rollback().await?;
+                Ok(value)
+            }
+        }
     }
 
     /// A pooled connection for reads.
@@ -262,14 +337,6 @@ pub fn pick<'a>(backend: Backend, sqlite: &'a str, postgres: &'a str) -> &'a str
     }
 }
 
-/// A value for a query assembled at run time (filters that may or may not apply).
-#[derive(Debug, Clone)]
-pub enum Bind {
-    Text(String),
-    Int(i64),
-    Bool(bool),
-}
-
 /// Collects binds for a query built piece by piece; `push` returns the `$n` to write.
 #[derive(Default)]
 pub struct Binds(Vec<Bind>);
@@ -302,6 +369,8 @@ impl Binds {
                 Bind::Text(t) => query.bind(t),
                 Bind::Int(i) => query.bind(i),
                 Bind::Bool(v) => query.bind(v),
+                Bind::NullText => query.bind(None::<String>),
+                Bind::NullInt => query.bind(None::<i64>),
             };
         }
         query
