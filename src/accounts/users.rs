@@ -130,6 +130,28 @@ pub async fn find_by_id(conn: &mut Conn, user_id: i64) -> Result<Option<User>> {
         .await?)
 }
 
+/// A user with the permission versions the cache is checked against: what
+/// every signed-in request needs first, in one read.
+#[derive(Debug, FromRow)]
+pub struct UserWithVersions {
+    #[sqlx(flatten)]
+    pub user: User,
+    pub perm_version: i64,
+    pub epoch: i64,
+}
+
+pub async fn find_with_versions(conn: &mut Conn, user_id: i64) -> Result<Option<UserWithVersions>> {
+    let sql = format!(
+        "select {COLUMNS}, perm_version, \
+           (select version from permission_epoch where permission_epoch_id = 1) as epoch \
+         from users where user_id = $1"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(user_id)
+        .fetch_optional(conn)
+        .await?)
+}
+
 /// The one superuser, if there is one yet.
 pub async fn superuser(conn: &mut Conn) -> Result<Option<User>> {
     let sql = format!("select {COLUMNS} from users where is_superuser");

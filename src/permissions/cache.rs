@@ -56,6 +56,17 @@ impl PermissionCache {
         user_id: i64,
     ) -> Result<Arc<EffectivePermissions>> {
         let (epoch, version) = super::current_versions(conn, user_id).await?;
+        self.snapshot_at(conn, user_id, epoch, version).await
+    }
+
+    /// As `snapshot`, with the versions just read by the caller (with the user).
+    pub async fn snapshot_at(
+        &self,
+        conn: &mut Conn,
+        user_id: i64,
+        epoch: i64,
+        version: Option<i64>,
+    ) -> Result<Arc<EffectivePermissions>> {
         if let Some(hit) = self.get(epoch, version, user_id) {
             return Ok(hit);
         }

@@ -77,9 +77,9 @@ pub async fn ineligibility(conn: &mut Conn, track: &Track, user: &User) -> Resul
     Ok(None)
 }
 
-/// Active members of the approver group who have an email, except `except`.
-pub async fn approvers(conn: &mut Conn, track: &Track, except: Option<i64>) -> Result<Vec<User>> {
-    let members: Vec<User> = sqlx::query_as(
+/// Everyone in the track's approver group, active or not, by username.
+async fn approver_group(conn: &mut Conn, track: &Track) -> Result<Vec<User>> {
+    Ok(sqlx::query_as(
         "select u.user_id, u.username, u.email, u.display_name, u.password_hash, u.is_active, \
                 u.is_staff, u.is_superuser, u.last_login, u.created_at \
            from groups g \
@@ -89,24 +89,36 @@ pub async fn approvers(conn: &mut Conn, track: &Track, except: Option<i64>) -> R
     )
     .bind(&track.approver_group)
     .fetch_all(&mut *conn)
-    .await?;
-    Ok(members
+    .await?)
+}
+
+/// Who of `members` gets a track's emails: the active ones with an email, except `except`.
+fn mailable(members: Vec<User>, except: Option<i64>) -> Vec<User> {
+    members
         .into_iter()
         .filter(|u| u.is_active && !u.email.is_empty() && Some(u.user_id) != except)
-        .collect())
+        .collect()
+}
+
+/// Active members of the approver group who have an email, except `except`.
+pub async fn approvers(conn: &mut Conn, track: &Track, except: Option<i64>) -> Result<Vec<User>> {
+    Ok(mailable(approver_group(conn, track).await?, except))
 }
 
 /// Whether `user` decides requests on `track`: an active member of its approver group, or the superuser.
 pub async fn is_approver(conn: &mut Conn, track: &Track, user: &User) -> Result<bool> {
-    if !user.is_active {
-        return Ok(false);
+    if !user.is_active || user.is_superuser {
+        return Ok(decides(user, false));
     }
-    if user.is_superuser {
-        return Ok(true);
-    }
-    Ok(users::group_names(conn, user.user_id)
+    let member = users::group_names(conn, user.user_id)
         .await?
-        .contains(&track.approver_group))
+        .contains(&track.approver_group);
+    Ok(decides(user, member))
+}
+
+/// The rule behind `is_approver`, given whether `user` is in the approver group.
+fn decides(user: &User, in_approver_group: bool) -> bool {
+    user.is_active && (user.is_superuser || in_approver_group)
 }
 
 /// The request, if `user` may see it: its requester and the track's approvers
@@ -308,19 +320,15 @@ fn already(request: &Request) -> Error {
     ))
 }
 
-async fn check_decider(
-    conn: &mut Conn,
-    track: &Track,
-    request: &Request,
-    decider: &User,
-) -> Result<()> {
+/// Refuses a decider who is the requester (403) or who does not approve the
+/// track (404: to them the request does not exist, as in `visible_to`).
+fn check_decider(request: &Request, decider: &User, approves: bool) -> Result<()> {
     if decider.user_id == request.requester_id {
         return Err(Error::Forbidden(
             "You cannot decide your own request.".into(),
         ));
     }
-    // To anyone else the request does not exist, as in `visible_to`.
-    if !is_approver(conn, track, decider).await? {
+    if !approves {
         return Err(Error::NotFound(format!(
             "promotion request {}",
             request.request_id
@@ -369,15 +377,21 @@ pub async fn approve(
         let mut conn = ladder.db.acquire().await?;
         let request = super::get(&mut conn, request_id).await?;
         let track = ladder.track(&request.track)?;
+        // One read gives both who may decide and who is told.
+        let members = approver_group(&mut conn, track).await?;
+        let approves = decides(
+            approver,
+            members.iter().any(|m| m.user_id == approver.user_id),
+        );
         // Before the state: someone who may not see the request learns nothing.
-        check_decider(&mut conn, track, &request, approver).await?;
+        check_decider(&request, approver, approves)?;
         if request.state() != State::Pending {
             return Err(already(&request));
         }
         let requester = still_eligible(&mut conn, track, &request).await?;
         let to_group = groups::get_by_name(&mut conn, &track.to_group).await?;
         groups::authorize_promotion(&mut conn, actor, &to_group).await?;
-        let others = approvers(&mut conn, track, Some(request.requester_id)).await?;
+        let others = mailable(members, Some(request.requester_id));
         (request, track, requester, to_group, others)
     };
 
@@ -556,7 +570,11 @@ async fn reject_in(
     let reason = parse_text("reason", reason, true)?;
     let request = lock_pending(ladder, conn, request_id).await?;
     let track = ladder.track(&request.track)?;
-    check_decider(conn, track, &request, approver).await?;
+    check_decider(
+        &request,
+        approver,
+        is_approver(conn, track, approver).await?,
+    )?;
     let now = ladder.clock.now();
     let changed = sqlx::query(
         "update promotion_requests set state = 'rejected', decided_by = $1, decided_at = $2, \

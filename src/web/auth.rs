@@ -80,15 +80,22 @@ async fn resolve(state: &AppState, session: &Session) -> Result<Option<Arc<Curre
     let auth: Option<SessionAuth> = session.get(AUTH_KEY).await.map_err(session_error)?;
     let Some(auth) = auth else { return Ok(None) };
     let mut conn = state.ladder.db.acquire().await?;
-    let user = users::find_by_id(&mut conn, auth.user_id).await?;
-    let Some(user) = user.filter(|u| u.is_active && auth_hash(u) == auth.auth_hash) else {
+    let found = users::find_with_versions(&mut conn, auth.user_id).await?;
+    let Some(found) = found.filter(|f| f.user.is_active && auth_hash(&f.user) == auth.auth_hash)
+    else {
         session.flush().await.map_err(session_error)?;
         return Ok(None);
     };
+    let user = found.user;
     let perms = state
         .ladder
         .permissions
-        .snapshot(&mut conn, user.user_id)
+        .snapshot_at(
+            &mut conn,
+            user.user_id,
+            found.epoch,
+            Some(found.perm_version),
+        )
         .await?;
     renew(session).await?;
     Ok(Some(Arc::new(CurrentUser { user, perms })))
