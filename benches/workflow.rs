@@ -87,6 +87,23 @@ fn start_smtp() -> (u16, Arrivals) {
     (port, arrivals)
 }
 
+/// CPU time this process has used, all threads (user + system), from /proc.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses: utime is the 12th, stime the 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -175,6 +192,7 @@ async fn cycles_load(
     cookies: Arc<Vec<String>>,
     erin_cookie: String,
     submitted: Arc<Mutex<HashMap<i64, Instant>>>,
+    finished_at: Arc<Mutex<Vec<Instant>>>,
 ) -> usize {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
@@ -183,13 +201,14 @@ async fn cycles_load(
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (http, base, next, submitted, cookies, erin_cookie) = (
+        let (http, base, next, submitted, cookies, erin_cookie, finished_at) = (
             http.clone(),
             base.clone(),
             next.clone(),
             submitted.clone(),
             cookies.clone(),
             erin_cookie.clone(),
+            finished_at.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let mut failures = 0;
@@ -225,6 +244,7 @@ async fn cycles_load(
                 if r.status() != 200 {
                     failures += 1;
                 }
+                finished_at.lock().unwrap().push(Instant::now());
             }
         }));
     }
@@ -299,9 +319,12 @@ async fn run() {
     // separate client process would: its tasks do not queue up behind the
     // server's on the server's worker threads.
     let submitted: Arc<Mutex<HashMap<i64, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
+    // When each cycle finished, for the rate in each quarter of the run.
+    let finished_at: Arc<Mutex<Vec<Instant>>> = Arc::new(Mutex::new(Vec::with_capacity(cycles)));
     let started = Instant::now();
+    let cpu_before = cpu_seconds();
     let failures = {
-        let (base, submitted) = (base.clone(), submitted.clone());
+        let (base, submitted, finished_at) = (base.clone(), submitted.clone(), finished_at.clone());
         let cookies = Arc::new(writer_cookies);
         let erin_cookie = erin_cookie.clone();
         let (done, result) = tokio::sync::oneshot::channel();
@@ -317,16 +340,43 @@ async fn run() {
                     cookies,
                     erin_cookie,
                     submitted,
+                    finished_at,
                 ));
             let _ = done.send(failures);
         });
         result.await.unwrap()
     };
     let elapsed = started.elapsed();
+    let cpu = cpu_seconds() - cpu_before;
     println!(
         "submit-and-approve: {cycles} cycles in {:.2} s = {:.0} cycles/s ({failures} failed)",
         elapsed.as_secs_f64(),
         cycles as f64 / elapsed.as_secs_f64()
+    );
+    let finished = finished_at.lock().unwrap().clone();
+    let quarter = finished.len() / 4;
+    if quarter > 0 {
+        let rates: Vec<String> = (0..4)
+            .map(|q| {
+                let from = if q == 0 {
+                    started
+                } else {
+                    finished[q * quarter - 1]
+                };
+                let to = finished[(q + 1) * quarter - 1];
+                format!(
+                    "{:.0}",
+                    quarter as f64 / to.duration_since(from).as_secs_f64()
+                )
+            })
+            .collect();
+        println!("cycles/s by quarter of the run: {}", rates.join(", "));
+    }
+    println!(
+        "CPU, all threads of this process (server, email worker, SMTP server, load generator): \
+         {:.0}% of one core, {:.2} ms per cycle",
+        cpu / elapsed.as_secs_f64() * 100.0,
+        cpu / cycles as f64 * 1000.0
     );
 
     // Every cycle queues 4 emails: 2 approvers on submit, the requester and the other approver on approval.
