@@ -249,16 +249,18 @@ async fn scan_bound(conn: &mut Conn, filter: &UserFilter) -> Result<Option<Bound
     let offset = binds.push(Bind::Int(SEARCH_SCAN_ROWS - 1));
     sql += &format!(" limit 1 offset {offset}");
     Ok(match filter.sort {
-        UserSort::Username | UserSort::UsernameDesc => binds
-            .apply(sqlx::query_as::<_, (String,)>(&sql))
-            .fetch_optional(conn)
-            .await?
-            .map(|(key,)| Bound::Username(key)),
-        UserSort::Joined | UserSort::JoinedDesc => binds
-            .apply(sqlx::query_as::<_, (i64, i64)>(&sql))
-            .fetch_optional(conn)
-            .await?
-            .map(|(at, id)| Bound::Joined(at, id)),
+        UserSort::Username | UserSort::UsernameDesc => {
+            sqlx::query_as_with::<_, (String,), _>(&sql, binds.into_arguments()?)
+                .fetch_optional(conn)
+                .await?
+                .map(|(key,)| Bound::Username(key))
+        }
+        UserSort::Joined | UserSort::JoinedDesc => {
+            sqlx::query_as_with::<_, (i64, i64), _>(&sql, binds.into_arguments()?)
+                .fetch_optional(conn)
+                .await?
+                .map(|(at, id)| Bound::Joined(at, id))
+        }
     })
 }
 
@@ -413,10 +415,11 @@ async fn fetch(
     let limit = binds.push(Bind::Int(filter.limit + 1));
     sql += &format!(" limit {limit}");
 
-    Ok(binds
-        .apply(sqlx::query_as::<_, User>(&sql))
-        .fetch_all(conn)
-        .await?)
+    Ok(
+        sqlx::query_as_with::<_, User, _>(&sql, binds.into_arguments()?)
+            .fetch_all(conn)
+            .await?,
+    )
 }
 
 /// What a PostgreSQL search matches: the stored column

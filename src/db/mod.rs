@@ -359,20 +359,8 @@ impl Binds {
         self.push(Bind::Bool(value))
     }
 
-    /// Binds every value, in order, to a `query_as`.
-    pub fn apply<'q, O>(
-        self,
-        mut query: sqlx::query::QueryAs<'q, Any, O, sqlx::any::AnyArguments<'q>>,
-    ) -> sqlx::query::QueryAs<'q, Any, O, sqlx::any::AnyArguments<'q>> {
-        for b in self.0 {
-            query = match b {
-                Bind::Text(t) => query.bind(t),
-                Bind::Int(i) => query.bind(i),
-                Bind::Bool(v) => query.bind(v),
-                Bind::NullText => query.bind(None::<String>),
-                Bind::NullInt => query.bind(None::<i64>),
-            };
-        }
-        query
+    /// The values, in order, for `sqlx::query_as_with`.
+    pub fn into_arguments(self) -> Result<sqlx::any::AnyArguments<'static>> {
+        writer::arguments(self.0)
     }
 }

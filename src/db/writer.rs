@@ -8,7 +8,7 @@
 //! row, a permission version) takes `&mut dyn Writer`, so it runs in either.
 
 use futures_util::future::BoxFuture;
-use sqlx::{Any, AnyConnection, pool::PoolConnection};
+use sqlx::{Any, AnyConnection, Arguments, any::AnyArguments, pool::PoolConnection};
 
 use super::{Backend, Tx};
 use crate::Result;
@@ -111,20 +111,20 @@ pub enum Finish<T> {
     Rollback(T),
 }
 
-fn bind_all<'q>(
-    mut query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
-    binds: Vec<Bind>,
-) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+/// The values as sqlx arguments, for `query_with` and `query_as_with`.
+pub fn arguments(binds: Vec<Bind>) -> Result<AnyArguments<'static>> {
+    let mut args = AnyArguments::default();
     for b in binds {
-        query = match b {
-            Bind::Text(v) => query.bind(v),
-            Bind::Int(v) => query.bind(v),
-            Bind::Bool(v) => query.bind(v),
-            Bind::NullText => query.bind(None::<String>),
-            Bind::NullInt => query.bind(None::<i64>),
-        };
+        match b {
+            Bind::Text(v) => args.add(v),
+            Bind::Int(v) => args.add(v),
+            Bind::Bool(v) => args.add(v),
+            Bind::NullText => args.add(None::<String>),
+            Bind::NullInt => args.add(None::<i64>),
+        }
+        .map_err(sqlx::Error::Encode)?;
     }
-    query
+    Ok(args)
 }
 
 fn backend_of(conn: &AnyConnection) -> Backend {
@@ -142,7 +142,7 @@ impl Writer for AnyConnection {
 
     fn execute<'a>(&'a mut self, sql: &'a str, binds: Vec<Bind>) -> BoxFuture<'a, Result<u64>> {
         Box::pin(async move {
-            Ok(bind_all(sqlx::query(sql), binds)
+            Ok(sqlx::query_with(sql, arguments(binds)?)
                 .execute(self)
                 .await?
                 .rows_affected())
@@ -156,7 +156,7 @@ impl Writer for AnyConnection {
     ) -> BoxFuture<'a, Result<Option<i64>>> {
         Box::pin(async move {
             use sqlx::Row;
-            let row = bind_all(sqlx::query(sql), binds)
+            let row = sqlx::query_with(sql, arguments(binds)?)
                 .fetch_optional(self)
                 .await?;
             Ok(match row {
@@ -173,7 +173,9 @@ impl Writer for AnyConnection {
     ) -> BoxFuture<'a, Result<Vec<i64>>> {
         Box::pin(async move {
             use sqlx::Row;
-            let rows = bind_all(sqlx::query(sql), binds).fetch_all(self).await?;
+            let rows = sqlx::query_with(sql, arguments(binds)?)
+                .fetch_all(self)
+                .await?;
             Ok(rows
                 .iter()
                 .map(|row| row.try_get::<i64, _>(0))

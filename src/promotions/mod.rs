@@ -191,8 +191,7 @@ pub async fn list(conn: &mut Conn, filter: &RequestFilter) -> Result<RequestPage
     let dir = if filter.newest_first { "desc" } else { "asc" };
     let limit = binds.int(filter.limit + 1);
     sql += &format!(" order by r.created_at {dir}, r.request_id {dir} limit {limit}");
-    let mut requests = binds
-        .apply(sqlx::query_as::<_, Request>(&sql))
+    let mut requests = sqlx::query_as_with::<_, Request, _>(&sql, binds.into_arguments()?)
         .fetch_all(conn)
         .await?;
     let next = if requests.len() as i64 > filter.limit {
