@@ -3,12 +3,13 @@
 //! gets "already decided"), writes an audit event and queues its emails in
 //! the same transaction.
 //!
-//! `submit` and `approve`, the busy ones, run their own transaction and do
-//! their reads before it: on SQLite writers take turns, so a turn should last
-//! only as long as the writes. What may change in between is checked again
-//! by the writes themselves (the request's state, one open request per
-//! person, the requester's eligibility in the membership insert). The others
-//! run in the caller's transaction.
+//! `submit` and `approve`, the busy ones, do their reads first and then their
+//! writes as one `Db::write` job (on SQLite, on the write thread: SQLite has
+//! one writer, so a write should last only as long as its statements). What
+//! may change in between is checked again by the writes themselves (the
+//! request's state, one open request per person, the requester's
+//! eligibility in the membership insert). The others run in the caller's
+//! transaction.
 
 use serde_json::json;
 
@@ -451,13 +452,17 @@ pub async fn approve(
                     .await?;
                     return Ok(Finish::Commit(Decided::Recorded(have)));
                 }
-                w.execute(
-                    "update promotion_requests set state = 'approved', decided_by = $1, decided_at = $2, \
-                     decision_reason = $3, grant_ends_at = $4, updated_at = $2 \
-                     where request_id = $5 and state = 'pending'",
-                    binds![approver.user_id, now, &comment, grant_ends_at, request_id],
-                )
-                .await?;
+                let changed = w
+                    .execute(
+                        "update promotion_requests set state = 'approved', decided_by = $1, decided_at = $2, \
+                         decision_reason = $3, grant_ends_at = $4, updated_at = $2 \
+                         where request_id = $5 and state = 'pending'",
+                        binds![approver.user_id, now, &comment, grant_ends_at, request_id],
+                    )
+                    .await?;
+                if changed == 0 {
+                    return Ok(Finish::Rollback(Decided::NotPending));
+                }
                 let granted = groups::grant_promotion(
                     w,
                     actor,
