@@ -325,7 +325,7 @@ pub fn router(state: AppState) -> Router {
 
     routes()
         .fallback(not_found)
-        .layer(from_fn(csrf::verify))
+        .layer(from_fn_with_state(state.clone(), csrf::verify))
         .layer(from_fn_with_state(state.clone(), auth::load_viewer))
         .layer(sessions)
         .with_state(state)

@@ -10,5 +10,6 @@ mod db;
 mod mailbox;
 mod permission_core;
 mod promotions;
+mod security;
 mod seed;
 mod web;
