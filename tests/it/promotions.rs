@@ -884,7 +884,7 @@ async fn a_decision_rechecks_that_the_requester_may_still_be_promoted(mut t: Tes
         &mut tx,
         &Actor::user(erin.clone(), Source::Web),
         &seniors,
-        "Writers",
+        writers.group_id,
         &alice,
         r.request_id,
         t.now(),
