@@ -11,4 +11,5 @@ mod mailbox;
 mod permission_core;
 mod promotions;
 mod seed;
+mod tracks;
 mod web;
