@@ -202,14 +202,7 @@ async fn seed_in(
             .is_empty()
         {
             let perms = PermissionName::parse_all(perms)?;
-            grants::grant(
-                &mut tx,
-                &system,
-                grants::Grantee::Group(group),
-                &perms,
-                now,
-            )
-            .await?;
+            grants::grant(&mut tx, &system, grants::Grantee::Group(group), &perms, now).await?;
             granted.push(group.name.clone());
         }
     }

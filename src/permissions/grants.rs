@@ -97,7 +97,7 @@ async fn change(
     if let Grantee::Group(g) = &grantee {
         crate::promotions::track::check_rules_for_group(conn, g.group_id).await?;
     }
-        // A user's own grants concern only them; a group's reach its members.
+    // A user's own grants concern only them; a group's reach its members.
     match &grantee {
         Grantee::User(u) => super::bump_user(conn, u.user_id).await?,
         Grantee::Group(_) => super::bump_epoch(conn).await?,

@@ -192,7 +192,9 @@ impl Track {
             Error::Conflict(format!(
                 "Promotion track {} is closed until an administrator fixes it: {}.",
                 self.name,
-                self.problem.as_deref().unwrap_or("its groups are not bound")
+                self.problem
+                    .as_deref()
+                    .unwrap_or("its groups are not bound")
             ))
         })
     }

@@ -452,15 +452,8 @@ pub async fn approve(
             approver,
             members.iter().any(|m| m.user_id == approver.user_id),
         );
-        let (requester, to_group) = may_approve(
-            &mut conn,
-            track,
-            &request,
-            approver,
-            actor,
-            approves,
-        )
-        .await?;
+        let (requester, to_group) =
+            may_approve(&mut conn, track, &request, approver, actor, approves).await?;
         let others = mailable(members, Some(request.requester_id));
         (request, track, requester, to_group, others)
     };

@@ -135,7 +135,9 @@ async fn only_the_superuser_may_rename_or_delete_a_group_a_track_is_bound_to(t: 
     }
     // A group no track names is renamed as before.
     t.group("Interns", &[]).await;
-    rename(&t, &as_mallory, "Interns", "Trainees").await.unwrap();
+    rename(&t, &as_mallory, "Interns", "Trainees")
+        .await
+        .unwrap();
 
     // Console: the same refusal, flashed on the group's page.
     let app = t.serve().await;
@@ -180,7 +182,11 @@ async fn renaming_groups_cannot_hand_a_track_to_another_group(t: TestLadder) {
 
     // The attack: rename Editors away, and the crew to "Editors".
     let as_mallory = Actor::user(mallory.clone(), Source::Web);
-    assert!(rename(&t, &as_mallory, "Editors", "Old Editors").await.is_err());
+    assert!(
+        rename(&t, &as_mallory, "Editors", "Old Editors")
+            .await
+            .is_err()
+    );
 
     // Even the superuser doing both does not move the running track.
     let system = Actor::system(Source::Cli);
@@ -292,9 +298,23 @@ async fn a_group_change_that_breaks_a_tracks_rule_is_refused_naming_the_track(t:
         let mut tx = t.ladder.db.begin().await.unwrap();
         let perms = names(&[perm]);
         let outcome = if grant {
-            grants::grant(&mut tx, &t.system(), Grantee::Group(grantee), &perms, t.now()).await
+            grants::grant(
+                &mut tx,
+                &t.system(),
+                Grantee::Group(grantee),
+                &perms,
+                t.now(),
+            )
+            .await
         } else {
-            grants::revoke(&mut tx, &t.system(), Grantee::Group(grantee), &perms, t.now()).await
+            grants::revoke(
+                &mut tx,
+                &t.system(),
+                Grantee::Group(grantee),
+                &perms,
+                t.now(),
+            )
+            .await
         };
         let err = outcome.unwrap_err();
         assert!(
@@ -306,7 +326,11 @@ async fn a_group_change_that_breaks_a_tracks_rule_is_refused_naming_the_track(t:
     let out = t.cli(&["grant", "--group", "Senior Writers", "auth.view_group"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("senior-writer"), "{}", stderr(&out));
-    assert_eq!(t.fingerprint().await, before, "a refused change changes nothing");
+    assert_eq!(
+        t.fingerprint().await,
+        before,
+        "a refused change changes nothing"
+    );
     assert!(t.ladder.check_tracks().await.unwrap().is_empty());
 
     // Console: the permission checklist of Senior Writers.
@@ -326,12 +350,24 @@ async fn a_group_change_that_breaks_a_tracks_rule_is_refused_naming_the_track(t:
     // Giving the approvers the permission first makes the same grant fine.
     let mut tx = t.ladder.db.begin().await.unwrap();
     let perms = names(&["auth.view_group"]);
-    grants::grant(&mut tx, &t.system(), Grantee::Group(&editors), &perms, t.now())
-        .await
-        .unwrap();
-    grants::grant(&mut tx, &t.system(), Grantee::Group(&seniors), &perms, t.now())
-        .await
-        .unwrap();
+    grants::grant(
+        &mut tx,
+        &t.system(),
+        Grantee::Group(&editors),
+        &perms,
+        t.now(),
+    )
+    .await
+    .unwrap();
+    grants::grant(
+        &mut tx,
+        &t.system(),
+        Grantee::Group(&seniors),
+        &perms,
+        t.now(),
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
 }
 
@@ -410,7 +446,10 @@ async fn the_request_page_offers_only_the_decisions_the_viewer_may_make(t: TestL
     // A paused track: no Approve button, the reason instead; Reject stays.
     grant_by_hand(&t.ladder, "Senior Writers", "auth.view_group").await;
     let html = erin.get(&page).await.text().await.unwrap();
-    assert!(!html.contains(&approve_form), "Approve offered on a paused track");
+    assert!(
+        !html.contains(&approve_form),
+        "Approve offered on a paused track"
+    );
     assert!(html.contains(&reject_form));
     assert!(html.contains("paused"), "the page says why");
     // And the button would indeed have failed.
