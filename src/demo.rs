@@ -52,10 +52,11 @@ pub async fn seed(ladder: &Ladder, fixed_password: Option<&str>) -> Result<Vec<D
     let mut tx = ladder.db.begin().await?;
 
     let senior: Vec<&str> = WRITERS.iter().chain(SENIOR_EXTRA).copied().collect();
+    // Editors first: a track's approvers must already hold what approval grants.
     for (name, perms) in [
+        ("Editors", EDITORS),
         ("Writers", WRITERS),
         ("Senior Writers", senior.as_slice()),
-        ("Editors", EDITORS),
     ] {
         let (group, _) = groups::find_or_create(&mut tx, &system, name, now).await?;
         let perms = PermissionName::parse_all(perms)?;

@@ -71,7 +71,7 @@ impl Ladder {
         };
         let tracks = promotions::Track::parse_all(&settings.promotions)
             .map_err(|e| Error::invalid("promotions", e))?;
-        let ladder = Ladder {
+        let mut ladder = Ladder {
             db,
             tracks: Arc::new(tracks),
             mail_wake: Arc::new(tokio::sync::Notify::new()),
@@ -84,28 +84,62 @@ impl Ladder {
         for orphan in &report.orphaned {
             tracing::warn!(permission = %orphan, "permission is no longer declared in config; kept");
         }
+        ladder.bind_tracks(None).await?;
         Ok((ladder, report))
     }
 
     /// Applies schema migrations, then creates any newly declared permissions.
+    /// It creates no groups: see `setup_tracks`.
     pub async fn migrate(&self) -> Result<SyncReport> {
         self.db.migrate().await?;
         let mut tx = self.db.begin().await?;
         let report =
             permissions::catalog::sync(&mut tx, &self.settings.resources, self.clock.now()).await?;
-        promotions::workflow::ensure_track_groups(&mut tx, &self.tracks, self.clock.now()).await?;
         tx.commit().await?;
         Ok(report)
     }
 
-    /// Checks every promotion track against the database (groups exist,
-    /// approvers hold the target group's permissions). `serve` refuses to start otherwise.
-    pub async fn check_tracks(&self) -> Result<()> {
+    /// Binds the promotion tracks to their groups by id (`promotions::track::bind`).
+    async fn bind_tracks(&mut self, setup: Option<&actor::Actor>) -> Result<Vec<String>> {
+        let mut tx = self.db.begin().await?;
+        let binding =
+            promotions::track::bind(&mut tx, &self.tracks, setup, self.clock.now()).await?;
+        tx.commit().await?;
+        self.tracks = Arc::new(binding.tracks);
+        Ok(binding.done)
+    }
+
+    /// Binds the tracks again as a start does (creating nothing), after a
+    /// command made groups of its own (`ladder seed`).
+    pub async fn rebind_tracks(&mut self) -> Result<()> {
+        self.bind_tracks(None).await.map(|_| ())
+    }
+
+    /// The explicit setup of the promotion tracks (`ladder migrate`, `ladder
+    /// demo`, `serve --demo`): creates each group a track names that does not
+    /// exist (empty) and binds the tracks to the groups their config names.
+    /// Returns what it did, one line each ("created group Editors for track
+    /// senior-writer"). Nothing else ever creates a track's group.
+    pub async fn setup_tracks(&mut self) -> Result<Vec<String>> {
+        let system = actor::Actor::system(actor::Source::System);
+        self.bind_tracks(Some(&system)).await
+    }
+
+    /// Every promotion track's problem, one line each, naming the track: a
+    /// group that is missing or no longer the one bound, or approvers who lack
+    /// a permission that approval grants. Such a track refuses approvals
+    /// until it is fixed; `serve` warns about each at start but still starts.
+    pub async fn check_tracks(&self) -> Result<Vec<String>> {
         let mut conn = self.db.acquire().await?;
+        let mut problems = Vec::new();
         for track in self.tracks.iter() {
-            track.check_against(&mut conn).await?;
+            match promotions::track::check_open(&mut conn, track).await {
+                Ok(()) => {}
+                Err(Error::Conflict(why)) => problems.push(why),
+                Err(e) => return Err(e),
+            }
         }
-        Ok(())
+        Ok(problems)
     }
 
     pub fn track(&self, name: &str) -> Result<&promotions::Track> {

@@ -215,7 +215,8 @@ pub async fn members(
     .await?)
 }
 
-/// Renames a group; needs `auth.change_group`.
+/// Renames a group; needs `auth.change_group`, and the superuser when a
+/// promotion track is bound to the group.
 pub async fn rename(
     conn: &mut Conn,
     actor: &Actor,
@@ -225,6 +226,7 @@ pub async fn rename(
 ) -> Result<Group> {
     let actor_perms = actor.permissions(conn).await?;
     permissions::delegation::authorize(&actor_perms, &Change::RenameGroup)?;
+    crate::promotions::track::authorize_group_change(conn, &actor_perms, group, "rename").await?;
     sqlx::query("update groups set name = $1 where group_id = $2")
         .bind(name.as_str())
         .bind(group.group_id)
@@ -254,7 +256,9 @@ pub async fn rename(
 }
 
 /// Deletes a group and with it every membership. Needs `auth.delete_group`
-/// and, like any revocation, every permission the group holds.
+/// and, like any revocation, every permission the group holds; and the
+/// superuser when a promotion track is bound to the group (the track is then
+/// closed until its config names an existing group).
 pub async fn delete(conn: &mut Conn, actor: &Actor, group: &Group, now: i64) -> Result<()> {
     let group_perms: Vec<PermissionName> = permissions::catalog::of_group(conn, group.group_id)
         .await?
@@ -269,6 +273,7 @@ pub async fn delete(conn: &mut Conn, actor: &Actor, group: &Group, now: i64) -> 
             group_perms: &group_perms,
         },
     )?;
+    crate::promotions::track::authorize_group_change(conn, &actor_perms, group, "delete").await?;
     let members = member_names(conn, group.group_id).await?;
     sqlx::query("delete from user_groups where group_id = $1")
         .bind(group.group_id)
@@ -438,14 +443,14 @@ pub async fn authorize_promotion(conn: &mut Conn, actor: &Actor, group: &Group) 
 }
 
 /// The second half, in the write transaction: adds `user` to `group` for
-/// promotion `request_id` only while they are still active, in `from_group`
+/// promotion `request_id` only while they are still active, in the group `from_group_id`
 /// and not yet in `group`, all tested by the insert itself. Returns false,
 /// having written nothing, when they no longer are.
 pub async fn grant_promotion(
     w: &mut dyn Writer,
     actor: &Actor,
     group: &Group,
-    from_group: &str,
+    from_group_id: i64,
     user: &User,
     request_id: i64,
     now: i64,
@@ -454,10 +459,9 @@ pub async fn grant_promotion(
         .execute(
             "insert into user_groups (user_id, group_id, created_at) \
              select u.user_id, $2, $3 from users u where u.user_id = $1 and u.is_active = $4 \
-                and exists (select 1 from user_groups f join groups g on g.group_id = f.group_id \
-                            where f.user_id = u.user_id and g.name = $5) \
+                and exists (select 1 from user_groups f where f.user_id = u.user_id and f.group_id = $5) \
                 and not exists (select 1 from user_groups t where t.user_id = u.user_id and t.group_id = $2)",
-            binds![user.user_id, group.group_id, now, true, from_group],
+            binds![user.user_id, group.group_id, now, true, from_group_id],
         )
         .await?;
     if added == 0 {

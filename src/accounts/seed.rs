@@ -183,30 +183,31 @@ async fn seed_in(
         last_user_id: None,
     };
     let mut group_ids = Vec::with_capacity(GROUPS.len());
-    for (name, _, perms) in GROUPS {
+    let mut made = Vec::with_capacity(GROUPS.len());
+    for (name, _, _) in GROUPS {
         let (group, created) = groups::find_or_create(&mut tx, &system, name, now).await?;
-        // A group that holds nothing (new, or made empty by a promotion track's
-        // sync) gets the demo's permissions; one with permissions is left as it is.
+        if created {
+            report.created_groups.push(group.name.clone());
+        }
+        group_ids.push(group.group_id);
+        made.push(group);
+    }
+    // A group that holds nothing (new, or made by a track's setup) gets the
+    // demo's permissions; one with permissions is left as it is. Editors (the
+    // last) first: a track's approvers must already hold what approval grants.
+    let mut granted = Vec::new();
+    for ((_, _, perms), group) in GROUPS.iter().zip(&made).rev() {
         if permissions::catalog::of_group(&mut tx, group.group_id)
             .await?
             .is_empty()
         {
             let perms = PermissionName::parse_all(perms)?;
-            grants::grant(
-                &mut tx,
-                &system,
-                grants::Grantee::Group(&group),
-                &perms,
-                now,
-            )
-            .await?;
-            report.granted_groups.push(group.name.clone());
+            grants::grant(&mut tx, &system, grants::Grantee::Group(group), &perms, now).await?;
+            granted.push(group.name.clone());
         }
-        if created {
-            report.created_groups.push(group.name.clone());
-        }
-        group_ids.push(group.group_id);
     }
+    granted.reverse();
+    report.granted_groups = granted;
     let direct_perm_id =
         permissions::catalog::resolve(&mut tx, &[PermissionName::parse(DIRECT_PERM)?]).await?[0]
             .permission_id;

@@ -23,11 +23,12 @@ use crate::{
 };
 
 pub async fn dispatch(command: Command, settings: Settings) -> Result<ExitCode> {
-    let (ladder, report) = Ladder::open_reporting(settings, Clock::system()).await?;
+    let (mut ladder, report) = Ladder::open_reporting(settings, Clock::system()).await?;
     let ok = Ok(ExitCode::SUCCESS);
     match command {
         Command::Migrate => {
             output::migrate_report(&report);
+            setup_tracks(&mut ladder).await?;
             ok
         }
         Command::Createsuperuser(args) => createsuperuser(&ladder, args).await.and(ok),
@@ -91,6 +92,7 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<ExitCode> 
             let fixed = std::env::var("LADDER_DEMO_PASSWORD")
                 .ok()
                 .filter(|p| !p.is_empty());
+            setup_tracks(&mut ladder).await?;
             let accounts = demo::seed(&ladder, fixed.as_deref()).await?;
             output::demo(&accounts, fixed.is_some());
             ok
@@ -98,6 +100,8 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<ExitCode> 
         Command::Seed { users, requests } => {
             if let Some(count) = users {
                 seed(&ladder, count).await?;
+                // The seed may have made the track's groups: bind to them as a start would.
+                ladder.rebind_tracks().await?;
             }
             if let Some(count) = requests {
                 seed_requests(&ladder, count).await?;
@@ -105,6 +109,18 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<ExitCode> 
             ok
         }
     }
+}
+
+/// The explicit setup of the promotion tracks: says what it did ("created
+/// group X for track Y"), then warns of any track still closed.
+async fn setup_tracks(ladder: &mut Ladder) -> Result<()> {
+    for line in ladder.setup_tracks().await? {
+        println!("{line}");
+    }
+    for problem in ladder.check_tracks().await? {
+        eprintln!("warning: {problem}");
+    }
+    Ok(())
 }
 
 /// `--as USER`, else the superuser, else Ladder itself (no superuser exists yet).
@@ -483,7 +499,7 @@ async fn seed(ladder: &Ladder, count: u64) -> Result<()> {
     Ok(())
 }
 
-async fn serve(ladder: Ladder, demo: bool) -> Result<()> {
+async fn serve(mut ladder: Ladder, demo: bool) -> Result<()> {
     if demo {
         let mut conn = ladder.db.acquire().await?;
         let has_users: Option<i64> = sqlx::query_scalar("select user_id from users limit 1")
@@ -494,12 +510,19 @@ async fn serve(ladder: Ladder, demo: bool) -> Result<()> {
             let fixed = std::env::var("LADDER_DEMO_PASSWORD")
                 .ok()
                 .filter(|p| !p.is_empty());
+            for line in ladder.setup_tracks().await? {
+                println!("{line}");
+            }
             let accounts = demo::seed(&ladder, fixed.as_deref()).await?;
             output::demo(&accounts, fixed.is_some());
         } else {
             println!("The database already has users; the demo was not seeded again.");
         }
     }
-    ladder.check_tracks().await?;
+    // A broken track does not stop the server: it refuses approvals until fixed.
+    for problem in ladder.check_tracks().await? {
+        tracing::warn!(%problem, "promotion track refuses approvals");
+        eprintln!("warning: {problem}");
+    }
     crate::web::serve(ladder).await
 }

@@ -93,6 +93,10 @@ async fn change(
     if changed.is_empty() {
         return Ok(changed);
     }
+    // A track's approvers must keep holding what approval grants.
+    if let Grantee::Group(g) = &grantee {
+        crate::promotions::track::check_rules_for_group(conn, g.group_id).await?;
+    }
     // A user's own grants concern only them; a group's reach its members.
     match &grantee {
         Grantee::User(u) => super::bump_user(conn, u.user_id).await?,

@@ -264,39 +264,64 @@ pub async fn show(
     let requester_groups = users::group_names(&mut conn, requester.user_id).await?;
     let eff = effective::load(&mut conn, requester.user_id).await?;
     let held: Vec<String> = eff.granted().keys().map(|k| k.to_string()).collect();
-    let target = groups::get_by_name(&mut conn, &track.to_group).await?;
-    let would_add: Vec<String> = catalog::of_group(&mut conn, target.group_id)
-        .await?
-        .iter()
-        .map(|p| p.name().to_string())
-        .filter(|p| !eff.has_perm(p))
-        .collect();
+    let would_add: Vec<String> = match track.groups {
+        Some(ids) => catalog::of_group(&mut conn, ids.to)
+            .await?
+            .iter()
+            .map(|p| p.name().to_string())
+            .filter(|p| !eff.has_perm(p))
+            .collect(),
+        None => vec![],
+    };
+    // The group as it is called now (the track follows it by id).
+    let to_group = match track.groups {
+        Some(ids) => groups::find_by_id(&mut conn, ids.to).await?.map(|g| g.name),
+        None => None,
+    }
+    .unwrap_or_else(|| track.to_group.clone());
     let approvals = super::approvals(&mut conn, request_id).await?;
     let trail: Vec<_> = audit::for_target(&mut conn, "promotion", request_id)
         .await?
         .iter()
         .map(crate::admin::audit::event_row)
         .collect();
-    let blocked = if request.state() == RequestState::Pending {
-        workflow::still_eligible(&mut conn, &track, &request)
-            .await
-            .err()
-            .map(|e| e.to_string())
-    } else {
-        None
-    };
-    drop(conn);
+    let pending = request.state() == RequestState::Pending;
     let already_approved = approvals
         .iter()
         .any(|a| a.approver == current.user.username);
-    let pending = request.state() == RequestState::Pending;
-    let can_decide = pending && is_approver && !is_requester;
+    // What the viewer may decide: the decision's own rule, in a dry run.
+    let actor = web_actor(&current);
+    let mut dry_run = async |decision| {
+        workflow::may_decide(
+            &mut conn,
+            &track,
+            &request,
+            &current.user,
+            &actor,
+            is_approver,
+            decision,
+        )
+        .await
+    };
+    let approval = dry_run(workflow::Decision::Approve).await;
+    let can_reject = dry_run(workflow::Decision::Reject).await.is_ok();
+    let can_approve = approval.is_ok();
+    let blocked = match approval {
+        _ if !pending || already_approved => None,
+        Err(e @ (Error::Conflict(_) | Error::Forbidden(_))) if !is_requester => Some(e.to_string()),
+        _ if is_requester => workflow::still_eligible(&mut conn, &track, &request)
+            .await
+            .err()
+            .map(|e| e.to_string()),
+        _ => None,
+    };
+    drop(conn);
     let page = Page::new(&state, &viewer, &session).await?;
     Ok(render(
         "promotions/show.html",
         crate::ctx! {
-            page, request, track, requester_groups, held, would_add, approvals, trail, blocked,
-            can_decide, already_approved,
+            page, request, track, to_group, requester_groups, held, would_add, approvals, trail, blocked,
+            can_approve, can_reject, already_approved,
             can_withdraw => pending && is_requester,
             can_end => request.state() == RequestState::Approved && is_approver,
         },

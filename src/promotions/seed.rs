@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::{
     Error, Ladder, Result,
-    accounts::{groups, seed::Rng},
+    accounts::seed::Rng,
     actor::{Actor, Source},
     audit::{self, AuditEntry},
     db::Backend,
@@ -59,12 +59,7 @@ pub async fn seed_requests(
         .map_or(MAX_AGE, |d| (d * 3 / 4).min(MAX_AGE))
         .max(1);
     let mut tx = ladder.db.begin().await?;
-    let from = groups::find_by_name(&mut tx, &track.from_group)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("group {}", track.from_group)))?;
-    let to = groups::find_by_name(&mut tx, &track.to_group)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("group {}", track.to_group)))?;
+    let ids = track.bound()?;
     let limit = i64::try_from(count).map_err(|_| Error::invalid("requests", "is too large"))?;
     let requesters: Vec<i64> = sqlx::query_scalar(
         "select u.user_id from users u \
@@ -75,9 +70,9 @@ pub async fn seed_requests(
                            where r.requester_id = u.user_id and r.track = $4 and r.state = 'pending') \
          order by u.user_id limit $5",
     )
-    .bind(from.group_id)
+    .bind(ids.from)
     .bind(true)
-    .bind(to.group_id)
+    .bind(ids.to)
     .bind(&track.name)
     .bind(limit)
     .fetch_all(&mut *tx)

@@ -1,19 +1,84 @@
 //! Promotion tracks from config, parsed and checked.
 
+//!
+//! A track names its groups in config, but follows them by id: at start
+//! (`Ladder::open`) each name is resolved once and the id stored in
+//! `promotion_track_groups` and in the `Track`. From then on renaming groups
+//! cannot move a track to another group, and the rules below read the
+//! bindings, not the names:
+//!
+//! - only the superuser may rename or delete a group a track is bound to
+//!   ([`authorize_group_change`], called by `groups::rename` and `groups::delete`);
+//! - a change to a group's permissions that leaves a track's approvers without
+//!   a permission that approval grants is refused ([`check_rules_for_group`],
+//!   called by `grants::grant`/`revoke`);
+//! - an approval goes ahead only while the track's bindings are intact and
+//!   that rule holds, read at decision time ([`check_open`]).
+
 use std::collections::BTreeSet;
 
+use sqlx::FromRow;
+
 use crate::{
-    Error, Result, accounts::groups, config::TrackSettings, db::Conn, permissions::catalog,
+    Error, Result,
+    accounts::groups,
+    actor::{Actor, ActorPermissions},
+    config::TrackSettings,
+    db::Conn,
 };
+
+/// The part a group plays in a track; stored as `promotion_track_groups.role`,
+/// named like the config key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    From,
+    To,
+    Approver,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::From, Role::To, Role::Approver];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::From => "from_group",
+            Role::To => "to_group",
+            Role::Approver => "approver_group",
+        }
+    }
+}
+
+/// The ids of a track's groups, resolved from the config's names at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct TrackGroups {
+    pub from: i64,
+    pub to: i64,
+    pub approver: i64,
+}
+
+impl TrackGroups {
+    pub fn id(&self, role: Role) -> i64 {
+        match role {
+            Role::From => self.from,
+            Role::To => self.to,
+            Role::Approver => self.approver,
+        }
+    }
+}
 
 /// A track: members of `from_group` ask to join `to_group`; members of
 /// `approver_group` decide.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Track {
     pub name: String,
+    /// The group names as written in config; the track itself follows `groups`.
     pub from_group: String,
     pub to_group: String,
     pub approver_group: String,
+    /// The groups, bound by id at start; None while the track is refused.
+    pub groups: Option<TrackGroups>,
+    /// Why the track is refused (set when `groups` is None).
+    pub problem: Option<String>,
     pub approvals_required: u32,
     pub reason_required: bool,
     /// Seconds until an undecided request expires; None: never.
@@ -84,6 +149,8 @@ impl Track {
             from_group: s.from_group.trim().to_string(),
             to_group: s.to_group.trim().to_string(),
             approver_group: s.approver_group.trim().to_string(),
+            groups: None,
+            problem: Some("its groups are not bound yet".into()),
             approvals_required: s.approvals_required,
             reason_required: s.reason_required,
             pending_expires_after: parse_duration(
@@ -110,43 +177,305 @@ impl Track {
         Ok(tracks)
     }
 
-    /// Checks the track against the database: the groups exist, and the
-    /// approvers hold every permission of the target group (so approving never
-    /// grants more than the approvers hold).
-    pub async fn check_against(&self, conn: &mut Conn) -> Result<()> {
-        let bad = |m: String| Error::Invalid {
-            field: "promotions",
-            message: format!("track {}: {m}", self.name),
-        };
-        let mut ids = Vec::new();
-        for name in [&self.from_group, &self.to_group, &self.approver_group] {
-            let group = groups::find_by_name(conn, name)
-                .await?
-                .ok_or_else(|| bad(format!("group {name:?} does not exist")))?;
-            ids.push(group.group_id);
+    /// The name config gives the group in `role`.
+    pub fn config_name(&self, role: Role) -> &str {
+        match role {
+            Role::From => &self.from_group,
+            Role::To => &self.to_group,
+            Role::Approver => &self.approver_group,
         }
-        let target: BTreeSet<String> = catalog::of_group(conn, ids[1])
+    }
+
+    /// The track's groups, or a 409 saying why the track is refused.
+    pub fn bound(&self) -> Result<TrackGroups> {
+        self.groups.ok_or_else(|| {
+            Error::Conflict(format!(
+                "Promotion track {} is closed until an administrator fixes it: {}.",
+                self.name,
+                self.problem
+                    .as_deref()
+                    .unwrap_or("its groups are not bound")
+            ))
+        })
+    }
+}
+
+/// What binding the tracks found and did.
+#[derive(Debug, Default)]
+pub struct Binding {
+    /// The tracks, each bound or with its problem.
+    pub tracks: Vec<Track>,
+    /// What an explicit setup did, one line each ("created group X for track Y").
+    pub done: Vec<String>,
+}
+
+#[derive(FromRow)]
+struct Bound {
+    group_id: i64,
+    name: String,
+}
+
+async fn stored(conn: &mut Conn, track: &str, role: Role) -> Result<Option<Bound>> {
+    Ok(sqlx::query_as(
+        "select b.group_id, g.name from promotion_track_groups b join groups g on g.group_id = b.group_id \
+         where b.track = $1 and b.role = $2",
+    )
+    .bind(track)
+    .bind(role.as_str())
+    .fetch_optional(conn)
+    .await?)
+}
+
+async fn store(conn: &mut Conn, track: &str, role: Role, group_id: i64, now: i64) -> Result<()> {
+    sqlx::query(
+        "insert into promotion_track_groups (track, role, group_id, created_at) values ($1, $2, $3, $4) \
+         on conflict (track, role) do update set group_id = excluded.group_id, created_at = excluded.created_at",
+    )
+    .bind(track)
+    .bind(role.as_str())
+    .bind(group_id)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Binds each track's groups by id: a role already bound keeps its group
+/// (whatever it is called now); an unbound one is bound to the group config
+/// names. Bindings of tracks no longer in config are dropped.
+///
+/// A plain start (`setup` None) never creates or rebinds a group: a track
+/// whose config names a group that does not exist, or that is no longer the
+/// group it was bound to (the superuser renamed it), is refused, with its
+/// problem in `Track::problem`. An explicit setup (`ladder migrate`, the demo)
+/// creates a missing group that no track role was bound to, and rebinds a role
+/// to the group config now names; `Binding::done` says what it did.
+pub async fn bind(
+    conn: &mut Conn,
+    tracks: &[Track],
+    setup: Option<&Actor>,
+    now: i64,
+) -> Result<Binding> {
+    let mut binding = Binding::default();
+    let names: Vec<&str> = tracks.iter().map(|t| t.name.as_str()).collect();
+    let stale: Vec<String> =
+        sqlx::query_scalar("select distinct track from promotion_track_groups order by track")
+            .fetch_all(&mut *conn)
+            .await?;
+    for gone in stale.iter().filter(|t| !names.contains(&t.as_str())) {
+        sqlx::query("delete from promotion_track_groups where track = $1")
+            .bind(gone)
+            .execute(&mut *conn)
+            .await?;
+    }
+    for track in tracks {
+        let mut ids = Vec::with_capacity(3);
+        let mut problems = Vec::new();
+        for role in Role::ALL {
+            let wanted = track.config_name(role);
+            let by_name = groups::find_by_name(conn, wanted).await?;
+            let before = stored(conn, &track.name, role).await?;
+            let field = role.as_str();
+            match (by_name, before, setup) {
+                (Some(g), Some(b), _) if g.group_id == b.group_id => ids.push(g.group_id),
+                (Some(g), None, _) => {
+                    store(conn, &track.name, role, g.group_id, now).await?;
+                    ids.push(g.group_id);
+                }
+                (Some(g), Some(b), Some(_)) => {
+                    store(conn, &track.name, role, g.group_id, now).await?;
+                    binding.done.push(format!(
+                        "track {}: {field} is now the group named {wanted:?} (it was the group now named {:?})",
+                        track.name, b.name
+                    ));
+                    ids.push(g.group_id);
+                }
+                (Some(_), Some(b), None) => problems.push(format!(
+                    "{field} {wanted:?} is not the group the track was bound to, which is now named {:?}; \
+                     name that group in config, or run `ladder migrate` to bind the track to the group now named {wanted:?}",
+                    b.name
+                )),
+                (None, Some(b), _) => problems.push(format!(
+                    "{field} {wanted:?} no longer exists: the group was renamed to {:?}; update the config",
+                    b.name
+                )),
+                (None, None, Some(actor)) => {
+                    let (g, _) = groups::find_or_create(conn, actor, wanted, now).await?;
+                    store(conn, &track.name, role, g.group_id, now).await?;
+                    binding
+                        .done
+                        .push(format!("created group {wanted} for track {}", track.name));
+                    ids.push(g.group_id);
+                }
+                (None, None, None) => problems.push(format!(
+                    "{field} {wanted:?} does not exist; `ladder migrate` creates it"
+                )),
+            }
+        }
+        let mut track = track.clone();
+        if problems.is_empty() {
+            track.groups = Some(TrackGroups {
+                from: ids[0],
+                to: ids[1],
+                approver: ids[2],
+            });
+            track.problem = None;
+        } else {
+            track.groups = None;
+            track.problem = Some(problems.join("; "));
+        }
+        binding.tracks.push(track);
+    }
+    Ok(binding)
+}
+
+/// The rule of every track: its approvers hold every permission that approval
+/// grants (so approving never grants more than the approvers hold). Reads the
+/// current state; says how it is broken, naming the track, or None.
+pub async fn rule_violation(
+    conn: &mut Conn,
+    track: &str,
+    to: i64,
+    approver: i64,
+) -> Result<Option<String>> {
+    let missing: Vec<(String, String)> = sqlx::query_as(
+        "select p.app_label, p.codename from group_permissions t \
+           join permissions p on p.permission_id = t.permission_id \
+          where t.group_id = $1 and not exists \
+                (select 1 from group_permissions a where a.group_id = $2 and a.permission_id = t.permission_id) \
+          order by p.app_label, p.codename",
+    )
+    .bind(to)
+    .bind(approver)
+    .fetch_all(&mut *conn)
+    .await?;
+    if missing.is_empty() {
+        return Ok(None);
+    }
+    let name = async |conn: &mut Conn, id| -> Result<String> {
+        Ok(groups::find_by_id(conn, id)
             .await?
+            .map_or_else(|| format!("#{id}"), |g| g.name))
+    };
+    let list: Vec<String> = missing.iter().map(|(a, c)| format!("{a}.{c}")).collect();
+    Ok(Some(format!(
+        "track {track}: approver group {:?} lacks {} held by {:?}; approvers may grant only what they hold",
+        name(conn, approver).await?,
+        list.join(", "),
+        name(conn, to).await?,
+    )))
+}
+
+/// Whether approvals on `track` may go ahead now: it is bound, its groups
+/// still exist as bound, and its rule holds, all read now (so fixing the
+/// groups reopens it without a restart). A 409 naming the track otherwise.
+pub async fn check_open(conn: &mut Conn, track: &Track) -> Result<()> {
+    let ids = track.bound()?;
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("select role, group_id from promotion_track_groups where track = $1")
+            .bind(&track.name)
+            .fetch_all(&mut *conn)
+            .await?;
+    for role in Role::ALL {
+        if !rows
             .iter()
-            .map(|p| p.name().to_string())
-            .collect();
-        let approvers: BTreeSet<String> = catalog::of_group(conn, ids[2])
-            .await?
-            .iter()
-            .map(|p| p.name().to_string())
-            .collect();
-        let missing: Vec<&String> = target.difference(&approvers).collect();
-        if !missing.is_empty() {
-            let list: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
-            return Err(bad(format!(
-                "approver group {:?} lacks {} held by {:?}; approvers may grant only what they hold",
-                self.approver_group,
-                list.join(", "),
-                self.to_group
+            .any(|(r, id)| r == role.as_str() && *id == ids.id(role))
+        {
+            return Err(Error::Conflict(format!(
+                "Promotion track {} is closed until an administrator fixes it: its {} was deleted or rebound.",
+                track.name,
+                role.as_str()
             )));
         }
-        Ok(())
     }
+    if let Some(why) = rule_violation(conn, &track.name, ids.to, ids.approver).await? {
+        return Err(Error::Conflict(format!(
+            "Approvals are paused until an administrator fixes the groups: {why}."
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `user_id` is a member of the group `track` is bound to in `role`
+/// (read through the binding, so a group deleted since start counts for nothing).
+pub async fn in_role(conn: &mut Conn, track: &Track, role: Role, user_id: i64) -> Result<bool> {
+    let Some(ids) = track.groups else {
+        return Ok(false);
+    };
+    let found: Option<i64> = sqlx::query_scalar(
+        "select 1 from promotion_track_groups b join user_groups ug on ug.group_id = b.group_id \
+         where b.track = $1 and b.role = $2 and b.group_id = $3 and ug.user_id = $4",
+    )
+    .bind(&track.name)
+    .bind(role.as_str())
+    .bind(ids.id(role))
+    .bind(user_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(found.is_some())
+}
+
+/// The tracks a group is bound to, with its role in each: (track, role).
+pub async fn bound_to(conn: &mut Conn, group_id: i64) -> Result<Vec<(String, String)>> {
+    Ok(sqlx::query_as(
+        "select track, role from promotion_track_groups where group_id = $1 order by track, role",
+    )
+    .bind(group_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Only the superuser (or Ladder itself) may rename or delete a group a
+/// promotion track is bound to: anyone else could otherwise hand the track to
+/// another group. `what` is "rename" or "delete".
+pub async fn authorize_group_change(
+    conn: &mut Conn,
+    actor: &ActorPermissions,
+    group: &groups::Group,
+    what: &str,
+) -> Result<()> {
+    let superuser = match actor {
+        ActorPermissions::System => true,
+        ActorPermissions::User(p) => p.is_active && p.is_superuser,
+    };
+    if superuser {
+        return Ok(());
+    }
+    match bound_to(conn, group.group_id).await?.first() {
+        None => Ok(()),
+        Some((track, role)) => Err(Error::Forbidden(format!(
+            "Group {:?} is the {role} of promotion track {track}; only the superuser may {what} it.",
+            group.name
+        ))),
+    }
+}
+
+/// After a change to a group's permissions (in the same transaction): refuses
+/// it, naming the track, when a track the group is bound to would break its rule.
+pub async fn check_rules_for_group(conn: &mut Conn, group_id: i64) -> Result<()> {
+    let tracks: Vec<String> = sqlx::query_scalar(
+        "select distinct track from promotion_track_groups where group_id = $1 \
+         and role in ('to_group', 'approver_group') order by track",
+    )
+    .bind(group_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    for track in tracks {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("select role, group_id from promotion_track_groups where track = $1")
+                .bind(&track)
+                .fetch_all(&mut *conn)
+                .await?;
+        let id = |role: Role| rows.iter().find(|(r, _)| r == role.as_str()).map(|r| r.1);
+        if let (Some(to), Some(approver)) = (id(Role::To), id(Role::Approver))
+            && let Some(why) = rule_violation(conn, &track, to, approver).await?
+        {
+            return Err(Error::Conflict(format!(
+                "Refused: {why}. Give the approver group the permission first."
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

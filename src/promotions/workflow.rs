@@ -13,7 +13,10 @@
 
 use serde_json::json;
 
-use super::{Request, State, Track};
+use super::{
+    Request, State, Track,
+    track::{self, Role},
+};
 use crate::{
     Error, Ladder, Result,
     accounts::{Group, User, groups, users},
@@ -36,31 +39,21 @@ pub fn parse_text(field: &'static str, raw: &str, required: bool) -> Result<Stri
     Ok(text.to_string())
 }
 
-/// `migrate` creates any group a track names that does not exist yet (with no
-/// permissions), so a fresh database passes the start-up check.
-pub async fn ensure_track_groups(conn: &mut Conn, tracks: &[Track], now: i64) -> Result<()> {
-    let system = Actor::system(Source::System);
-    for track in tracks {
-        for name in [&track.from_group, &track.to_group, &track.approver_group] {
-            groups::find_or_create(conn, &system, name, now).await?;
-        }
-    }
-    Ok(())
-}
-
 /// Why someone may not ask for a track right now.
 pub async fn ineligibility(conn: &mut Conn, track: &Track, user: &User) -> Result<Option<String>> {
     if !user.is_active {
         return Ok(Some("The account is inactive.".into()));
     }
-    let names = users::group_names(conn, user.user_id).await?;
-    if !names.contains(&track.from_group) {
+    if let Err(closed) = track.bound() {
+        return Ok(Some(closed.to_string()));
+    }
+    if !track::in_role(conn, track, Role::From, user.user_id).await? {
         return Ok(Some(format!(
             "Only members of {} can ask for this.",
             track.from_group
         )));
     }
-    if names.contains(&track.to_group) {
+    if track::in_role(conn, track, Role::To, user.user_id).await? {
         return Ok(Some(format!("Already a member of {}.", track.to_group)));
     }
     let open: Option<i64> = sqlx::query_scalar(
@@ -78,17 +71,23 @@ pub async fn ineligibility(conn: &mut Conn, track: &Track, user: &User) -> Resul
     Ok(None)
 }
 
-/// Everyone in the track's approver group, active or not, by username.
+/// Everyone in the track's approver group (the group it is bound to, by id),
+/// active or not, by username; nobody while the track is refused.
 async fn approver_group(conn: &mut Conn, track: &Track) -> Result<Vec<User>> {
+    let Some(ids) = track.groups else {
+        return Ok(vec![]);
+    };
     Ok(sqlx::query_as(
         "select u.user_id, u.username, u.email, u.display_name, u.password_hash, u.is_active, \
                 u.is_staff, u.is_superuser, u.last_login, u.created_at \
-           from groups g \
-           join user_groups ug on ug.group_id = g.group_id \
+           from promotion_track_groups b \
+           join user_groups ug on ug.group_id = b.group_id \
            join users u on u.user_id = ug.user_id \
-          where g.name = $1 order by u.username_key",
+          where b.track = $1 and b.role = $2 and b.group_id = $3 order by u.username_key",
     )
-    .bind(&track.approver_group)
+    .bind(&track.name)
+    .bind(Role::Approver.as_str())
+    .bind(ids.approver)
     .fetch_all(&mut *conn)
     .await?)
 }
@@ -111,9 +110,7 @@ pub async fn is_approver(conn: &mut Conn, track: &Track, user: &User) -> Result<
     if !user.is_active || user.is_superuser {
         return Ok(decides(user, false));
     }
-    let member = users::group_names(conn, user.user_id)
-        .await?
-        .contains(&track.approver_group);
+    let member = track::in_role(conn, track, Role::Approver, user.user_id).await?;
     Ok(decides(user, member))
 }
 
@@ -349,20 +346,91 @@ pub async fn still_eligible(conn: &mut Conn, track: &Track, request: &Request) -
             requester.username
         )));
     }
-    let names = users::group_names(conn, requester.user_id).await?;
-    if !names.contains(&track.from_group) {
+    if !track::in_role(conn, track, Role::From, requester.user_id).await? {
         return Err(Error::Conflict(format!(
             "{} is no longer in {}, so this cannot be approved.",
             requester.username, track.from_group
         )));
     }
-    if names.contains(&track.to_group) {
+    if track::in_role(conn, track, Role::To, requester.user_id).await? {
         return Err(Error::Conflict(format!(
             "{} is already in {}.",
             requester.username, track.to_group
         )));
     }
     Ok(requester)
+}
+
+/// A decision on a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    Reject,
+}
+
+/// The one rule for deciding: may `decider` (acting as `actor`; `approves`
+/// from `is_approver`) make `decision` on `request` now? Refuses the requester
+/// (403) and non-approvers (404), a decided request (409), and, for an
+/// approval: a track that is closed or whose approvers lack a permission it
+/// grants (409), a requester who may no longer be promoted (409), a second
+/// approval by the same person (409) and an approver who does not hold every
+/// permission of the target group (403). `approve` and `reject` call it before
+/// they write; the request page calls it in a dry run, so it offers only the
+/// decisions that would go through.
+pub async fn may_decide(
+    conn: &mut Conn,
+    track: &Track,
+    request: &Request,
+    decider: &User,
+    actor: &Actor,
+    approves: bool,
+    decision: Decision,
+) -> Result<()> {
+    match decision {
+        Decision::Reject => {
+            // Before the state: someone who may not see the request learns nothing.
+            check_decider(request, decider, approves)?;
+            if request.state() != State::Pending {
+                return Err(already(request));
+            }
+            Ok(())
+        }
+        Decision::Approve => may_approve(conn, track, request, decider, actor, approves)
+            .await
+            .map(|_| ()),
+    }
+}
+
+/// `may_decide` for an approval; returns the requester and the target group as read.
+async fn may_approve(
+    conn: &mut Conn,
+    track: &Track,
+    request: &Request,
+    approver: &User,
+    actor: &Actor,
+    approves: bool,
+) -> Result<(User, Group)> {
+    check_decider(request, approver, approves)?;
+    if request.state() != State::Pending {
+        return Err(already(request));
+    }
+    track::check_open(conn, track).await?;
+    let requester = still_eligible(conn, track, request).await?;
+    let approved: Option<i64> = sqlx::query_scalar(
+        "select 1 from promotion_approvals where request_id = $1 and approver_id = $2",
+    )
+    .bind(request.request_id)
+    .bind(approver.user_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if approved.is_some() {
+        return Err(Error::Conflict(
+            "You have already approved this request.".into(),
+        ));
+    }
+    let to_group = groups::get_by_id(conn, track.bound()?.to).await?;
+    groups::authorize_promotion(conn, actor, &to_group).await?;
+    Ok((requester, to_group))
 }
 
 pub async fn approve(
@@ -384,14 +452,8 @@ pub async fn approve(
             approver,
             members.iter().any(|m| m.user_id == approver.user_id),
         );
-        // Before the state: someone who may not see the request learns nothing.
-        check_decider(&request, approver, approves)?;
-        if request.state() != State::Pending {
-            return Err(already(&request));
-        }
-        let requester = still_eligible(&mut conn, track, &request).await?;
-        let to_group = groups::get_by_name(&mut conn, &track.to_group).await?;
-        groups::authorize_promotion(&mut conn, actor, &to_group).await?;
+        let (requester, to_group) =
+            may_approve(&mut conn, track, &request, approver, actor, approves).await?;
         let others = mailable(members, Some(request.requester_id));
         (request, track, requester, to_group, others)
     };
@@ -406,6 +468,7 @@ pub async fn approve(
         pick(ladder.db.backend(), "", " for update")
     );
     let need = track.approvals_required;
+    let from_group_id = track.bound()?.from;
     let (job_ladder, job_actor, job_track, job_approver, job_requester) = (
         ladder.clone(),
         actor.clone(),
@@ -467,7 +530,7 @@ pub async fn approve(
                     w,
                     actor,
                     &to_group,
-                    &track.from_group,
+                    from_group_id,
                     requester,
                     request_id,
                     now,
@@ -575,11 +638,17 @@ async fn reject_in(
     let reason = parse_text("reason", reason, true)?;
     let request = lock_pending(ladder, conn, request_id).await?;
     let track = ladder.track(&request.track)?;
-    check_decider(
+    let approves = is_approver(conn, track, approver).await?;
+    may_decide(
+        conn,
+        track,
         &request,
         approver,
-        is_approver(conn, track, approver).await?,
-    )?;
+        actor,
+        approves,
+        Decision::Reject,
+    )
+    .await?;
     let now = ladder.clock.now();
     let changed = sqlx::query(
         "update promotion_requests set state = 'rejected', decided_by = $1, decided_at = $2, \
@@ -719,7 +788,7 @@ pub async fn end_grant(
     .execute(&mut *conn)
     .await?;
     let requester = users::find_by_id(conn, request.requester_id).await?;
-    let to_group: Group = groups::get_by_name(conn, &track.to_group).await?;
+    let to_group: Group = groups::get_by_id(conn, track.bound()?.to).await?;
     if let Some(requester) = &requester {
         groups::change_membership_for_promotion(
             conn, actor, &to_group, requester, false, request_id, now,
@@ -835,8 +904,14 @@ pub async fn end_due_grants(ladder: &Ladder, conn: &mut Conn) -> Result<(u32, u3
     let system = Actor::system(Source::System);
     let mut ended = 0;
     for request_id in due {
-        end_grant(ladder, conn, &system, None, request_id).await?;
-        ended += 1;
+        match end_grant(ladder, conn, &system, None, request_id).await {
+            Ok(()) => ended += 1,
+            // A closed track: the grant ends once the track is fixed.
+            Err(Error::Conflict(why)) => {
+                tracing::warn!(request_id, %why, "a due grant was not ended");
+            }
+            Err(e) => return Err(e),
+        }
     }
     Ok((warned, ended))
 }

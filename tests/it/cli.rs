@@ -180,6 +180,8 @@ async fn check_exits_0_when_all_are_allowed_and_1_when_any_is_denied(t: TestLadd
 
 async fn perms_lists_a_permission_held_twice_once_with_both_sources(t: TestLadder) {
     let alice = t.user("alice").await;
+    // The promotion track's approvers must hold what Senior Writers get.
+    t.group("Editors", &["blog.add_post"]).await;
     let writers = t.group("Senior Writers", &["blog.add_post"]).await;
     t.join(&alice, &writers).await;
     t.grant(&alice, &["blog.add_post"]).await;
@@ -200,6 +202,7 @@ async fn grant_as_a_delegate_applies_the_delegation_rules(t: TestLadder) {
     t.grant(&editor, &["auth.change_user", "blog.add_post"])
         .await;
     t.user("alice").await;
+    t.group("Editors", &["blog.publish_post"]).await;
     t.group("Senior Writers", &["blog.publish_post"]).await;
     let before = t.fingerprint().await;
     for (args, needle) in [

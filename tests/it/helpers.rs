@@ -102,7 +102,9 @@ impl TestLadder {
         // Tests share one client address; keep the limiter out of their way.
         settings.server.login_attempts_per_minute = 1000;
         edit(&mut settings);
-        let ladder = Ladder::open(settings).await.unwrap();
+        let mut ladder = Ladder::open(settings).await.unwrap();
+        // What `ladder migrate` does: the promotion track's groups (empty), bound.
+        ladder.setup_tracks().await.unwrap();
         Some(TestLadder {
             ladder,
             url,
@@ -174,7 +176,7 @@ impl TestLadder {
     /// A group holding `perms` (created unless it exists).
     pub async fn group(&self, name: &str, perms: &[&str]) -> Group {
         let mut tx = self.ladder.db.begin().await.unwrap();
-        // `migrate` already made the promotion track's groups (empty); reuse those.
+        // `setup_tracks` already made the promotion track's groups (empty); reuse those.
         let group = match groups::find_by_name(&mut tx, name).await.unwrap() {
             Some(g) => g,
             None => groups::create(

@@ -12,4 +12,5 @@ mod permission_core;
 mod promotions;
 mod security;
 mod seed;
+mod tracks;
 mod web;

@@ -278,6 +278,9 @@ async fn a_change_user_holder_cannot_add_someone_to_a_group_holding_more_than_th
 ) {
     let editor = delegate(&t).await;
     let alice = t.user("alice").await;
+    // The promotion track's approvers must hold what Senior Writers get.
+    t.group("Editors", &["blog.add_post", "blog.publish_post"])
+        .await;
     let seniors = t
         .group("Senior Writers", &["blog.add_post", "blog.publish_post"])
         .await;

@@ -250,11 +250,12 @@ impl Cast {
         let senior = t.user("senior").await;
         let editor = t.user("editor").await;
         let staff = t.user("staff").await;
+        // Editors first: the promotion track's approvers must hold what Senior Writers get.
+        t.join(&editor, &t.group("Editors", EDITOR).await).await;
         let writers = t.group("Writers", WRITER).await;
         t.join(&writer, &writers).await;
         t.join(&senior, &t.group("Senior Writers", SENIOR_WRITER).await)
             .await;
-        t.join(&editor, &t.group("Editors", EDITOR).await).await;
         make_staff(t, &staff).await;
         Cast {
             writer,
@@ -1233,6 +1234,8 @@ async fn an_unknown_path_gets_the_not_found_page(t: TestLadder) {
 async fn a_change_user_holder_is_offered_and_allowed_only_what_they_hold(t: TestLadder) {
     let alice = t.user("alice").await;
     t.join(&alice, &t.group("Writers", WRITER).await).await;
+    // The promotion track's approvers must hold what Senior Writers get.
+    t.group("Editors", EDITOR).await;
     let senior_writers = t.group("Senior Writers", SENIOR_WRITER).await;
     t.group("Contributors", &["blog.add_post"]).await;
     let sam = t.user("sam").await;
