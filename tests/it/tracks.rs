@@ -38,14 +38,19 @@ async fn group(ladder: &Ladder, name: &str) -> Group {
 
 /// A staff member who may rename, delete and edit groups, but is not the superuser.
 async fn group_admin(t: &TestLadder, name: &str) -> User {
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let password = ladder::accounts::NewPassword::parse(PW, name)
+        .unwrap()
+        .hash()
+        .await
+        .unwrap();
     let new = users::NewUser {
         username: Username::parse(name).unwrap(),
         email: Email::parse(&format!("{name}@example.com")).unwrap(),
         display_name: String::new(),
-        password: Some(ladder::accounts::NewPassword::parse(PW, name).unwrap()),
+        password: Some(password),
         is_staff: true,
     };
+    let mut tx = t.ladder.db.begin().await.unwrap();
     let user = users::create(&mut tx, &t.system(), new, t.now())
         .await
         .unwrap();
