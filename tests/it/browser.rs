@@ -7,7 +7,6 @@
 //! `target/browser-screenshots/` for a person to look at.
 
 use std::{
-    io::Write,
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -39,13 +38,10 @@ static SKIP_NOTICE: Once = Once::new();
 
 async fn a_writer_is_promoted_and_publishes_in_a_real_browser(mut t: TestLadder) {
     if !Path::new(CHROMEDRIVER).exists() {
-        SKIP_NOTICE.call_once(|| {
-            // Written past the test harness's capture, so it shows once.
-            let _ = writeln!(
-                std::io::stderr(),
-                "note: {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver); the browser test is skipped"
-            );
-        });
+        crate::helpers::skip_or_fail(
+            "/usr/bin/chromedriver is missing (apt-get install chromium chromium-driver): the browser test",
+            &SKIP_NOTICE,
+        );
         return;
     }
     let smtp = Mailbox::start();

@@ -4,11 +4,13 @@
 
 #[macro_use]
 mod helpers;
+mod audit;
 mod browser;
 mod cli;
 mod db;
 mod mailbox;
 mod permission_core;
 mod promotions;
+mod refusals;
 mod seed;
 mod web;
