@@ -537,7 +537,7 @@ pub async fn set_password(
             // The superuser set their own password here: keep this session.
             let mut conn = state.ladder.db.acquire().await?;
             if let Some(updated) = users::find_by_id(&mut conn, user.user_id).await? {
-                auth::sign_in(&session, &updated).await?;
+                auth::sign_in(&session, &updated, state.ladder.clock.now()).await?;
             }
         }
     }
@@ -640,7 +640,7 @@ pub async fn own_password(
         password_hash: Some(hash),
         ..current.user.clone()
     };
-    auth::sign_in(&session, &updated).await?;
+    auth::sign_in(&session, &updated, state.ladder.clock.now()).await?;
     flash(
         &session,
         "success",

@@ -77,7 +77,7 @@ pub async fn submit(
         )?;
         return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, body).into_response());
     };
-    auth::sign_in(&session, &user).await?;
+    auth::sign_in(&session, &user, now).await?;
     Ok(Redirect::to(&next).into_response())
 }
 

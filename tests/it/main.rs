@@ -15,5 +15,6 @@ mod permission_core;
 mod promotions;
 mod refusals;
 mod seed;
+mod sessions;
 mod superuser;
 mod web;
