@@ -172,7 +172,8 @@ async fn check_exits_0_when_all_are_allowed_and_1_when_any_is_denied(t: TestLadd
     assert_eq!(v["results"][0]["sources"][0], "direct");
     assert_eq!(v["results"][1]["reason"], "not granted");
 
-    t.cli(&["user", "deactivate", "alice"]);
+    let out = t.cli(&["user", "deactivate", "alice"]);
+    assert!(out.status.success(), "{}", stderr(&out));
     let out = t.cli(&["check", "alice", "blog.add_post"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("inactive"));
