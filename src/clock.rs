@@ -25,6 +25,11 @@ impl Clock {
         system + self.offset.load(Ordering::Relaxed)
     }
 
+    /// How far this clock is ahead of the system's, in seconds (0 outside tests).
+    pub fn offset(&self) -> i64 {
+        self.offset.load(Ordering::Relaxed)
+    }
+
     /// Moves this clock (and every clone of it) forward.
     pub fn advance(&self, seconds: i64) {
         self.offset.fetch_add(seconds, Ordering::Relaxed);

@@ -115,6 +115,8 @@ pub struct Db {
     write_turn: Arc<Semaphore>,
     /// On a SQLite file, the thread that runs [`Db::write`] jobs.
     sqlite_writer: Option<std::sync::mpsc::Sender<sqlite_writer::Job>>,
+    /// Groups the SQLite write thread has committed (see [`Db::group_commits`]).
+    group_commits: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Db {
@@ -152,9 +154,14 @@ impl Db {
             None => pool.clone(),
         };
         let write_turn = Arc::new(Semaphore::new(1));
+        let group_commits = Arc::default();
         // After the pool: its first connection created the file and set WAL.
         let sqlite_writer = match &sqlite_file {
-            Some(path) => Some(sqlite_writer::spawn(path, write_turn.clone())?),
+            Some(path) => Some(sqlite_writer::spawn(
+                path,
+                write_turn.clone(),
+                Arc::clone(&group_commits),
+            )?),
             None => None,
         };
         Ok(Db {
@@ -163,7 +170,16 @@ impl Db {
             backend,
             write_turn,
             sqlite_writer,
+            group_commits,
         })
+    }
+
+    /// How many COMMITs the SQLite write thread has made: each covers every
+    /// [`Db::write`] job that queued while the one before ran. Always 0 on
+    /// PostgreSQL, where each job commits on its own.
+    pub fn group_commits(&self) -> u64 {
+        self.group_commits
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn backend(&self) -> Backend {

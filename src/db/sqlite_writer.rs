@@ -25,7 +25,11 @@
 use std::{
     panic::AssertUnwindSafe,
     path::Path,
-    sync::{Arc, mpsc},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+        mpsc,
+    },
 };
 
 use futures_util::future::{BoxFuture, ready};
@@ -55,7 +59,12 @@ pub struct SqliteWriter {
 
 /// Opens the write connection on `path` and starts its thread. The thread
 /// ends when the last sender (the last clone of the `Db`) is dropped.
-pub(super) fn spawn(path: &Path, turn: Arc<Semaphore>) -> Result<mpsc::Sender<Job>> {
+/// `commits` counts the groups committed, so a test can see jobs share one.
+pub(super) fn spawn(
+    path: &Path,
+    turn: Arc<Semaphore>,
+    commits: Arc<AtomicU64>,
+) -> Result<mpsc::Sender<Job>> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -97,6 +106,9 @@ pub(super) fn spawn(path: &Path, turn: Arc<Semaphore>) -> Result<mpsc::Sender<Jo
                         .err()
                         .map(|e| format!("SQLite: {e}")),
                 };
+                if committed.is_none() {
+                    commits.fetch_add(1, Ordering::Relaxed);
+                }
                 if !writer.conn.is_autocommit() {
                     let _ = writer.conn.execute_batch("rollback");
                 }

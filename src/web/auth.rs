@@ -106,7 +106,7 @@ async fn resolve(state: &AppState, session: &Session) -> Result<Option<Arc<Curre
             Some(found.perm_version),
         )
         .await?;
-    renew(session).await?;
+    renew(session, state.ladder.clock.now()).await?;
     Ok(Some(Arc::new(CurrentUser { user, perms })))
 }
 
@@ -115,8 +115,9 @@ async fn resolve(state: &AppState, session: &Session) -> Result<Option<Arc<Curre
 /// data changed, so the data changes once an hour: a session then ends between
 /// `session_days` minus an hour and `session_days` after its last request, and
 /// a busy user costs one session write an hour instead of one a request.
-async fn renew(session: &Session) -> Result<()> {
-    let hour = time::OffsetDateTime::now_utc().unix_timestamp() / 3_600;
+/// `now` is the application's clock, so tests move through hours without waiting.
+async fn renew(session: &Session, now: i64) -> Result<()> {
+    let hour = now / 3_600;
     session
         .insert(RENEWED_KEY, hour)
         .await
@@ -128,7 +129,12 @@ pub fn session_error(e: tower_sessions::session::Error) -> Error {
 }
 
 /// Signs `user` in: a new session id (no fixation), then the auth record.
-pub async fn sign_in(secret: &ServerSecret, session: &Session, user: &User) -> Result<()> {
+pub async fn sign_in(
+    secret: &ServerSecret,
+    session: &Session,
+    user: &User,
+    now: i64,
+) -> Result<()> {
     session.cycle_id().await.map_err(session_error)?;
     session
         .insert(
@@ -141,7 +147,7 @@ pub async fn sign_in(secret: &ServerSecret, session: &Session, user: &User) -> R
         .await
         .map_err(session_error)?;
     // Renewed now: the first page after sign-in need not write the session again.
-    renew(session).await?;
+    renew(session, now).await?;
     // A fresh CSRF token for the new identity.
     session
         .remove_value(CSRF_KEY)

@@ -302,14 +302,17 @@ pub fn routes() -> Router<AppState> {
 /// The whole application: routes, then the layers every request goes through.
 pub fn router(state: AppState) -> Router {
     let settings = &state.ladder.settings.server;
-    let sessions = SessionManagerLayer::new(DbSessionStore::new(state.ladder.db.clone()))
-        .with_name("ladder_session")
-        .with_http_only(true)
-        .with_same_site(SameSite::Lax)
-        .with_secure(settings.secure_cookies)
-        .with_expiry(Expiry::OnInactivity(time::Duration::days(
-            settings.session_days.into(),
-        )));
+    let sessions = SessionManagerLayer::new(DbSessionStore::new(
+        state.ladder.db.clone(),
+        state.ladder.clock.clone(),
+    ))
+    .with_name("ladder_session")
+    .with_http_only(true)
+    .with_same_site(SameSite::Lax)
+    .with_secure(settings.secure_cookies)
+    .with_expiry(Expiry::OnInactivity(time::Duration::days(
+        settings.session_days.into(),
+    )));
     let request_id = HeaderName::from_static("x-request-id");
     let trace = TraceLayer::new_for_http()
         .make_span_with(|req: &axum::http::Request<_>| {

@@ -11,12 +11,18 @@ use tower_sessions::{
 
 use crate::{
     Result,
+    clock::Clock,
     db::{Conn, Db},
 };
 
+/// Times in the table are on Ladder's clock (`Clock`), so a test that moves
+/// the clock moves session expiry with it. tower-sessions computes a record's
+/// expiry from the system time; the store shifts it by the clock's offset on
+/// the way in and back on the way out.
 #[derive(Clone)]
 pub struct DbSessionStore {
     db: Db,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for DbSessionStore {
@@ -26,17 +32,22 @@ impl std::fmt::Debug for DbSessionStore {
 }
 
 impl DbSessionStore {
-    pub fn new(db: Db) -> DbSessionStore {
-        DbSessionStore { db }
+    pub fn new(db: Db, clock: Clock) -> DbSessionStore {
+        DbSessionStore { db, clock }
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// A record's expiry (system time) on Ladder's clock.
+    fn expires_at(&self, record: &Record) -> i64 {
+        record.expiry_date.unix_timestamp() + self.clock.offset()
     }
 }
 
 fn backend(e: impl std::fmt::Display) -> session_store::Error {
     session_store::Error::Backend(e.to_string())
-}
-
-fn now() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
 }
 
 #[async_trait]
@@ -52,8 +63,8 @@ impl SessionStore for DbSessionStore {
             )
             .bind(record.id.to_string())
             .bind(data)
-            .bind(record.expiry_date.unix_timestamp())
-            .bind(now())
+            .bind(self.expires_at(record))
+            .bind(self.now())
             .execute(&mut *conn)
             .await
             .map_err(backend)?
@@ -74,8 +85,8 @@ impl SessionStore for DbSessionStore {
         )
         .bind(record.id.to_string())
         .bind(data)
-        .bind(record.expiry_date.unix_timestamp())
-        .bind(now())
+        .bind(self.expires_at(record))
+        .bind(self.now())
         .execute(&mut *conn)
         .await
         .map_err(backend)?;
@@ -87,7 +98,7 @@ impl SessionStore for DbSessionStore {
             "select data, expires_at from sessions where session_id = $1 and expires_at > $2",
         )
         .bind(id.to_string())
-        .bind(now())
+        .bind(self.now())
         .fetch_optional(self.db.pool())
         .await
         .map_err(backend)?;
@@ -97,7 +108,8 @@ impl SessionStore for DbSessionStore {
         Ok(Some(Record {
             id: *id,
             data: serde_json::from_str(&data).map_err(backend)?,
-            expiry_date: OffsetDateTime::from_unix_timestamp(expires_at).map_err(backend)?,
+            expiry_date: OffsetDateTime::from_unix_timestamp(expires_at - self.clock.offset())
+                .map_err(backend)?,
         }))
     }
 
@@ -117,7 +129,7 @@ impl ExpiredDeletion for DbSessionStore {
     async fn delete_expired(&self) -> session_store::Result<()> {
         let mut conn = self.db.write_conn().await.map_err(backend)?;
         sqlx::query("delete from sessions where expires_at <= $1")
-            .bind(now())
+            .bind(self.now())
             .execute(&mut *conn)
             .await
             .map_err(backend)?;

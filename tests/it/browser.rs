@@ -7,7 +7,6 @@
 //! `target/browser-screenshots/` for a person to look at.
 
 use std::{
-    io::Write,
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -39,13 +38,10 @@ static SKIP_NOTICE: Once = Once::new();
 
 async fn a_writer_is_promoted_and_publishes_in_a_real_browser(mut t: TestLadder) {
     if !Path::new(CHROMEDRIVER).exists() {
-        SKIP_NOTICE.call_once(|| {
-            // Written past the test harness's capture, so it shows once.
-            let _ = writeln!(
-                std::io::stderr(),
-                "note: {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver); the browser test is skipped"
-            );
-        });
+        crate::helpers::skip_or_fail(
+            "/usr/bin/chromedriver is missing (apt-get install chromium chromium-driver): the browser test",
+            &SKIP_NOTICE,
+        );
         return;
     }
     let smtp = Mailbox::start();
@@ -326,7 +322,7 @@ async fn screenshot(c: &Client, name: &str) {
     std::fs::write(dir.join(name), png).unwrap();
 }
 
-/// chromedriver on a free port of 127.0.0.1, killed (with its browsers) on drop.
+/// chromedriver on a port of 127.0.0.1 it chose itself, killed (with its browsers) on drop.
 struct Chromedriver {
     child: Child,
     url: String,
@@ -335,36 +331,44 @@ struct Chromedriver {
 
 impl Chromedriver {
     async fn start() -> Chromedriver {
-        let mut last_error = String::new();
-        // A free port can be taken between finding and using it; try a few.
-        for _ in 0..3 {
-            let port = Mailbox::free_port();
-            let mut child = Command::new(CHROMEDRIVER)
-                .arg(format!("--port={port}"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                // Its own process group, so drop can end the browsers it started too.
-                .process_group(0)
-                .spawn()
-                .unwrap_or_else(|e| panic!("start {CHROMEDRIVER}: {e}"));
-            let url = format!("http://127.0.0.1:{port}");
-            match wait_until_ready(&mut child, &url).await {
-                Ok(()) => {
-                    return Chromedriver {
-                        child,
-                        url,
-                        sessions: Mutex::new(vec![]),
-                    };
-                }
-                Err(e) => {
-                    last_error = e;
-                    let _ = child.kill();
-                    let _ = child.wait();
-                }
-            }
+        // --port=0: chromedriver binds a port itself and says which, so no
+        // port is found free here and then taken by someone else.
+        let mut child = Command::new(CHROMEDRIVER)
+            .arg("--port=0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            // Its own process group, so drop can end the browsers it started too.
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {CHROMEDRIVER}: {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let port = tokio::task::spawn_blocking(move || {
+            use std::io::BufRead;
+            let mut lines = std::io::BufReader::new(stdout).lines();
+            let port = lines.by_ref().map_while(Result::ok).find_map(|line| {
+                line.split("started successfully on port ")
+                    .nth(1)
+                    .and_then(|p| p.trim_end_matches('.').trim().parse::<u16>().ok())
+            });
+            // Keep reading, so chromedriver never blocks on a full pipe.
+            std::thread::spawn(move || lines.for_each(drop));
+            port
+        });
+        let port = tokio::time::timeout(WAIT, port)
+            .await
+            .expect("chromedriver says its port in time")
+            .unwrap()
+            .expect("chromedriver says which port it bound");
+        let url = format!("http://127.0.0.1:{port}");
+        if let Err(e) = wait_until_ready(&mut child, &url).await {
+            panic!("chromedriver did not start: {e}");
         }
-        panic!("chromedriver did not start: {last_error}");
+        Chromedriver {
+            child,
+            url,
+            sessions: Mutex::new(vec![]),
+        }
     }
 
     /// A new browser with a fresh profile: no cookies, nobody signed in.

@@ -45,10 +45,11 @@ async fn each_job_in_a_group_commits_rolls_back_or_fails_on_its_own(t: TestLadde
     // On SQLite, holding the write turn makes the jobs queue up, so the write
     // thread takes them as one group when it is given back.
     let turn = t.ladder.db.write_conn().await.unwrap();
+    let commits_before = t.ladder.db.group_commits();
     let mut jobs = Vec::new();
     for n in 1..=24_i64 {
         let db = t.ladder.db.clone();
-        jobs.push(tokio::spawn(async move {
+        let mut job = Box::pin(async move {
             db.write(move |w| {
                 Box::pin(async move {
                     w.execute(
@@ -72,10 +73,13 @@ async fn each_job_in_a_group_commits_rolls_back_or_fails_on_its_own(t: TestLadde
                 })
             })
             .await
-        }));
-    }
-    if t.ladder.db.backend() == Backend::Sqlite {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        });
+        // Polled once, a job is queued for the write thread (on PostgreSQL it
+        // waits for its transaction); no sleep is needed for that.
+        if t.ladder.db.backend() == Backend::Sqlite {
+            assert!(futures_util::poll!(&mut job).is_pending());
+        }
+        jobs.push(tokio::spawn(job));
     }
     drop(turn);
     for (n, job) in (1..).zip(jobs) {
@@ -89,6 +93,13 @@ async fn each_job_in_a_group_commits_rolls_back_or_fails_on_its_own(t: TestLadde
                 "job {n}: {result:?}"
             ),
         }
+    }
+    // All 24 queued while the turn was held, so the thread took them as one
+    // group: one COMMIT for all of them (none on PostgreSQL's path).
+    let commits = t.ladder.db.group_commits() - commits_before;
+    match t.ladder.db.backend() {
+        Backend::Sqlite => assert_eq!(commits, 1, "24 queued jobs, one commit"),
+        Backend::Postgres => assert_eq!(commits, 0),
     }
     let mut expected = vec!["taken".to_string()];
     expected.extend(

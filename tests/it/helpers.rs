@@ -50,6 +50,91 @@ macro_rules! on_both_backends {
     )*};
 }
 
+/// Tables a refused request may write by design; see `TestLadder::fingerprint`.
+const VOLATILE_TABLES: &[&str] = &["sessions", "login_attempts", "_sqlx_migrations"];
+
+/// Every row of every (non-volatile) table, by table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint(pub std::collections::BTreeMap<String, Vec<String>>);
+
+impl Fingerprint {
+    /// The same, leaving out the given tables.
+    pub fn without(&self, tables: &[&str]) -> Fingerprint {
+        let mut all = self.0.clone();
+        all.retain(|t, _| !tables.contains(&t.as_str()));
+        Fingerprint(all)
+    }
+
+    /// The same, with one column's values hidden (e.g. a re-salted password hash).
+    pub fn masking(&self, column: &str) -> Fingerprint {
+        let prefix = format!("{column}=");
+        let all = self
+            .0
+            .iter()
+            .map(|(t, rows)| {
+                let rows = rows
+                    .iter()
+                    .map(|r| {
+                        r.split(" | ")
+                            .map(|f| {
+                                if f.starts_with(&prefix) {
+                                    prefix.as_str()
+                                } else {
+                                    f
+                                }
+                            })
+                            .collect::<Vec<_>>()
+                            .join(" | ")
+                    })
+                    .collect();
+                (t.clone(), rows)
+            })
+            .collect();
+        Fingerprint(all)
+    }
+
+    /// The rows that differ, table by table, for a readable failure.
+    pub fn diff(&self, other: &Fingerprint) -> String {
+        let mut out = String::new();
+        for (table, rows) in &self.0 {
+            let empty = vec![];
+            let theirs = other.0.get(table).unwrap_or(&empty);
+            for r in rows.iter().filter(|r| !theirs.contains(r)) {
+                out.push_str(&format!("{table}: - {r}\n"));
+            }
+            for r in theirs.iter().filter(|r| !rows.contains(r)) {
+                out.push_str(&format!("{table}: + {r}\n"));
+            }
+        }
+        out
+    }
+}
+
+/// Panics, naming every changed row, unless nothing changed.
+#[track_caller]
+pub fn assert_unchanged(before: &Fingerprint, after: &Fingerprint, what: &str) {
+    if before != after {
+        panic!("{what} changed the database:\n{}", before.diff(after));
+    }
+}
+
+/// Whether the tests run in CI (`.ci/run` sets CI), where nothing may be skipped.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// Says once that a test part is skipped for lack of `what`; under CI, fails instead.
+#[track_caller]
+pub fn skip_or_fail(what: &str, notice: &'static Once) {
+    if in_ci() {
+        panic!("CI is set but {what}: this test must not be skipped in CI");
+    }
+    notice.call_once(|| {
+        // Written past the test harness's capture, so it shows once.
+        let _ = writeln!(std::io::stderr(), "note: {what}; skipped");
+    });
+}
+
 static SCHEMA_COUNTER: AtomicU32 = AtomicU32::new(0);
 static SKIP_NOTICE: Once = Once::new();
 
@@ -77,13 +162,10 @@ impl TestLadder {
             }
             Kind::Postgres => {
                 let Ok(base) = std::env::var("LADDER_TEST_POSTGRES_URL") else {
-                    SKIP_NOTICE.call_once(|| {
-                        // Written past the test harness's capture, so it shows once.
-                        let _ = writeln!(
-                            std::io::stderr(),
-                            "note: LADDER_TEST_POSTGRES_URL is not set; the PostgreSQL half of the tests is skipped"
-                        );
-                    });
+                    skip_or_fail(
+                        "LADDER_TEST_POSTGRES_URL is not set (the PostgreSQL half of the tests)",
+                        &SKIP_NOTICE,
+                    );
                     return None;
                 };
                 // A schema per test keeps tests isolated and is much cheaper than a database.
@@ -248,26 +330,78 @@ impl TestLadder {
             .unwrap()
     }
 
-    /// Row counts of every table a command could change, to prove it changed nothing.
-    pub async fn fingerprint(&self) -> Vec<i64> {
-        let mut counts = vec![];
-        for t in [
-            "users",
-            "groups",
-            "permissions",
-            "user_groups",
-            "user_permissions",
-            "group_permissions",
-            "audit_events",
-        ] {
-            counts.push(self.count(t).await);
-        }
-        let epoch: i64 = sqlx::query_scalar("select version from permission_epoch")
-            .fetch_one(self.ladder.db.pool())
+    /// Every row of every table, as text, so a refusal that flips a flag,
+    /// renames a group or writes a new password hash is seen, not only one
+    /// that adds or removes rows. Compare two with [`assert_unchanged`].
+    ///
+    /// Left out: `sessions` and `login_attempts`, which a refused request
+    /// over HTTP writes by design (the session's renewal, the counted
+    /// attempt), and sqlx's own migration table.
+    pub async fn fingerprint(&self) -> Fingerprint {
+        let pool = self.ladder.db.pool();
+        let tables: Vec<String> = match self.kind {
+            Kind::Sqlite => sqlx::query_scalar(
+                "select name from sqlite_master where type = 'table' \
+                 and name not like 'sqlite_%' order by name",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap(),
+            Kind::Postgres => sqlx::query_scalar(
+                "select cast(table_name as text) from information_schema.tables \
+                 where table_schema = current_schema() and table_type = 'BASE TABLE' \
+                 order by 1",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap(),
+        };
+        let mut all = std::collections::BTreeMap::new();
+        for table in tables {
+            if VOLATILE_TABLES.contains(&table.as_str()) {
+                continue;
+            }
+            let columns: Vec<String> = match self.kind {
+                Kind::Sqlite => {
+                    sqlx::query_scalar("select name from pragma_table_info($1) order by cid")
+                        .bind(&table)
+                        .fetch_all(pool)
+                        .await
+                        .unwrap()
+                }
+                Kind::Postgres => sqlx::query_scalar(
+                    "select cast(column_name as text) from information_schema.columns \
+                     where table_schema = current_schema() and table_name = $1 \
+                     order by ordinal_position",
+                )
+                .bind(&table)
+                .fetch_all(pool)
+                .await
+                .unwrap(),
+            };
+            let row = columns
+                .iter()
+                .map(|c| match self.kind {
+                    // quote() renders any value, blobs included, as a literal.
+                    Kind::Sqlite => format!("'{c}=' || quote({c})"),
+                    Kind::Postgres => format!("'{c}=' || coalesce(cast({c} as text), 'NULL')"),
+                })
+                .collect::<Vec<_>>()
+                .join(" || ' | ' || ");
+            let rows: Vec<String> = sqlx::query_scalar(&format!(
+                "select r from (select {row} as r from {table}) x order by r"
+            ))
+            .fetch_all(pool)
             .await
             .unwrap();
-        counts.push(epoch);
-        counts
+            all.insert(table, rows);
+        }
+        assert!(
+            all.contains_key("users") && all.contains_key("audit_events"),
+            "the fingerprint found no tables: {:?}",
+            all.keys()
+        );
+        Fingerprint(all)
     }
 
     /// Runs the built `ladder` binary against this database.

@@ -58,27 +58,44 @@ impl Handler for Recorder {
     }
 }
 
+/// A bound, not yet listening, port: connections to it are refused.
+pub struct Reserved {
+    socket: tokio::net::TcpSocket,
+    pub port: u16,
+}
+
+impl Reserved {
+    /// Starts the SMTP server on the reserved port (needs a tokio runtime).
+    pub fn start(self) -> Mailbox {
+        let listener = self.socket.listen(128).unwrap().into_std().unwrap();
+        listener.set_nonblocking(false).unwrap();
+        Mailbox::serve(listener)
+    }
+}
+
 pub struct Mailbox {
     pub port: u16,
     inbox: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Mailbox {
-    /// A port nothing listens on yet: SMTP is "down" until `start_on` it.
-    pub fn free_port() -> u16 {
-        TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
+    /// A port held for this test that refuses connections (SMTP is "down")
+    /// until `Reserved::start` makes it listen. Bound once and handed over,
+    /// so no other process can take it in between.
+    pub fn reserve() -> Reserved {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = socket.local_addr().unwrap().port();
+        Reserved { socket, port }
     }
 
+    /// A server on a port of its own, bound once and handed to the server.
     pub fn start() -> Mailbox {
-        Mailbox::start_on(Mailbox::free_port())
+        Mailbox::serve(TcpListener::bind("127.0.0.1:0").unwrap())
     }
 
-    pub fn start_on(port: u16) -> Mailbox {
-        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    fn serve(listener: TcpListener) -> Mailbox {
+        let port = listener.local_addr().unwrap().port();
         let inbox = Arc::new(Mutex::new(Vec::new()));
         let handler = Recorder {
             inbox: inbox.clone(),

@@ -4,13 +4,19 @@
 
 #[macro_use]
 mod helpers;
+mod audit;
 mod browser;
 mod cli;
+mod cookies;
 mod db;
+mod decisions;
 mod mailbox;
 mod permission_core;
 mod promotions;
+mod refusals;
 mod security;
 mod seed;
+mod sessions;
+mod superuser;
 mod tracks;
 mod web;

@@ -459,7 +459,11 @@ async fn the_database_refuses_a_second_superuser(t: TestLadder) {
         .bind(bob.user_id)
         .execute(t.ladder.db.pool())
         .await;
-    assert!(raw.is_err());
+    let err = raw.expect_err("a second superuser");
+    assert!(
+        matches!(&err, sqlx::Error::Database(db) if db.is_unique_violation()),
+        "the database refuses it as a unique violation: {err:?}"
+    );
 }
 
 async fn transfer_superuser_moves_the_flag_in_one_transaction(t: TestLadder) {
@@ -543,11 +547,17 @@ async fn the_audit_log_is_append_only(t: TestLadder) {
     let update = sqlx::query("update audit_events set actor_name = 'mallory'")
         .execute(t.ladder.db.pool())
         .await;
-    assert!(update.is_err());
+    assert!(
+        matches!(&update, Err(sqlx::Error::Database(db)) if db.message().contains("append-only")),
+        "{update:?}"
+    );
     let delete = sqlx::query("delete from audit_events")
         .execute(t.ladder.db.pool())
         .await;
-    assert!(delete.is_err());
+    assert!(
+        matches!(&delete, Err(sqlx::Error::Database(db)) if db.message().contains("append-only")),
+        "{delete:?}"
+    );
 }
 
 async fn migrate_is_idempotent_and_picks_up_new_permissions_and_reports_removed_ones(

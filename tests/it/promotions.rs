@@ -560,8 +560,8 @@ async fn ineligible_requesters_are_refused_and_nothing_is_stored(mut t: TestLadd
 }
 
 async fn an_smtp_outage_loses_nothing_and_sends_each_email_once(mut t: TestLadder) {
-    let port = Mailbox::free_port();
-    story(&mut t, port, |_| {}).await;
+    let reserved = Mailbox::reserve();
+    story(&mut t, reserved.port, |_| {}).await;
     // SMTP is down while alice asks: the request is stored anyway.
     let r = submit(&t.ladder, "alice", "Please").await.unwrap();
     let d = drain(&t.ladder).await;
@@ -576,7 +576,7 @@ async fn an_smtp_outage_loses_nothing_and_sends_each_email_once(mut t: TestLadde
     assert_eq!(state_of(&t.ladder, r.request_id).await, "pending");
 
     // Not due yet: backoff.
-    let smtp = Mailbox::start_on(port);
+    let smtp = reserved.start();
     assert_eq!(drain(&t.ladder).await.sent, 0);
     t.ladder.clock.advance(31);
     assert_eq!(drain(&t.ladder).await.sent, 2);
@@ -640,7 +640,11 @@ async fn the_api_drives_the_workflow_with_json_errors(mut t: TestLadder) {
     );
 
     let alice = app.client();
-    alice.login("alice", PW).await;
+    assert_eq!(
+        alice.login("alice", PW).await.status(),
+        303,
+        "sign-in as alice"
+    );
     let post = |c: &crate::helpers::Client, path: &str, body: &str| {
         c.http
             .post(c.url(path))
@@ -694,7 +698,11 @@ async fn the_api_drives_the_workflow_with_json_errors(mut t: TestLadder) {
     assert_eq!(r.status(), 403);
 
     let erin = app.client();
-    erin.login("erin", PW).await;
+    assert_eq!(
+        erin.login("erin", PW).await.status(),
+        303,
+        "sign-in as erin"
+    );
     let list: serde_json::Value = erin
         .get("/api/v1/promotions?state=pending")
         .await
@@ -731,7 +739,7 @@ async fn the_api_drives_the_workflow_with_json_errors(mut t: TestLadder) {
     assert_eq!(r.status(), 409);
     // bob may not see alice's request.
     let bob = app.client();
-    bob.login("bob", PW).await;
+    assert_eq!(bob.login("bob", PW).await.status(), 303, "sign-in as bob");
     assert_eq!(
         bob.get(&format!("/api/v1/promotions/{id}")).await.status(),
         404
@@ -827,8 +835,8 @@ async fn two_processes_draining_one_outbox_send_each_email_once(mut t: TestLadde
 }
 
 async fn a_failed_email_can_be_retried_from_the_admin_console(mut t: TestLadder) {
-    let port = Mailbox::free_port();
-    story(&mut t, port, |s| s.mail.max_attempts = 1).await;
+    let reserved = Mailbox::reserve();
+    story(&mut t, reserved.port, |s| s.mail.max_attempts = 1).await;
     submit(&t.ladder, "alice", "Please").await.unwrap();
     assert_eq!(drain(&t.ladder).await.failed, 2);
     let app = t.serve().await;
@@ -846,12 +854,16 @@ async fn a_failed_email_can_be_retried_from_the_admin_console(mut t: TestLadder)
         .post_form(&format!("/admin/mail/{id}/retry"), &token, &[])
         .await;
     assert_eq!(r.status(), 303);
-    let smtp = Mailbox::start_on(port);
+    let smtp = reserved.start();
     assert_eq!(drain(&t.ladder).await.sent, 1);
     assert_eq!(smtp.wait_for(1).len(), 1);
     // A writer cannot see the outbox.
     let alice = app.client();
-    alice.login("alice", PW).await;
+    assert_eq!(
+        alice.login("alice", PW).await.status(),
+        303,
+        "sign-in as alice"
+    );
     assert_eq!(alice.get("/admin/mail").await.status(), 403);
 }
 
