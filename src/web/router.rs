@@ -22,7 +22,7 @@ use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
 
 use super::{
     AppState, auth, csrf,
-    error::not_found,
+    error::{api_json_errors, not_found},
     guards::{self, Rule},
     healthz, login, readyz,
     session_store::DbSessionStore,
@@ -179,7 +179,10 @@ pub fn routes() -> Router<AppState> {
         r,
         "/api/{*rest}",
         Public,
-        get(promotions::api::not_found).post(promotions::api::not_found),
+        // Every method: an unknown endpoint is a 404, not a 405.
+        get(promotions::api::not_found)
+            .post(promotions::api::not_found)
+            .fallback(promotions::api::not_found),
     );
     // The admin console
     let r = route(r, "/admin", Staff, get(admin::index));
@@ -339,6 +342,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
                 .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
                 .layer(security_header(header::REFERRER_POLICY, "same-origin"))
+                .layer(from_fn(api_json_errors))
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
                 .layer(trace)
                 .layer(PropagateRequestIdLayer::new(request_id))

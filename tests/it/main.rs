@@ -7,6 +7,7 @@ mod helpers;
 mod browser;
 mod cli;
 mod db;
+mod inputs;
 mod mailbox;
 mod permission_core;
 mod promotions;
