@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::helpers::{Client, TestLadder, csrf_from, stderr};
 
 on_both_backends!(
+    the_api_refuses_a_bodiless_request_whose_csrf_header_is_not_the_sessions_token,
     every_error_under_the_api_is_the_json_envelope,
 );
 
@@ -155,6 +156,60 @@ async fn post_by(t: &TestLadder, author: &User, title: &str, published: bool) ->
 // ---------------------------------------------------------------------------
 // The API: CSRF and the error envelope
 // ---------------------------------------------------------------------------
+
+async fn the_api_refuses_a_bodiless_request_whose_csrf_header_is_not_the_sessions_token(
+    t: TestLadder,
+) {
+    Cast::new(&t).await;
+    let app = t.serve().await;
+    let writer = app.signed_in("writer").await;
+    let admin = app.signed_in("admin").await;
+    let response = post_json(
+        &writer,
+        "/api/v1/promotions",
+        r#"{"track": "senior-writer", "justification": "Ready."}"#,
+    )
+    .await;
+    assert_eq!(response.status(), 201);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let path = format!("/api/v1/promotions/{id}/withdraw");
+    let withdraw = |token: Option<String>| {
+        let mut request = writer
+            .http
+            .post(writer.url(&path))
+            .header(header::CONTENT_LENGTH, "0");
+        if let Some(token) = token {
+            request = request.header("x-csrf-token", token);
+        }
+        request.send()
+    };
+    let before = state_of(&t).await;
+    let others = token(&admin).await;
+    for wrong in [
+        None,
+        Some("anything".to_string()),
+        Some("0".repeat(64)),
+        Some(others),
+    ] {
+        let what = format!("X-CSRF-Token {wrong:?}");
+        let response = withdraw(wrong).await.unwrap();
+        let body = envelope(&what, response, 403, "forbidden").await;
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("CSRF"),
+            "{body}"
+        );
+    }
+    assert_eq!(state_of(&t).await, before);
+    // The session's own token is accepted, so the refusals were the token's.
+    let response = withdraw(Some(token(&writer).await)).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["state"],
+        "withdrawn"
+    );
+}
 
 async fn every_error_under_the_api_is_the_json_envelope(t: TestLadder) {
     Cast::new(&t).await;
