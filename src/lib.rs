@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod mail;
 pub mod permissions;
 pub mod promotions;
+pub mod text;
 pub mod web;
 
 use std::sync::Arc;

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod csrf;
 pub mod error;
 pub mod guards;
+pub mod inputs;
 pub mod login;
 pub mod page;
 pub mod router;

@@ -24,7 +24,7 @@ use super::{
     AppState, auth, csrf,
     error::{api_json_errors, not_found},
     guards::{self, Rule},
-    healthz, login, readyz,
+    healthz, inputs, login, readyz,
     session_store::DbSessionStore,
     stylesheet,
 };
@@ -331,6 +331,7 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn(csrf::verify))
         .layer(from_fn_with_state(state.clone(), auth::load_viewer))
         .layer(sessions)
+        .layer(from_fn(inputs::refuse_control_characters))
         .with_state(state)
         .layer(
             // The security headers are outermost, so that the answers the layers

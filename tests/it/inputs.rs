@@ -13,6 +13,10 @@ use serde_json::Value;
 use crate::helpers::{Client, TestLadder, csrf_from, stderr};
 
 on_both_backends!(
+    a_control_character_in_any_web_input_is_a_422_and_changes_nothing,
+    a_control_character_in_any_api_input_is_a_json_422_and_changes_nothing,
+    multi_line_text_keeps_its_line_breaks_and_tabs,
+    a_control_character_in_a_command_line_argument_is_bad_input,
     the_api_refuses_a_bodiless_request_whose_csrf_header_is_not_the_sessions_token,
     every_error_under_the_api_is_the_json_envelope,
 );
@@ -148,6 +152,307 @@ async fn post_by(t: &TestLadder, author: &User, title: &str, published: bool) ->
 // ---------------------------------------------------------------------------
 // Control characters
 // ---------------------------------------------------------------------------
+
+async fn a_control_character_in_any_web_input_is_a_422_and_changes_nothing(t: TestLadder) {
+    let cast = Cast::new(&t).await;
+    let target = t.user("target").await;
+    let group = t.group("Reviewers", &[]).await.group_id;
+    let draft = post_by(&t, &cast.writer, "A draft", false).await;
+    let app = t.serve().await;
+    let anonymous = app.client();
+    let writer = app.signed_in("writer").await;
+    let admin = app.signed_in("admin").await;
+    let before = state_of(&t).await;
+    let mut wrong = Vec::new();
+
+    // Sign-in: the username (NUL, and an escape sequence) and `next`.
+    for name in ["wri\0ter", "\u{1b}[2Jwriter"] {
+        let response = anonymous.login(name, "writer-password").await;
+        if let Err(e) = refused_page("login username", response).await {
+            wrong.push(e);
+        }
+    }
+    let gets = [
+        (&anonymous, "/login?next=/posts%00".to_string()),
+        // Searches and filters
+        (&admin, "/admin/users?q=%00".into()),
+        (&admin, "/admin/users?q=ali%00ce".into()),
+        (&admin, "/admin/users?group=%00".into()),
+        (&admin, "/admin/users?active=%00&staff=%07".into()),
+        (&admin, "/admin/audit?actor=%00".into()),
+        (&admin, "/admin/audit?target=a%0Ab&action=%09".into()),
+        (&admin, format!("/admin/groups/{group}?member_q=%00")),
+        (&admin, format!("/admin/groups/{group}?perm_q=%1B")),
+        (&admin, "/admin/mail?state=%00".into()),
+        (&admin, "/promotions/review?track=%00".into()),
+        (&admin, "/promotions/review?tab=history&state=%00".into()),
+        // Path segments
+        (&admin, "/admin/users/tar%00get".into()),
+        (&admin, "/admin/users/%0A".into()),
+        (&writer, format!("/posts/{draft}%00")),
+        (&writer, format!("/posts/{draft}%00/edit")),
+    ];
+    for (client, path) in gets {
+        if let Err(e) = refused_page(&path, client.get(&path).await).await {
+            wrong.push(e);
+        }
+    }
+    let target = target.username.as_str();
+    let posts = [
+        (
+            &writer,
+            "/posts/new".to_string(),
+            vec![("title", "A\0title"), ("body", "Words.")],
+        ),
+        (
+            &writer,
+            "/posts/new".into(),
+            vec![("title", "A title"), ("body", "Wor\0ds.")],
+        ),
+        // A title is one line: a line break or a tab is refused by the title itself.
+        (
+            &writer,
+            "/posts/new".into(),
+            vec![("title", "A\ntitle"), ("body", "Words.")],
+        ),
+        (
+            &writer,
+            "/posts/new".into(),
+            vec![("title", "A\ttitle"), ("body", "Words.")],
+        ),
+        (
+            &writer,
+            format!("/posts/{draft}/edit"),
+            vec![("title", "Edited\0"), ("body", "Words.")],
+        ),
+        (
+            &writer,
+            "/promotions/new".into(),
+            vec![("track", "senior-writer"), ("justification", "Rea\0dy.")],
+        ),
+        (
+            &writer,
+            "/promotions/new".into(),
+            vec![("track", "senior\0writer"), ("justification", "Ready.")],
+        ),
+        (
+            &writer,
+            "/promotions/new".into(),
+            vec![("track", "senior-writer"), ("justification", "Ready.\u{7}")],
+        ),
+        (
+            &admin,
+            "/admin/users/new".into(),
+            vec![
+                ("username", "new\0comer"),
+                ("email", "newcomer@example.com"),
+                ("display_name", ""),
+                ("password", ""),
+            ],
+        ),
+        (
+            &admin,
+            "/admin/users/new".into(),
+            vec![
+                ("username", "newcomer"),
+                ("email", "new\0comer@example.com"),
+                ("display_name", ""),
+                ("password", ""),
+            ],
+        ),
+        (
+            &admin,
+            "/admin/users/new".into(),
+            vec![
+                ("username", "newcomer"),
+                ("email", "newcomer@example.com"),
+                ("display_name", "New\0comer"),
+                ("password", ""),
+            ],
+        ),
+        (
+            &admin,
+            "/admin/users/new".into(),
+            vec![
+                ("username", "newcomer"),
+                ("email", "newcomer@example.com"),
+                ("display_name", "New\ncomer"),
+                ("password", ""),
+            ],
+        ),
+        (
+            &admin,
+            "/admin/groups/new".into(),
+            vec![("name", "Bad\0group")],
+        ),
+        (
+            &admin,
+            format!("/admin/groups/{group}/rename"),
+            vec![("name", "Re\0named")],
+        ),
+        (
+            &admin,
+            format!("/admin/groups/{group}/members"),
+            vec![("username", "tar\0get"), ("action", "add")],
+        ),
+        (
+            &admin,
+            format!("/admin/users/{target}/permissions"),
+            vec![("permission", "blog.view_post\0"), ("action", "grant")],
+        ),
+        (
+            &admin,
+            "/admin/users/tar%00get/active".into(),
+            vec![("value", "false")],
+        ),
+        (
+            &admin,
+            format!("/admin/users/{target}/password"),
+            vec![("password", "a-long-pass\0phrase")],
+        ),
+    ];
+    for (client, path, fields) in posts {
+        let what = format!("POST {path} {fields:?}");
+        if let Err(e) = refused_page(&what, post(client, &path, &fields).await).await {
+            wrong.push(e);
+        }
+    }
+    assert!(wrong.is_empty(), "not refused:\n{}", wrong.join("\n"));
+    assert_eq!(
+        state_of(&t).await,
+        before,
+        "a refused input changed something"
+    );
+}
+
+async fn a_control_character_in_any_api_input_is_a_json_422_and_changes_nothing(t: TestLadder) {
+    let cast = Cast::new(&t).await;
+    let _ = cast;
+    let app = t.serve().await;
+    let writer = app.signed_in("writer").await;
+    let editor = app.signed_in("editor").await;
+    let before = state_of(&t).await;
+
+    for body in [
+        r#"{"track": "senior-writer", "justification": "Rea\u0000dy."}"#,
+        r#"{"track": "senior\u0000writer", "justification": "Ready."}"#,
+        r#"{"track": "senior-writer", "justification": "Ready.", "ex\u0001tra": 1}"#,
+    ] {
+        let response = post_json(&writer, "/api/v1/promotions", body).await;
+        let error = envelope(body, response, 422, "invalid").await;
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("control characters"),
+            "{error}"
+        );
+    }
+    for path in [
+        "/api/v1/promotions?requester=%00",
+        "/api/v1/promotions?state=pending&track=%1B",
+        "/api/v1/promotions?after=%00",
+        "/api/v1/promotions/1%00",
+    ] {
+        envelope(path, editor.get(path).await, 422, "invalid").await;
+    }
+    assert_eq!(state_of(&t).await, before);
+
+    // The decisions' texts too (approve reads its body itself).
+    let response = post_json(
+        &writer,
+        "/api/v1/promotions",
+        r#"{"track": "senior-writer", "justification": "Ready."}"#,
+    )
+    .await;
+    assert_eq!(response.status(), 201);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let before = state_of(&t).await;
+    for (path, body) in [
+        (
+            format!("/api/v1/promotions/{id}/approve"),
+            r#"{"comment": "Wel\u0000come."}"#,
+        ),
+        (
+            format!("/api/v1/promotions/{id}/reject"),
+            r#"{"reason": "Not \u0000yet."}"#,
+        ),
+    ] {
+        let response = post_json(&editor, &path, body).await;
+        envelope(&path, response, 422, "invalid").await;
+    }
+    assert_eq!(state_of(&t).await, before);
+    let shown: Value = editor
+        .get(&format!("/api/v1/promotions/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["state"], "pending");
+}
+
+async fn multi_line_text_keeps_its_line_breaks_and_tabs(t: TestLadder) {
+    Cast::new(&t).await;
+    let app = t.serve().await;
+    let writer = app.signed_in("writer").await;
+    let body = "First line,\r\n\tthen an indented one.";
+    let response = post(&writer, "/posts/new", &[("title", "Lines"), ("body", body)]).await;
+    assert_eq!(response.status(), 303);
+    let stored: String = sqlx::query_scalar("select body from posts where title = 'Lines'")
+        .fetch_one(t.ladder.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored, body);
+    let justification = "Two reasons:\n\t1. forty posts\r\n\t2. no complaints";
+    let response = post_json(
+        &writer,
+        "/api/v1/promotions",
+        &serde_json::json!({ "track": "senior-writer", "justification": justification })
+            .to_string(),
+    )
+    .await;
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.unwrap();
+    assert_eq!(created["justification"], justification);
+}
+
+async fn a_control_character_in_a_command_line_argument_is_bad_input(t: TestLadder) {
+    Cast::new(&t).await;
+    let before = state_of(&t).await;
+    for args in [
+        vec!["user", "list", "--search", "\u{1}"],
+        vec!["user", "list", "--search", "wri\u{1b}[2Jter"],
+        vec!["user", "show", "wri\u{7}ter"],
+        vec!["audit", "--user", "admin\n"],
+        vec!["check", "writer", "blog.add_post\t"],
+        vec!["group", "add", "New\u{7f}group"],
+        vec![
+            "user",
+            "add",
+            "newcomer",
+            "--email",
+            "newcomer@example.com",
+            "--display-name",
+            "New\u{1}comer",
+        ],
+    ] {
+        let out = t.cli(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.contains("must not contain control characters"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !err.contains('\u{1b}') && !err.contains('\u{7}'),
+            "{args:?}: {err:?}"
+        );
+    }
+    assert_eq!(state_of(&t).await, before);
+}
 
 // ---------------------------------------------------------------------------
 // Sign-in
