@@ -17,6 +17,7 @@ on_both_backends!(
     a_control_character_in_any_api_input_is_a_json_422_and_changes_nothing,
     multi_line_text_keeps_its_line_breaks_and_tabs,
     a_control_character_in_a_command_line_argument_is_bad_input,
+    an_over_long_sign_in_name_is_refused_before_it_is_stored,
     the_api_refuses_a_bodiless_request_whose_csrf_header_is_not_the_sessions_token,
     every_error_under_the_api_is_the_json_envelope,
 );
@@ -457,6 +458,46 @@ async fn a_control_character_in_a_command_line_argument_is_bad_input(t: TestLadd
 // ---------------------------------------------------------------------------
 // Sign-in
 // ---------------------------------------------------------------------------
+
+async fn an_over_long_sign_in_name_is_refused_before_it_is_stored(t: TestLadder) {
+    Cast::new(&t).await;
+    let app = t.serve().await;
+    let client = app.client();
+    let attempts = t.count("login_attempts").await;
+    for name in ["a".repeat(151), "é".repeat(151), "x".repeat(200_000)] {
+        let response = client.login(&name, "whatever").await;
+        assert_eq!(response.status(), 422);
+        assert!(
+            response
+                .text()
+                .await
+                .unwrap()
+                .contains("at most 150 characters")
+        );
+    }
+    assert_eq!(
+        t.count("login_attempts").await,
+        attempts,
+        "an over-long name was stored"
+    );
+    let longest: Option<i64> =
+        sqlx::query_scalar("select max(length(attempt_key)) from login_attempts")
+            .fetch_one(t.ladder.db.pool())
+            .await
+            .unwrap();
+    assert!(longest.unwrap_or(0) < 200, "{longest:?}");
+    // 150 characters is still a name: an ordinary failed attempt, counted.
+    let response = client.login(&"a".repeat(150), "whatever").await;
+    assert_eq!(response.status(), 422);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("do not match an active account")
+    );
+    assert!(t.count("login_attempts").await > attempts);
+}
 
 // ---------------------------------------------------------------------------
 // The API: CSRF and the error envelope
