@@ -20,6 +20,7 @@ on_both_backends!(
     an_over_long_sign_in_name_is_refused_before_it_is_stored,
     the_api_refuses_a_bodiless_request_whose_csrf_header_is_not_the_sessions_token,
     every_error_under_the_api_is_the_json_envelope,
+    someone_elses_draft_is_not_found_on_every_post_route,
 );
 
 const WRITER: &[&str] = &["blog.add_post", "blog.change_post", "blog.view_post"];
@@ -719,6 +720,69 @@ fn complete(answer: &[u8]) -> bool {
 // ---------------------------------------------------------------------------
 // Drafts
 // ---------------------------------------------------------------------------
+
+async fn someone_elses_draft_is_not_found_on_every_post_route(t: TestLadder) {
+    let cast = Cast::new(&t).await;
+    let draft = post_by(&t, &cast.writer, "A secret draft", false).await;
+    let published = post_by(&t, &cast.writer, "A published post", true).await;
+    let missing = draft + published + 1000;
+    let app = t.serve().await;
+    // `senior` may publish, edit and delete their own posts, not see others' drafts.
+    let senior = app.signed_in("senior").await;
+    let before = state_of(&t).await;
+    let routes = |id: i64| {
+        vec![
+            ("GET", format!("/posts/{id}"), vec![]),
+            ("GET", format!("/posts/{id}/edit"), vec![]),
+            (
+                "POST",
+                format!("/posts/{id}/edit"),
+                vec![("title", "Mine now"), ("body", "x")],
+            ),
+            ("POST", format!("/posts/{id}/publish"), vec![]),
+            ("GET", format!("/posts/{id}/delete"), vec![]),
+            ("POST", format!("/posts/{id}/delete"), vec![]),
+        ]
+    };
+    for ((method, draft_path, fields), (_, missing_path, _)) in
+        routes(draft).into_iter().zip(routes(missing))
+    {
+        let answer = |path: String| {
+            let senior = &senior;
+            let fields = fields.clone();
+            async move {
+                let response = if method == "GET" {
+                    senior.get(&path).await
+                } else {
+                    post(senior, &path, &fields).await
+                };
+                (response.status(), response.text().await.unwrap())
+            }
+        };
+        let (draft_status, draft_body) = answer(draft_path.clone()).await;
+        let (missing_status, missing_body) = answer(missing_path).await;
+        assert_eq!(draft_status, 404, "{method} {draft_path}");
+        assert_eq!(missing_status, 404, "{method} the missing post");
+        assert_eq!(
+            draft_body, missing_body,
+            "{method} {draft_path} tells the draft exists"
+        );
+    }
+    assert_eq!(state_of(&t).await, before);
+    // A post they may see but not change is still refused as not theirs.
+    let response = senior.get(&format!("/posts/{published}/edit")).await;
+    assert_eq!(response.status(), 403);
+    assert!(response.text().await.unwrap().contains("blog.feature_post"));
+    // The author and an editor still reach the draft.
+    for who in ["writer", "editor"] {
+        let client = app.signed_in(who).await;
+        assert_eq!(
+            client.get(&format!("/posts/{draft}/edit")).await.status(),
+            200,
+            "{who}"
+        );
+    }
+}
 
 // ---------------------------------------------------------------------------
 // Usernames and request ids
