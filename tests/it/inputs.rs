@@ -21,6 +21,7 @@ on_both_backends!(
     the_api_refuses_a_bodiless_request_whose_csrf_header_is_not_the_sessions_token,
     every_error_under_the_api_is_the_json_envelope,
     someone_elses_draft_is_not_found_on_every_post_route,
+    dot_and_dot_dot_are_not_usernames,
 );
 
 const WRITER: &[&str] = &["blog.add_post", "blog.change_post", "blog.view_post"];
@@ -787,6 +788,55 @@ async fn someone_elses_draft_is_not_found_on_every_post_route(t: TestLadder) {
 // ---------------------------------------------------------------------------
 // Usernames and request ids
 // ---------------------------------------------------------------------------
+
+async fn dot_and_dot_dot_are_not_usernames(t: TestLadder) {
+    Cast::new(&t).await;
+    let app = t.serve().await;
+    let admin = app.signed_in("admin").await;
+    let before = state_of(&t).await;
+    for name in [".", ".."] {
+        let fields = [
+            ("username", name),
+            ("email", "dots@example.com"),
+            ("display_name", ""),
+            ("password", ""),
+        ];
+        let response = post(&admin, "/admin/users/new", &fields).await;
+        assert_eq!(response.status(), 422, "{name:?}");
+        assert!(
+            response.text().await.unwrap().contains("must not be"),
+            "{name:?}"
+        );
+        let out = t.cli(&["user", "add", name, "--email", "dots@example.com"]);
+        assert_eq!(out.status.code(), Some(2), "{name:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("must not be"), "{}", stderr(&out));
+        let out = t.cli_with(
+            &[
+                "createsuperuser",
+                "--username",
+                name,
+                "--email",
+                "dots@example.com",
+                "--no-input",
+            ],
+            None,
+            &[("LADDER_SUPERUSER_PASSWORD", "a-long-passphrase")],
+        );
+        assert_eq!(out.status.code(), Some(2), "{name:?}: {}", stderr(&out));
+    }
+    assert_eq!(state_of(&t).await, before);
+    // Dots inside a name are still Django's.
+    let fields = [
+        ("username", "j.r.r"),
+        ("email", "jrr@example.com"),
+        ("display_name", ""),
+        ("password", ""),
+    ];
+    assert_eq!(
+        post(&admin, "/admin/users/new", &fields).await.status(),
+        303
+    );
+}
 
 fn uuid_like(id: &str) -> bool {
     id.len() == 36 && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
