@@ -7,6 +7,7 @@ pub mod guards;
 pub mod inputs;
 pub mod login;
 pub mod page;
+pub mod request_id;
 pub mod router;
 pub mod session_store;
 pub mod templates;

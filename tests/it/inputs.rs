@@ -22,6 +22,7 @@ on_both_backends!(
     every_error_under_the_api_is_the_json_envelope,
     someone_elses_draft_is_not_found_on_every_post_route,
     dot_and_dot_dot_are_not_usernames,
+    ladder_makes_its_own_request_id_whatever_the_client_sends,
 );
 
 const WRITER: &[&str] = &["blog.add_post", "blog.change_post", "blog.view_post"];
@@ -836,6 +837,42 @@ async fn dot_and_dot_dot_are_not_usernames(t: TestLadder) {
         post(&admin, "/admin/users/new", &fields).await.status(),
         303
     );
+}
+
+async fn ladder_makes_its_own_request_id_whatever_the_client_sends(t: TestLadder) {
+    let app = t.serve().await;
+    let client = app.client();
+    let mut seen = Vec::new();
+    for sent in [
+        "attacker-chosen",
+        "attacker-chosen",
+        "a b\tc",
+        "0f8e2c4a-1b2c-4d5e-8f90-123456789abc",
+    ] {
+        let response = client
+            .http
+            .get(client.url("/healthz"))
+            .header("x-request-id", sent)
+            .send()
+            .await
+            .unwrap();
+        let id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap()
+            .to_string();
+        assert_ne!(id, sent);
+        assert!(uuid_like(&id), "{id}");
+        seen.push(id);
+    }
+    let without = client.get("/healthz").await;
+    assert!(uuid_like(
+        without.headers()["x-request-id"].to_str().unwrap()
+    ));
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 4, "request ids repeat: {seen:?}");
 }
 
 fn uuid_like(id: &str) -> bool {
