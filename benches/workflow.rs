@@ -170,7 +170,7 @@ async fn session_for(ladder: &Ladder, user_id: i64) -> String {
     let id = tower_sessions::session::Id::default();
     // As sign-in leaves it: the auth record and the hour of renewal.
     let hour = time::OffsetDateTime::now_utc().unix_timestamp() / 3_600;
-    let data = serde_json::json!({ "auth": { "user_id": user_id, "auth_hash": auth_hash(&user) }, "renewed": hour });
+    let data = serde_json::json!({ "auth": { "user_id": user_id, "auth_hash": auth_hash(&ladder.secret, &user) }, "renewed": hour });
     sqlx::query(
         "insert into sessions (session_id, data, expires_at, created_at) values ($1, $2, $3, $4)",
     )

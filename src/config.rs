@@ -65,6 +65,7 @@ pub struct JobSettings {
     pub remind: String,
     pub end_grants: String,
     pub digest: String,
+    pub sessions: String,
 }
 
 /// One `[[promotions]]` track, as written in config; see `promotions::Track`.
@@ -115,10 +116,14 @@ pub struct ServerSettings {
     pub secure_cookies: bool,
     /// Idle lifetime of a session. Env: `LADDER_SERVER__SESSION_DAYS`.
     pub session_days: u32,
-    /// Per address and per username. Env: `LADDER_SERVER__LOGIN_ATTEMPTS_PER_MINUTE`.
+    /// Per address and username together; see `accounts::sign_in::login_limit`.
+    /// Env: `LADDER_SERVER__LOGIN_ATTEMPTS_PER_MINUTE`.
     pub login_attempts_per_minute: u32,
     /// Env: `LADDER_SERVER__REQUEST_TIMEOUT_SECS`.
     pub request_timeout_secs: u64,
+    /// Keys session fingerprints and CSRF tokens; empty: generated once and
+    /// kept in the database. Env: `LADDER_SERVER__SECRET_KEY`.
+    pub secret_key: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -41,6 +41,14 @@ pub struct DemoAccount {
 pub async fn seed(ladder: &Ladder, fixed_password: Option<&str>) -> Result<Vec<DemoAccount>> {
     let now = ladder.clock.now();
     let system = Actor::system(Source::Cli);
+    // Every password is chosen and hashed before the transaction opens
+    // (argon2 is slow); one that ends up unused costs only its hash.
+    let mut passwords = Vec::new();
+    for (name, _, _) in ACCOUNTS {
+        let chosen = fixed_password.map_or_else(password::generate, str::to_string);
+        let hash = NewPassword::parse(&chosen, name)?.hash().await?;
+        passwords.push((chosen, hash));
+    }
     let mut tx = ladder.db.begin().await?;
 
     let senior: Vec<&str> = WRITERS.iter().chain(SENIOR_EXTRA).copied().collect();
@@ -62,9 +70,8 @@ pub async fn seed(ladder: &Ladder, fixed_password: Option<&str>) -> Result<Vec<D
     }
 
     let mut accounts = Vec::new();
-    for (name, group, superuser) in ACCOUNTS {
+    for ((name, group, superuser), prepared) in ACCOUNTS.iter().zip(passwords) {
         let existing = users::find_by_username(&mut tx, name).await?;
-        let mut set_password = fixed_password.map(str::to_string);
         let user = match existing {
             Some(user) => user,
             None => {
@@ -76,8 +83,7 @@ pub async fn seed(ladder: &Ladder, fixed_password: Option<&str>) -> Result<Vec<D
                     });
                     continue;
                 }
-                let chosen = set_password.take().unwrap_or_else(password::generate);
-                let pw = NewPassword::parse(&chosen, name)?;
+                let (chosen, pw) = prepared;
                 let username = Username::parse(name)?;
                 let email = Email::parse(&format!("{name}@example.com"))?;
                 let user = if *superuser {
@@ -106,15 +112,19 @@ pub async fn seed(ladder: &Ladder, fixed_password: Option<&str>) -> Result<Vec<D
                 continue;
             }
         };
-        if let Some(pw) = &set_password {
-            users::set_password(&mut tx, &system, &user, NewPassword::parse(pw, name)?, now)
-                .await?;
-        }
+        // An existing account keeps its password unless one was fixed.
+        let shown = if fixed_password.is_some() {
+            let (chosen, hash) = prepared;
+            users::set_password(&mut tx, &system, &user, hash, now).await?;
+            Some(chosen)
+        } else {
+            None
+        };
         add_to_group(&mut tx, &system, &user, *group, now).await?;
         accounts.push(DemoAccount {
             username: user.username,
             role: role(*group, *superuser),
-            password: set_password,
+            password: shown,
         });
     }
     tx.commit().await?;

@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod mail;
 pub mod permissions;
 pub mod promotions;
+pub mod secret;
 pub mod text;
 pub mod web;
 
@@ -49,6 +50,8 @@ pub struct Ladder {
     pub tracks: Arc<Vec<promotions::Track>>,
     /// Wakes this process's email worker after a commit queued mail.
     pub mail_wake: Arc<tokio::sync::Notify>,
+    /// Keys session fingerprints and anonymous CSRF tokens; see `secret`.
+    pub secret: secret::ServerSecret,
 }
 
 impl Ladder {
@@ -61,12 +64,19 @@ impl Ladder {
     /// Like `open`, with a chosen clock, and says what the catalog sync did.
     pub async fn open_reporting(settings: Settings, clock: Clock) -> Result<(Ladder, SyncReport)> {
         let db = Db::connect(&settings.database).await?;
+        // The schema first: the secret lives in it.
+        db.migrate().await?;
+        let secret = {
+            let mut conn = db.write_conn().await?;
+            secret::ServerSecret::load(&mut conn, &settings.server.secret_key, clock.now()).await?
+        };
         let tracks = promotions::Track::parse_all(&settings.promotions)
             .map_err(|e| Error::invalid("promotions", e))?;
         let ladder = Ladder {
             db,
             tracks: Arc::new(tracks),
             mail_wake: Arc::new(tokio::sync::Notify::new()),
+            secret,
             permissions: Arc::new(PermissionCache::new(settings.permissions.cache_size)),
             settings: Arc::new(settings),
             clock,

@@ -10,7 +10,7 @@ pub mod users;
 
 pub use email::Email;
 pub use groups::{Group, GroupName};
-pub use password::NewPassword;
+pub use password::{NewPassword, PasswordHash};
 pub use username::{Username, key_of as username_key};
 pub use users::User;
 

@@ -2,7 +2,7 @@
 
 use argon2::{
     Argon2,
-    password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash},
+    password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash as Phc},
 };
 
 use crate::{Error, Result};
@@ -38,10 +38,40 @@ impl NewPassword {
         Ok(NewPassword(raw.to_string()))
     }
 
-    /// The argon2id PHC string to store.
-    pub fn hash(&self) -> Result<String> {
-        hash(&self.0)
+    /// Hashes the password with argon2id on a blocking thread: the hash is
+    /// deliberately slow, so it must never hold an async worker, and callers
+    /// do it before their transaction opens, never while holding a write turn.
+    pub async fn hash(self) -> Result<PasswordHash> {
+        tokio::task::spawn_blocking(move || self.hash_now())
+            .await
+            .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))?
     }
+
+    /// The same, on this thread; for synchronous callers only.
+    pub fn hash_now(&self) -> Result<PasswordHash> {
+        hash(&self.0).map(PasswordHash)
+    }
+}
+
+/// An argon2id PHC string, ready to store. Only `NewPassword::hash` makes one.
+pub struct PasswordHash(String);
+
+impl PasswordHash {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// Checks `password` against a stored hash on a blocking thread; see `verify`.
+pub async fn verify_blocking(password: &str, stored: Option<String>) -> Result<bool> {
+    let password = password.to_string();
+    tokio::task::spawn_blocking(move || verify(&password, stored.as_deref()))
+        .await
+        .map_err(|e| anyhow::anyhow!("password check: {e}").into())
 }
 
 fn hash(password: &str) -> Result<String> {
@@ -54,7 +84,7 @@ fn hash(password: &str) -> Result<String> {
 /// Checks `password` against a stored hash. A missing or malformed hash never matches.
 pub fn verify(password: &str, stored: Option<&str>) -> bool {
     let Some(stored) = stored else { return false };
-    let Ok(parsed) = PasswordHash::new(stored) else {
+    let Ok(parsed) = Phc::new(stored) else {
         return false;
     };
     Argon2::default()
@@ -90,8 +120,9 @@ mod tests {
     fn hashes_are_argon2id_and_verify() {
         let hash = NewPassword::parse("correct horse battery", "alice")
             .unwrap()
-            .hash()
-            .unwrap();
+            .hash_now()
+            .unwrap()
+            .into_string();
         assert!(hash.starts_with("$argon2id$"));
         assert!(verify("correct horse battery", Some(&hash)));
         assert!(!verify("wrong horse battery", Some(&hash)));

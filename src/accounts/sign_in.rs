@@ -3,46 +3,93 @@
 use std::sync::LazyLock;
 
 use super::{User, password, users};
-use crate::{Result, db::Conn};
+use crate::{
+    Result,
+    db::{Conn, Db},
+};
 
 /// A hash to verify against when the username is unknown, so that an unknown
 /// user takes as long to refuse as a wrong password (no user enumeration).
 static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
     super::NewPassword::parse("dummy-password-for-timing", "nobody")
-        .and_then(|p| p.hash())
+        .and_then(|p| p.hash_now())
+        .map(super::PasswordHash::into_string)
         .unwrap_or_default()
 });
 
 /// The user, if the password is right and the account active. Wrong password,
 /// unknown user and inactive user all give `None`: one message for all three.
-pub async fn authenticate(
-    conn: &mut Conn,
-    username: &str,
-    pw: &str,
-    now: i64,
-) -> Result<Option<User>> {
-    let user = users::find_by_username(conn, username).await?;
+/// Takes no transaction: the hash is checked on a blocking thread while no
+/// connection or write turn is held.
+pub async fn authenticate(db: &Db, username: &str, pw: &str, now: i64) -> Result<Option<User>> {
+    let user = {
+        let mut conn = db.acquire().await?;
+        users::find_by_username(&mut conn, username).await?
+    };
     let stored = user
         .as_ref()
         .and_then(|u| u.password_hash.clone())
         .unwrap_or_else(|| DUMMY_HASH.clone());
-    let pw = pw.to_string();
-    // argon2 is deliberately slow: keep it off the async workers.
-    let matches = tokio::task::spawn_blocking(move || password::verify(&pw, Some(&stored)))
-        .await
-        .map_err(|e| anyhow::anyhow!("password check: {e}"))?;
+    let matches = password::verify_blocking(pw, Some(stored)).await?;
     let Some(user) = user.filter(|u| matches && u.is_active && u.password_hash.is_some()) else {
         return Ok(None);
     };
+    let mut tx = db.begin().await?;
     sqlx::query("update users set last_login = $1 where user_id = $2")
         .bind(now)
         .bind(user.user_id)
-        .execute(&mut *conn)
+        .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
     Ok(Some(User {
         last_login: Some(now),
         ..user
     }))
+}
+
+/// One address may try this many times more often than one address and
+/// username together: enough for an office behind one NAT, too few to spray.
+const ADDRESS_FACTOR: u32 = 10;
+
+/// What the sign-in limit says about one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginLimit {
+    /// Go ahead.
+    Open,
+    /// This address (alone, or with this username) has tried too often: no
+    /// password is checked. Wait this many seconds.
+    Blocked(u64),
+    /// Only the username has been tried too often, from elsewhere: the right
+    /// password still gets in (so nobody can lock a user out by failing on
+    /// purpose), a wrong one is told to wait this many seconds.
+    UsernameOnly(u64),
+}
+
+/// Counts a sign-in attempt by `address` for `username_key`, per address and
+/// username together, per address, and per username; see `LoginLimit`.
+pub async fn login_limit(
+    conn: &mut Conn,
+    address: &str,
+    username_key: &str,
+    per_minute: u32,
+    now: i64,
+) -> Result<LoginLimit> {
+    let pair = format!("pair:{address}:{username_key}");
+    let address_key = format!("ip:{address}");
+    let user = format!("user:{username_key}");
+    let hard = [
+        (pair.as_str(), per_minute),
+        (
+            address_key.as_str(),
+            per_minute.saturating_mul(ADDRESS_FACTOR),
+        ),
+    ];
+    if let Some(wait) = over_limit(conn, &hard, now).await? {
+        return Ok(LoginLimit::Blocked(wait));
+    }
+    let soft = over_limit(conn, &[(user.as_str(), per_minute)], now).await?;
+    record(conn, &[&pair, &address_key, &user], now).await?;
+    Ok(soft.map_or(LoginLimit::Open, LoginLimit::UsernameOnly))
 }
 
 /// Records one attempt under each key (e.g. the client address and the
@@ -54,30 +101,43 @@ pub async fn rate_limit(
     per_minute: u32,
     now: i64,
 ) -> Result<Option<u64>> {
+    let limits: Vec<(&str, u32)> = keys.iter().map(|k| (k.as_str(), per_minute)).collect();
+    if let Some(wait) = over_limit(conn, &limits, now).await? {
+        return Ok(Some(wait));
+    }
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    record(conn, &keys, now).await?;
+    Ok(None)
+}
+
+/// The longest wait among the keys that reached their limit in the last minute.
+async fn over_limit(conn: &mut Conn, limits: &[(&str, u32)], now: i64) -> Result<Option<u64>> {
     let window_start = now - 60;
     let mut wait = None;
-    for key in keys {
+    for (key, per_minute) in limits {
+        let per_minute = (*per_minute).max(1) as usize;
         let recent: Vec<i64> = sqlx::query_scalar(
             "select created_at from login_attempts where attempt_key = $1 and created_at > $2 \
              order by created_at",
         )
-        .bind(key)
+        .bind(*key)
         .bind(window_start)
         .fetch_all(&mut *conn)
         .await?;
-        if recent.len() as u32 >= per_minute {
+        if recent.len() >= per_minute {
             // The window frees up when the oldest counted attempt is a minute old.
-            let oldest = recent[recent.len() - per_minute as usize];
+            let oldest = recent[recent.len() - per_minute];
             let secs = (oldest + 60 - now).max(1) as u64;
             wait = Some(wait.map_or(secs, |w: u64| w.max(secs)));
         }
     }
-    if wait.is_some() {
-        return Ok(wait);
-    }
+    Ok(wait)
+}
+
+async fn record(conn: &mut Conn, keys: &[&str], now: i64) -> Result<()> {
     for key in keys {
         sqlx::query("insert into login_attempts (attempt_key, created_at) values ($1, $2)")
-            .bind(key)
+            .bind(*key)
             .bind(now)
             .execute(&mut *conn)
             .await?;
@@ -86,5 +146,5 @@ pub async fn rate_limit(
         .bind(now - 3600)
         .execute(&mut *conn)
         .await?;
-    Ok(None)
+    Ok(())
 }

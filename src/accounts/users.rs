@@ -3,7 +3,7 @@
 use serde_json::json;
 use sqlx::FromRow;
 
-use super::{Email, NewPassword, Username, username_key};
+use super::{Email, PasswordHash, Username, username_key};
 use crate::{
     Error, Result,
     actor::Actor,
@@ -38,7 +38,8 @@ pub struct NewUser {
     pub username: Username,
     pub email: Email,
     pub display_name: String,
-    pub password: Option<NewPassword>,
+    /// Hashed before the transaction (`NewPassword::hash`); None: cannot sign in.
+    pub password: Option<PasswordHash>,
     pub is_staff: bool,
 }
 
@@ -462,7 +463,7 @@ pub async fn create(conn: &mut Conn, actor: &Actor, new: NewUser, now: i64) -> R
             staff: new.is_staff,
         },
     )?;
-    let hash = new.password.as_ref().map(NewPassword::hash).transpose()?;
+    let hash = new.password.map(PasswordHash::into_string);
     let sql = format!(
         "insert into users (username, username_key, email, display_name, password_hash, \
          is_active, is_staff, is_superuser, created_at) \
@@ -505,7 +506,7 @@ pub async fn create_superuser(
     actor: &Actor,
     username: Username,
     email: Email,
-    password: NewPassword,
+    password: PasswordHash,
     now: i64,
 ) -> Result<User> {
     if let Some(existing) = superuser(conn).await? {
@@ -514,7 +515,7 @@ pub async fn create_superuser(
             existing.username
         )));
     }
-    let hash = password.hash()?;
+    let hash = password.into_string();
     let sql = format!(
         "insert into users (username, username_key, email, display_name, password_hash, \
          is_active, is_staff, is_superuser, created_at) \
@@ -608,8 +609,7 @@ pub async fn set_active(
     active: bool,
     now: i64,
 ) -> Result<User> {
-    let actor_perms = actor.permissions(conn).await?;
-    permissions::delegation::authorize(&actor_perms, &Change::Active { target })?;
+    authorize_account(conn, actor, target).await?;
     if target.is_superuser && !active {
         return Err(Error::Conflict(
             "the superuser cannot be deactivated; transfer the role first".into(),
@@ -679,13 +679,12 @@ pub async fn set_password(
     conn: &mut Conn,
     actor: &Actor,
     target: &User,
-    password: NewPassword,
+    password: PasswordHash,
     now: i64,
 ) -> Result<()> {
-    let actor_perms = actor.permissions(conn).await?;
-    permissions::delegation::authorize(&actor_perms, &Change::Password { target })?;
+    authorize_account(conn, actor, target).await?;
     sqlx::query("update users set password_hash = $1 where user_id = $2")
-        .bind(password.hash()?)
+        .bind(password.into_string())
         .bind(target.user_id)
         .execute(&mut *conn)
         .await?;
@@ -697,4 +696,48 @@ pub async fn set_password(
     )
     .await?;
     Ok(())
+}
+
+/// A user changes their own password (having proved the current one); no
+/// delegation rule applies, and the audit log says it was their own doing.
+pub async fn change_own_password(
+    conn: &mut Conn,
+    actor: &Actor,
+    user: &User,
+    password: PasswordHash,
+    now: i64,
+) -> Result<User> {
+    let hash = password.into_string();
+    sqlx::query("update users set password_hash = $1 where user_id = $2")
+        .bind(&hash)
+        .bind(user.user_id)
+        .execute(&mut *conn)
+        .await?;
+    audit::record(
+        conn,
+        actor,
+        AuditEntry::user("user.change_own_password", user),
+        now,
+    )
+    .await?;
+    Ok(User {
+        password_hash: Some(hash),
+        ..user.clone()
+    })
+}
+
+/// Checks that `actor` may act on `target`'s account (password, active flag,
+/// sessions, anything that lets one act as or lock out the other): see
+/// `delegation::Change::Account`. Reads both sides inside the caller's
+/// transaction, so a grant or revocation committed just before is seen.
+pub async fn authorize_account(conn: &mut Conn, actor: &Actor, target: &User) -> Result<()> {
+    let actor_perms = actor.permissions(conn).await?;
+    let target_perms = permissions::effective::load(conn, target.user_id).await?;
+    permissions::delegation::authorize(
+        &actor_perms,
+        &Change::Account {
+            target,
+            target_perms: &target_perms,
+        },
+    )
 }

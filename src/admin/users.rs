@@ -310,11 +310,15 @@ pub async fn create(
     else {
         return new_user_page(&state, &viewer, &session, &form, errors).await;
     };
+    let password = match pw {
+        Some(pw) => Some(pw.hash().await?),
+        None => None,
+    };
     let new = NewUser {
         username,
         email,
         display_name,
-        password: pw,
+        password,
         is_staff: form.staff.is_some(),
     };
     let mut tx = state.ladder.db.begin().await?;
@@ -513,15 +517,23 @@ pub async fn set_password(
     Path(username): Path<String>,
     Form(form): Form<PasswordForm>,
 ) -> Result<Response> {
+    let user = {
+        let mut conn = state.ladder.db.acquire().await?;
+        users::get_by_username(&mut conn, &username).await?
+    };
+    let hashed = match NewPassword::parse(&form.password, &user.username) {
+        Ok(pw) => Ok(pw.hash().await?),
+        Err(e) => Err(e),
+    };
     let mut tx = state.ladder.db.begin().await?;
-    let user = users::get_by_username(&mut tx, &username).await?;
     let outcome = async {
-        let pw = NewPassword::parse(&form.password, &user.username)?;
+        // Judged on the account as it is inside the transaction.
+        let user = users::get_by_username(&mut tx, &username).await?;
         users::set_password(
             &mut tx,
             &web_actor(&current),
             &user,
-            pw,
+            hashed?,
             state.ladder.clock.now(),
         )
         .await?;
@@ -537,7 +549,7 @@ pub async fn set_password(
             // The superuser set their own password here: keep this session.
             let mut conn = state.ladder.db.acquire().await?;
             if let Some(updated) = users::find_by_id(&mut conn, user.user_id).await? {
-                auth::sign_in(&session, &updated).await?;
+                auth::sign_in(&state.ladder.secret, &session, &updated).await?;
             }
         }
     }
@@ -621,26 +633,18 @@ pub async fn own_password(
     let (Some(new), true) = (new, errors.is_empty()) else {
         return own_password_page(&state, &viewer, &session, errors).await;
     };
+    let hash = new.hash().await?;
     let mut tx = state.ladder.db.begin().await?;
-    let hash = new.hash()?;
-    sqlx::query("update users set password_hash = $1 where user_id = $2")
-        .bind(&hash)
-        .bind(current.user.user_id)
-        .execute(&mut *tx)
-        .await?;
-    crate::audit::record(
+    let updated = users::change_own_password(
         &mut tx,
         &web_actor(&current),
-        crate::audit::AuditEntry::user("user.change_own_password", &current.user),
+        &current.user,
+        hash,
         state.ladder.clock.now(),
     )
     .await?;
     tx.commit().await?;
-    let updated = users::User {
-        password_hash: Some(hash),
-        ..current.user.clone()
-    };
-    auth::sign_in(&session, &updated).await?;
+    auth::sign_in(&state.ladder.secret, &session, &updated).await?;
     flash(
         &session,
         "success",

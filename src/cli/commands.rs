@@ -160,7 +160,7 @@ async fn createsuperuser(ladder: &Ladder, args: CreateSuperuser) -> Result<()> {
         }
         first
     };
-    let password = NewPassword::parse(&raw, username.as_str())?;
+    let password = NewPassword::parse(&raw, username.as_str())?.hash().await?;
     let mut tx = ladder.db.begin().await?;
     let actor = Actor::system(Source::Cli);
     let user = users::create_superuser(
@@ -192,7 +192,8 @@ async fn user(ladder: &Ladder, cmd: UserCommand) -> Result<()> {
             let email = Email::parse(&email)?;
             let display_name = parse_display_name(&display_name)?;
             let password = if password_stdin {
-                Some(NewPassword::parse(&read_stdin_line()?, username.as_str())?)
+                let pw = NewPassword::parse(&read_stdin_line()?, username.as_str())?;
+                Some(pw.hash().await?)
             } else {
                 None
             };
@@ -245,9 +246,14 @@ async fn user(ladder: &Ladder, cmd: UserCommand) -> Result<()> {
         }
         UserCommand::SetPassword { username, actor } => {
             let raw = read_stdin_line()?;
+            let target = {
+                let mut conn = ladder.db.acquire().await?;
+                users::get_by_username(&mut conn, &username).await?
+            };
+            let password = NewPassword::parse(&raw, &target.username)?.hash().await?;
             let mut tx = ladder.db.begin().await?;
+            // Read again inside the transaction: the rules judge the account as it is now.
             let target = users::get_by_username(&mut tx, &username).await?;
-            let password = NewPassword::parse(&raw, &target.username)?;
             let actor = resolve_actor(&mut tx, &actor).await?;
             users::set_password(&mut tx, &actor, &target, password, now).await?;
             tx.commit().await?;

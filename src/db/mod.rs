@@ -42,6 +42,25 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 /// A connection inside a transaction or from the pool; every query function takes one.
 pub type Conn = AnyConnection;
 
+/// A connection for single write statements, from [`Db::write_conn`].
+pub struct WriteConn {
+    conn: sqlx::pool::PoolConnection<Any>,
+    _turn: Option<OwnedSemaphorePermit>,
+}
+
+impl Deref for WriteConn {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        &self.conn
+    }
+}
+
+impl DerefMut for WriteConn {
+    fn deref_mut(&mut self) -> &mut Conn {
+        &mut self.conn
+    }
+}
+
 /// A write transaction from [`Db::begin`]; derefs to the connection, so
 /// `&mut tx` goes wherever a `&mut Conn` does. Commit it, or drop it to roll back.
 pub struct Tx {
@@ -82,6 +101,12 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Db {
     pool: AnyPool,
+    /// On SQLite, the connection that `begin` and `write_conn` use, taken only
+    /// while holding the write turn. Keeping writers off the read pool means
+    /// no task ever holds a read connection and the turn while waiting for
+    /// the other, so writers and readers cannot deadlock. On PostgreSQL (and
+    /// in-memory SQLite, which has one database per pool) it is `pool`.
+    write_pool: AnyPool,
     backend: Backend,
     /// SQLite has one writer at a time. Writers in this process wait their
     /// turn here, in order, rather than in SQLite's busy handler, which polls
@@ -113,35 +138,19 @@ impl Db {
             )
             .filter(|path| path.as_os_str() != ":memory:");
         }
-        let pool = AnyPoolOptions::new()
+        let pool = pool_options(backend)
             .max_connections(settings.max_connections)
-            // A ping before each use guards against a server that went away;
-            // an in-process SQLite connection cannot, and the ping is a round
-            // trip to its worker thread on every acquire.
-            .test_before_acquire(backend == Backend::Postgres)
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // busy_timeout makes writers queue instead of failing at once.
-                        // mmap: reads come from the OS page cache, shared by all
-                        // connections, without a read() call per page. A search
-                        // over a million users: p99 24 ms with it, 52-62 ms with
-                        // the default or a 64 MiB per-connection cache. It costs
-                        // write-heavy work (remaps as the file grows): the
-                        // workflow benchmark ran ~15% slower. docs/benchmarks.md.
-                        Executor::execute(
-                            conn,
-                            "pragma journal_mode = wal; pragma foreign_keys = on; \
-                             pragma synchronous = normal; pragma busy_timeout = 10000; \
-                             pragma mmap_size = 1073741824;",
-                        )
-                        .await?;
-                    }
-                    Ok(())
-                })
-            })
             .connect(&url)
             .await?;
+        let write_pool = match &sqlite_file {
+            Some(_) => {
+                pool_options(backend)
+                    .max_connections(1)
+                    .connect(&url)
+                    .await?
+            }
+            None => pool.clone(),
+        };
         let write_turn = Arc::new(Semaphore::new(1));
         // After the pool: its first connection created the file and set WAL.
         let sqlite_writer = match &sqlite_file {
@@ -150,6 +159,7 @@ impl Db {
         };
         Ok(Db {
             pool,
+            write_pool,
             backend,
             write_turn,
             sqlite_writer,
@@ -177,16 +187,18 @@ impl Db {
         Ok(())
     }
 
-    /// Starts a transaction that will write. On SQLite it takes the write lock
-    /// up front (BEGIN IMMEDIATE): a deferred transaction that reads and then
-    /// writes can fail with "database is locked" instead of waiting its turn.
-    /// Never call it while this task holds another `Tx` on SQLite: the second
-    /// would wait for the first forever.
+    /// Starts a transaction that will write. On SQLite it takes this
+    /// process's write turn, then the write connection (always in that order),
+    /// and the write lock up front (BEGIN IMMEDIATE): a deferred transaction
+    /// that reads and then writes can fail with "database is locked" instead
+    /// of waiting its turn. Never call it while this task holds another `Tx`
+    /// on SQLite: the second would wait for the first forever. Do slow work
+    /// (password hashing, rendering, network) before, never inside.
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match self.backend {
             Backend::Sqlite => {
-                let conn = self.pool.acquire().await?;
                 let turn = self.write_turn().await?;
+                let conn = self.write_pool.acquire().await?;
                 Tx {
                     inner: sqlx::Transaction::begin(conn, Some("begin immediate".into())).await?,
                     _turn: turn,
@@ -199,10 +211,18 @@ impl Db {
         })
     }
 
-    /// This process's turn to write, for a single statement outside a
-    /// transaction (a session save): on SQLite it waits in line with `begin`
+    /// A connection for one write statement outside a transaction (a session
+    /// save, a job claim): on SQLite the write connection, under the write
+    /// turn, in the same order as `begin`.
+    pub async fn write_conn(&self) -> Result<WriteConn> {
+        let turn = self.write_turn().await?;
+        let conn = self.write_pool.acquire().await?;
+        Ok(WriteConn { conn, _turn: turn })
+    }
+
+    /// This process's turn to write: on SQLite writers wait in line here
     /// instead of in the busy handler. None on PostgreSQL, which needs none.
-    pub async fn write_turn(&self) -> Result<Option<OwnedSemaphorePermit>> {
+    async fn write_turn(&self) -> Result<Option<OwnedSemaphorePermit>> {
         Ok(match self.backend {
             Backend::Sqlite => Some(
                 self.write_turn
@@ -265,7 +285,38 @@ impl Db {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.write_pool.close().await;
     }
+}
+
+/// The pool settings both pools share; each then sets its own size.
+fn pool_options(backend: Backend) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        // A ping before each use guards against a server that went away;
+        // an in-process SQLite connection cannot, and the ping is a round
+        // trip to its worker thread on every acquire.
+        .test_before_acquire(backend == Backend::Postgres)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    // busy_timeout makes writers queue instead of failing at once.
+                    // mmap: reads come from the OS page cache, shared by all
+                    // connections, without a read() call per page. A search
+                    // over a million users: p99 24 ms with it, 52-62 ms with
+                    // the default or a 64 MiB per-connection cache. It costs
+                    // write-heavy work (remaps as the file grows): the
+                    // workflow benchmark ran ~15% slower. docs/benchmarks.md.
+                    Executor::execute(
+                        conn,
+                        "pragma journal_mode = wal; pragma foreign_keys = on; \
+                         pragma synchronous = normal; pragma busy_timeout = 10000; \
+                         pragma mmap_size = 1073741824;",
+                    )
+                    .await?;
+                }
+                Ok(())
+            })
+        })
 }
 
 /// Adds `mode=rwc` and creates the parent folder, so `sqlite://data/ladder.db`

@@ -27,6 +27,8 @@ pub enum JobName {
     EndGrants,
     /// One daily email per approver with anything pending.
     Digest,
+    /// Delete expired sessions and sign-in attempts older than an hour.
+    Sessions,
 }
 
 impl fmt::Display for JobName {
@@ -37,16 +39,18 @@ impl fmt::Display for JobName {
             JobName::Remind => "remind",
             JobName::EndGrants => "end-grants",
             JobName::Digest => "digest",
+            JobName::Sessions => "sessions",
         })
     }
 }
 
-const ALL: [JobName; 5] = [
+const ALL: [JobName; 6] = [
     JobName::Outbox,
     JobName::Expire,
     JobName::Remind,
     JobName::EndGrants,
     JobName::Digest,
+    JobName::Sessions,
 ];
 
 fn schedule(settings: &JobSettings, job: JobName) -> &str {
@@ -56,6 +60,7 @@ fn schedule(settings: &JobSettings, job: JobName) -> &str {
         JobName::Remind => &settings.remind,
         JobName::EndGrants => &settings.end_grants,
         JobName::Digest => &settings.digest,
+        JobName::Sessions => &settings.sessions,
     }
 }
 
@@ -110,6 +115,12 @@ pub async fn run_once(ladder: &Ladder, job: JobName, transport: &Transport) -> R
             tx.commit().await?;
             format!("{n} digest(s) queued")
         }
+        JobName::Sessions => {
+            let mut conn = ladder.db.write_conn().await?;
+            let (sessions, attempts) =
+                crate::web::session_store::sweep(&mut conn, ladder.clock.now()).await?;
+            format!("{sessions} expired session(s) and {attempts} old sign-in attempt(s) deleted")
+        }
     };
     ladder.mail_wake.notify_one();
     tracing::info!(job = %job, %summary, "job ran");
@@ -120,14 +131,14 @@ pub async fn run_once(ladder: &Ladder, job: JobName, transport: &Transport) -> R
 /// in the same ten-second slot, so only the first instance gets it.
 async fn claim(ladder: &Ladder, job: JobName) -> Result<bool> {
     let now = ladder.clock.now();
-    let _turn = ladder.db.write_turn().await?;
+    let mut conn = ladder.db.write_conn().await?;
     let inserted = sqlx::query(
         "insert into job_runs (job, slot, created_at) values ($1, $2, $3) on conflict do nothing",
     )
     .bind(job.to_string())
     .bind(now / 10)
     .bind(now)
-    .execute(ladder.db.pool())
+    .execute(&mut *conn)
     .await?
     .rows_affected();
     Ok(inserted == 1)

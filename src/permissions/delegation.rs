@@ -6,9 +6,15 @@
 //!   granted every permission of the group.
 //! - Only the superuser may grant `auth.change_user`, set is_staff, or change
 //!   their own permissions, or touch the superuser's.
+//! - Acting on another user's account (their password, active flag, sessions,
+//!   second factor, API tokens) lets the actor sign in as them or lock them
+//!   out, so it counts as acting on every permission they hold: the actor
+//!   must hold each one. A target who is staff or holds `auth.change_user`
+//!   (another administrator) is the superuser's alone to act on.
 //!
 //! A refusal changes nothing and names what is missing.
 
+use super::EffectivePermissions;
 use super::PermissionName;
 use crate::{Error, Result, accounts::User, actor::ActorPermissions};
 
@@ -35,11 +41,12 @@ pub enum Change<'a> {
     Staff {
         target: &'a User,
     },
-    Active {
+    /// Act on another user's account: set their password, (de)activate
+    /// them, end their sessions, reset a second factor, make API tokens for
+    /// them. `target_perms` are the target's effective permissions now.
+    Account {
         target: &'a User,
-    },
-    Password {
-        target: &'a User,
+        target_perms: &'a EffectivePermissions,
     },
     CreateUser {
         staff: bool,
@@ -133,9 +140,32 @@ pub fn authorize(actor: &ActorPermissions, change: &Change<'_>) -> Result<()> {
         Change::Staff { .. } => Err(Error::Forbidden(
             "only the superuser may set or clear is_staff".into(),
         )),
-        Change::Active { target } | Change::Password { target } => {
+        Change::Account {
+            target,
+            target_perms,
+        } => {
             not_self_or_superuser(target)?;
-            need(CHANGE_USER, "changing another user")
+            need(CHANGE_USER, "changing another user's account")?;
+            // `assigned`, not `has_perm`: an inactive account is one
+            // reactivation away from holding all of it again.
+            let mut assigned = target_perms.assigned().collect::<Vec<_>>();
+            assigned.sort_unstable();
+            if target.is_staff || assigned.contains(&CHANGE_USER) {
+                return Err(Error::Forbidden(format!(
+                    "only the superuser may change the account of {}, who is staff or holds {CHANGE_USER}",
+                    target.username
+                )));
+            }
+            // Whoever controls the account can use all it holds.
+            for perm in assigned {
+                if !perms.has_perm(perm) {
+                    return Err(Error::Forbidden(format!(
+                        "{} holds {perm}, which you do not hold, so you cannot change their account",
+                        target.username
+                    )));
+                }
+            }
+            Ok(())
         }
         Change::CreateUser { staff } => {
             if *staff {

@@ -108,6 +108,12 @@ impl EffectivePermissions {
         }
     }
 
+    /// What the user holds, or would hold again if reactivated: their own
+    /// and their groups' grants, whether or not the account is active.
+    pub fn assigned(&self) -> impl Iterator<Item = &str> {
+        self.granted.keys().map(String::as_str)
+    }
+
     /// Granted permissions (not the superuser's implicit ones) with their
     /// sources, sorted. Empty for an inactive user.
     pub fn granted(&self) -> BTreeMap<&str, &[Via]> {

@@ -17,6 +17,7 @@ use crate::{
     Error, Result,
     accounts::{User, users},
     permissions::EffectivePermissions,
+    secret::{ServerSecret, constant_time_eq},
 };
 
 const AUTH_KEY: &str = "auth";
@@ -33,10 +34,13 @@ struct SessionAuth {
     auth_hash: String,
 }
 
-/// The fingerprint stored in sessions (as Django does); server-side only.
-pub fn auth_hash(user: &User) -> String {
+/// The fingerprint stored in sessions: an HMAC of the password hash under
+/// the server secret (as Django's `get_session_auth_hash`), so a password
+/// change ends every other session and the session table reveals nothing
+/// about the hash.
+pub fn auth_hash(secret: &ServerSecret, user: &User) -> String {
     let hash = user.password_hash.as_deref().unwrap_or("");
-    hash.chars().rev().take(24).collect()
+    secret.sign("session-auth", hash.as_bytes())
 }
 
 /// A signed-in, active user and their permissions as of this request.
@@ -81,8 +85,13 @@ async fn resolve(state: &AppState, session: &Session) -> Result<Option<Arc<Curre
     let Some(auth) = auth else { return Ok(None) };
     let mut conn = state.ladder.db.acquire().await?;
     let found = users::find_with_versions(&mut conn, auth.user_id).await?;
-    let Some(found) = found.filter(|f| f.user.is_active && auth_hash(&f.user) == auth.auth_hash)
-    else {
+    let Some(found) = found.filter(|f| {
+        f.user.is_active
+            && constant_time_eq(
+                auth_hash(&state.ladder.secret, &f.user).as_bytes(),
+                auth.auth_hash.as_bytes(),
+            )
+    }) else {
         session.flush().await.map_err(session_error)?;
         return Ok(None);
     };
@@ -119,14 +128,14 @@ pub fn session_error(e: tower_sessions::session::Error) -> Error {
 }
 
 /// Signs `user` in: a new session id (no fixation), then the auth record.
-pub async fn sign_in(session: &Session, user: &User) -> Result<()> {
+pub async fn sign_in(secret: &ServerSecret, session: &Session, user: &User) -> Result<()> {
     session.cycle_id().await.map_err(session_error)?;
     session
         .insert(
             AUTH_KEY,
             SessionAuth {
                 user_id: user.user_id,
-                auth_hash: auth_hash(user),
+                auth_hash: auth_hash(secret, user),
             },
         )
         .await

@@ -8,19 +8,30 @@
 
 use axum::{
     body::{Body, to_bytes},
-    extract::Request,
-    http::{Method, header},
+    extract::{Request, State},
+    http::{HeaderMap, HeaderValue, Method, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use tower_sessions::Session;
+use tower_sessions::{
+    Session,
+    cookie::{Cookie, SameSite},
+};
 
-use super::auth::expected_csrf;
-use crate::Error;
+use super::{AppState, auth::expected_csrf};
+use crate::{
+    Error,
+    secret::{ServerSecret, constant_time_eq, random_hex},
+};
 
 const MAX_FORM_BYTES: usize = 2 * 1024 * 1024;
 
-pub async fn verify(session: Session, req: Request, next: Next) -> Response {
+pub async fn verify(
+    State(state): State<AppState>,
+    session: Session,
+    req: Request,
+    next: Next,
+) -> Response {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
@@ -56,8 +67,15 @@ pub async fn verify(session: Session, req: Request, next: Next) -> Response {
             _ => refused(),
         };
     }
-    let Ok(Some(expected)) = expected_csrf(&session).await else {
-        return refused();
+    // A signed-in session has its own token; a visitor without one (the
+    // sign-in form) proves the form with the anonymous cookie pair.
+    let expected = match expected_csrf(&session).await {
+        Ok(Some(token)) => token,
+        Ok(None) => match anonymous_nonce(req.headers()) {
+            Some(nonce) => anonymous_token(&state.ladder.secret, &nonce),
+            None => return refused(),
+        },
+        Err(_) => return refused(),
     };
     if let Some(token) = header_token(&req) {
         return if constant_time_eq(token.as_bytes(), expected.as_bytes()) {
@@ -83,13 +101,57 @@ pub async fn verify(session: Session, req: Request, next: Next) -> Response {
     }
 }
 
+/// The cookie that ties an anonymous visitor's form to their browser.
+const ANONYMOUS_COOKIE: &str = "ladder_csrf";
+
+/// A CSRF token for a visitor who is not signed in, and the cookie to set
+/// if they have none yet. Nothing is stored on the server for them: the
+/// token is an HMAC of the cookie's random value under the server secret, so
+/// another site can neither read the cookie nor forge a token for it.
+pub struct AnonymousCsrf {
+    pub token: String,
+    pub set_cookie: Option<HeaderValue>,
+}
+
+pub fn anonymous(secret: &ServerSecret, headers: &HeaderMap, secure: bool) -> AnonymousCsrf {
+    if let Some(nonce) = anonymous_nonce(headers) {
+        return AnonymousCsrf {
+            token: anonymous_token(secret, &nonce),
+            set_cookie: None,
+        };
+    }
+    let nonce = random_hex(16);
+    let cookie = Cookie::build((ANONYMOUS_COOKIE, nonce.clone()))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .build();
+    AnonymousCsrf {
+        token: anonymous_token(secret, &nonce),
+        set_cookie: HeaderValue::from_str(&cookie.to_string()).ok(),
+    }
+}
+
+fn anonymous_token(secret: &ServerSecret, nonce: &str) -> String {
+    secret.sign("anonymous-csrf", nonce.as_bytes())
+}
+
+fn anonymous_nonce(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(std::result::Result::ok)
+        .find(|c| c.name() == ANONYMOUS_COOKIE)
+        .map(|c| c.value().to_string())
+        .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 fn header_token(req: &Request) -> Option<String> {
     req.headers()
         .get("x-csrf-token")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use axum::{
     Form,
     extract::{ConnectInfo, Query, State},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
@@ -13,11 +14,18 @@ use tower_sessions::Session;
 use super::{
     AppState,
     auth::{self, Viewer},
+    csrf,
     guards::safe_next,
     page::Page,
     templates::render,
 };
-use crate::{Error, Result, accounts::sign_in, accounts::username_key};
+use crate::{
+    Error, Result,
+    accounts::{
+        sign_in::{self, LoginLimit},
+        username_key,
+    },
+};
 
 #[derive(Deserialize)]
 pub struct NextQuery {
@@ -28,15 +36,20 @@ pub async fn form(
     State(state): State<AppState>,
     viewer: Viewer,
     session: Session,
+    headers: HeaderMap,
     Query(q): Query<NextQuery>,
 ) -> Result<Response> {
     let next = safe_next(q.next.as_deref());
     if viewer.0.is_some() {
         return Ok(Redirect::to(&next).into_response());
     }
-    auth::csrf_token(&session).await?;
-    let page = Page::new(&state, &viewer, &session).await?;
-    Ok(render("login.html", crate::ctx! { page, next, username => "" })?.into_response())
+    let view = LoginView {
+        status: StatusCode::OK,
+        next,
+        username: "",
+        error: None,
+    };
+    login_page(&state, &viewer, &session, &headers, view).await
 }
 
 #[derive(Deserialize)]
@@ -50,6 +63,7 @@ pub async fn submit(
     State(state): State<AppState>,
     viewer: Viewer,
     session: Session,
+    headers: HeaderMap,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Form(form): Form<LoginForm>,
 ) -> Result<Response> {
@@ -61,30 +75,74 @@ pub async fn submit(
     }
     let next = safe_next(form.next.as_deref());
     let now = state.ladder.clock.now();
-    let limit = state.ladder.settings.server.login_attempts_per_minute;
-    let keys = [
-        format!("ip:{}", peer.ip()),
-        format!("user:{}", username_key(form.username.trim())),
-    ];
+    let per_minute = state.ladder.settings.server.login_attempts_per_minute;
+    let username = form.username.trim();
     let mut tx = state.ladder.db.begin().await?;
-    if let Some(wait) = sign_in::rate_limit(&mut tx, &keys, limit, now).await? {
-        tx.commit().await?;
+    let limit = sign_in::login_limit(
+        &mut tx,
+        &peer.ip().to_string(),
+        &username_key(username),
+        per_minute,
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    if let LoginLimit::Blocked(wait) = limit {
         return Err(Error::RateLimited(wait));
     }
-    let user = sign_in::authenticate(&mut tx, form.username.trim(), &form.password, now).await?;
-    tx.commit().await?;
+    let user = sign_in::authenticate(&state.ladder.db, username, &form.password, now).await?;
     let Some(user) = user else {
-        auth::csrf_token(&session).await?;
-        let page = Page::new(&state, &viewer, &session).await?;
+        if let LoginLimit::UsernameOnly(wait) = limit {
+            return Err(Error::RateLimited(wait));
+        }
         let error = "That username and password do not match an active account.";
-        let body = render(
-            "login.html",
-            crate::ctx! { page, next, username => form.username, error },
-        )?;
-        return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, body).into_response());
+        let view = LoginView {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            next,
+            username: &form.username,
+            error: Some(error),
+        };
+        return login_page(&state, &viewer, &session, &headers, view).await;
     };
-    auth::sign_in(&session, &user).await?;
+    auth::sign_in(&state.ladder.secret, &session, &user).await?;
     Ok(Redirect::to(&next).into_response())
+}
+
+struct LoginView<'a> {
+    status: StatusCode,
+    next: String,
+    username: &'a str,
+    error: Option<&'a str>,
+}
+
+/// The sign-in page. The visitor is not signed in, so nothing is stored for
+/// them: the form's CSRF token comes from the anonymous cookie pair.
+async fn login_page(
+    state: &AppState,
+    viewer: &Viewer,
+    session: &Session,
+    headers: &HeaderMap,
+    view: LoginView<'_>,
+) -> Result<Response> {
+    let LoginView {
+        status,
+        next,
+        username,
+        error,
+    } = view;
+    let csrf = csrf::anonymous(
+        &state.ladder.secret,
+        headers,
+        state.ladder.settings.server.secure_cookies,
+    );
+    let mut page = Page::new(state, viewer, session).await?;
+    page.csrf_token = csrf.token;
+    let body = render("login.html", crate::ctx! { page, next, username, error })?;
+    let mut response = (status, body).into_response();
+    if let Some(cookie) = csrf.set_cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
 }
 
 pub async fn logout(session: Session) -> Result<Response> {

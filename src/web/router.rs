@@ -334,7 +334,7 @@ pub fn router(state: AppState) -> Router {
 
     routes()
         .fallback(not_found)
-        .layer(from_fn(csrf::verify))
+        .layer(from_fn_with_state(state.clone(), csrf::verify))
         .layer(from_fn_with_state(state.clone(), auth::load_viewer))
         .layer(sessions)
         .layer(from_fn(inputs::refuse_control_characters))

@@ -9,7 +9,10 @@ use tower_sessions::{
     session_store::{self, ExpiredDeletion},
 };
 
-use crate::db::Db;
+use crate::{
+    Result,
+    db::{Conn, Db},
+};
 
 #[derive(Clone)]
 pub struct DbSessionStore {
@@ -39,7 +42,7 @@ fn now() -> i64 {
 #[async_trait]
 impl SessionStore for DbSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        let _turn = self.db.write_turn().await.map_err(backend)?;
+        let mut conn = self.db.write_conn().await.map_err(backend)?;
         // Ids are random; on the rare collision pick another rather than overwrite.
         loop {
             let data = serde_json::to_string(&record.data).map_err(backend)?;
@@ -51,7 +54,7 @@ impl SessionStore for DbSessionStore {
             .bind(data)
             .bind(record.expiry_date.unix_timestamp())
             .bind(now())
-            .execute(self.db.pool())
+            .execute(&mut *conn)
             .await
             .map_err(backend)?
             .rows_affected();
@@ -64,7 +67,7 @@ impl SessionStore for DbSessionStore {
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let data = serde_json::to_string(&record.data).map_err(backend)?;
-        let _turn = self.db.write_turn().await.map_err(backend)?;
+        let mut conn = self.db.write_conn().await.map_err(backend)?;
         sqlx::query(
             "insert into sessions (session_id, data, expires_at, created_at) values ($1, $2, $3, $4) \
              on conflict (session_id) do update set data = excluded.data, expires_at = excluded.expires_at",
@@ -73,7 +76,7 @@ impl SessionStore for DbSessionStore {
         .bind(data)
         .bind(record.expiry_date.unix_timestamp())
         .bind(now())
-        .execute(self.db.pool())
+        .execute(&mut *conn)
         .await
         .map_err(backend)?;
         Ok(())
@@ -99,10 +102,10 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        let _turn = self.db.write_turn().await.map_err(backend)?;
+        let mut conn = self.db.write_conn().await.map_err(backend)?;
         sqlx::query("delete from sessions where session_id = $1")
             .bind(id.to_string())
-            .execute(self.db.pool())
+            .execute(&mut *conn)
             .await
             .map_err(backend)?;
         Ok(())
@@ -112,12 +115,29 @@ impl SessionStore for DbSessionStore {
 #[async_trait]
 impl ExpiredDeletion for DbSessionStore {
     async fn delete_expired(&self) -> session_store::Result<()> {
-        let _turn = self.db.write_turn().await.map_err(backend)?;
+        let mut conn = self.db.write_conn().await.map_err(backend)?;
         sqlx::query("delete from sessions where expires_at <= $1")
             .bind(now())
-            .execute(self.db.pool())
+            .execute(&mut *conn)
             .await
             .map_err(backend)?;
         Ok(())
     }
+}
+
+/// Deletes expired sessions and sign-in attempts older than an hour (the
+/// limit looks back one minute); the `sessions` job runs it. Answers how
+/// many of each went.
+pub async fn sweep(conn: &mut Conn, now: i64) -> Result<(u64, u64)> {
+    let sessions = sqlx::query("delete from sessions where expires_at <= $1")
+        .bind(now)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    let attempts = sqlx::query("delete from login_attempts where created_at < $1")
+        .bind(now - 3600)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    Ok((sessions, attempts))
 }

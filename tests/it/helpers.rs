@@ -130,14 +130,20 @@ impl TestLadder {
 
     /// Creates an active user with a password of "<name>-password".
     pub async fn user(&self, name: &str) -> User {
-        let mut tx = self.ladder.db.begin().await.unwrap();
         let new = NewUser {
             username: Username::parse(name).unwrap(),
             email: Email::parse(&format!("{name}@example.com")).unwrap(),
             display_name: String::new(),
-            password: Some(NewPassword::parse(&format!("{name}-password"), name).unwrap()),
+            password: Some(
+                NewPassword::parse(&format!("{name}-password"), name)
+                    .unwrap()
+                    .hash()
+                    .await
+                    .unwrap(),
+            ),
             is_staff: false,
         };
+        let mut tx = self.ladder.db.begin().await.unwrap();
         let user = users::create(&mut tx, &self.system(), new, self.now())
             .await
             .unwrap();
@@ -152,7 +158,11 @@ impl TestLadder {
             &self.system(),
             Username::parse(name).unwrap(),
             Email::parse(&format!("{name}@example.com")).unwrap(),
-            NewPassword::parse(&format!("{name}-password"), name).unwrap(),
+            NewPassword::parse(&format!("{name}-password"), name)
+                .unwrap()
+                .hash()
+                .await
+                .unwrap(),
             self.now(),
         )
         .await

@@ -11,5 +11,6 @@ mod inputs;
 mod mailbox;
 mod permission_core;
 mod promotions;
+mod security;
 mod seed;
 mod web;

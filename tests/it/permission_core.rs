@@ -438,7 +438,11 @@ async fn the_database_refuses_a_second_superuser(t: TestLadder) {
         &t.system(),
         ladder::accounts::Username::parse("root").unwrap(),
         ladder::accounts::Email::parse("root@example.com").unwrap(),
-        ladder::accounts::NewPassword::parse("root-password", "root").unwrap(),
+        ladder::accounts::NewPassword::parse("root-password", "root")
+            .unwrap()
+            .hash()
+            .await
+            .unwrap(),
         t.now(),
     )
     .await
