@@ -54,10 +54,12 @@ impl Cast {
         let writer = t.user("writer").await;
         let senior = t.user("senior").await;
         let editor = t.user("editor").await;
+        // Editors first: a track's approvers must hold what approval grants.
+        let editors = t.group("Editors", EDITOR).await;
         t.join(&writer, &t.group("Writers", WRITER).await).await;
         t.join(&senior, &t.group("Senior Writers", SENIOR_WRITER).await)
             .await;
-        t.join(&editor, &t.group("Editors", EDITOR).await).await;
+        t.join(&editor, &editors).await;
         Cast { writer }
     }
 }
