@@ -549,13 +549,7 @@ pub async fn set_password(
             // The superuser set their own password here: keep this session.
             let mut conn = state.ladder.db.acquire().await?;
             if let Some(updated) = users::find_by_id(&mut conn, user.user_id).await? {
-                auth::sign_in(
-                    &state.ladder.secret,
-                    &session,
-                    &updated,
-                    state.ladder.clock.now(),
-                )
-                .await?;
+                auth::sign_in(&state, &session, &updated).await?;
             }
         }
     }
@@ -650,13 +644,7 @@ pub async fn own_password(
     )
     .await?;
     tx.commit().await?;
-    auth::sign_in(
-        &state.ladder.secret,
-        &session,
-        &updated,
-        state.ladder.clock.now(),
-    )
-    .await?;
+    auth::sign_in(&state, &session, &updated).await?;
     flash(
         &session,
         "success",

@@ -104,7 +104,7 @@ pub async fn submit(
         };
         return login_page(&state, &viewer, &session, &headers, view).await;
     };
-    auth::sign_in(&state.ladder.secret, &session, &user, now).await?;
+    auth::sign_in(&state, &session, &user).await?;
     Ok(Redirect::to(&next).into_response())
 }
 
