@@ -1,5 +1,6 @@
 //! The web server: state, start-up and shutdown. Routes are in `router.rs`.
 
+pub mod account;
 pub mod auth;
 pub mod csrf;
 pub mod error;

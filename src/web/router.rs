@@ -21,7 +21,7 @@ use tower_http::{
 use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
 
 use super::{
-    AppState, auth, csrf,
+    AppState, account, auth, csrf,
     error::{api_json_errors, not_found},
     guards::{self, Rule},
     healthz, inputs, login, readyz, request_id,
@@ -58,7 +58,7 @@ pub fn routes() -> Router<AppState> {
         r,
         "/account/password",
         SignedIn,
-        get(admin::users::own_password_form).post(admin::users::own_password),
+        get(account::own_password_form).post(account::own_password),
     );
     // The blog
     let r = route(r, "/", Public, get(|| async { Redirect::to("/posts") }));
