@@ -445,7 +445,10 @@ pub async fn authorize_promotion(conn: &mut Conn, actor: &Actor, group: &Group) 
 /// The second half, in the write transaction: adds `user` to `group` for
 /// promotion `request_id` only while they are still active, in the group `from_group_id`
 /// and not yet in `group`, all tested by the insert itself. Returns false,
-/// having written nothing, when they no longer are.
+/// having written nothing, when they no longer are. Those three conditions
+/// are the eligibility rule of `promotions::policy::eligibility`, enforced
+/// again here at write time so that a change made since the check cannot
+/// slip through; a change to the rule changes both.
 pub async fn grant_promotion(
     w: &mut dyn Writer,
     actor: &Actor,

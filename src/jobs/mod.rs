@@ -12,7 +12,7 @@ use crate::{
     Error, Ladder, Result,
     config::JobSettings,
     mail::{transport::Transport, worker},
-    promotions::workflow,
+    promotions::schedule,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -93,25 +93,25 @@ pub async fn run_once(ladder: &Ladder, job: JobName, transport: &Transport) -> R
         }
         JobName::Expire => {
             let mut tx = ladder.db.begin().await?;
-            let n = workflow::expire_due(ladder, &mut tx).await?;
+            let n = schedule::expire_due(ladder, &mut tx).await?;
             tx.commit().await?;
             format!("{n} request(s) expired")
         }
         JobName::Remind => {
             let mut tx = ladder.db.begin().await?;
-            let n = workflow::remind_due(ladder, &mut tx).await?;
+            let n = schedule::remind_due(ladder, &mut tx).await?;
             tx.commit().await?;
             format!("{n} reminder(s) queued")
         }
         JobName::EndGrants => {
             let mut tx = ladder.db.begin().await?;
-            let (warned, ended) = workflow::end_due_grants(ladder, &mut tx).await?;
+            let (warned, ended) = schedule::end_due_grants(ladder, &mut tx).await?;
             tx.commit().await?;
             format!("{warned} warning(s) queued, {ended} grant(s) ended")
         }
         JobName::Digest => {
             let mut tx = ladder.db.begin().await?;
-            let n = workflow::digest(ladder, &mut tx).await?;
+            let n = schedule::digest(ladder, &mut tx).await?;
             tx.commit().await?;
             format!("{n} digest(s) queued")
         }

@@ -10,7 +10,11 @@ use axum::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Request, RequestFilter, State as RequestState, workflow};
+use super::{
+    Request, RequestFilter, State as RequestState, policy,
+    reasons::{Comment, Justification, Reason},
+    transitions,
+};
 use crate::{
     Error,
     actor::{Actor, Source},
@@ -62,7 +66,7 @@ async fn visible(
     current: &CurrentUser,
     request_id: i64,
 ) -> crate::Result<Request> {
-    workflow::visible_to(&state.ladder, conn, &current.user, request_id).await
+    policy::visible_to(&state.ladder, conn, &current.user, request_id).await
 }
 
 #[derive(Deserialize)]
@@ -77,12 +81,12 @@ pub async fn submit(
     SignedIn(current): SignedIn,
     ApiJson(body): ApiJson<SubmitBody>,
 ) -> ApiResult<Response> {
-    let request = workflow::submit(
+    let request = transitions::submit(
         &state.ladder,
         &api_actor(&current),
         &current.user,
         &body.track,
-        &body.justification,
+        Justification::parse(&body.justification)?,
     )
     .await?;
     // A new request has no approvals yet: nothing to read back.
@@ -127,24 +131,23 @@ pub async fn approve(
 ) -> ApiResult<Json<Value>> {
     // The body is optional here: no body means no comment.
     let comment = if body.iter().all(u8::is_ascii_whitespace) {
-        String::new()
+        Comment::default()
     } else {
-        serde_json::from_slice::<ApproveBody>(&body)
-            .map_err(|e| {
-                Error::invalid(
-                    "body",
-                    format!("not a JSON object with an optional \"comment\": {e}"),
-                )
-            })?
-            .comment
+        let body = serde_json::from_slice::<ApproveBody>(&body).map_err(|e| {
+            Error::invalid(
+                "body",
+                format!("not a JSON object with an optional \"comment\": {e}"),
+            )
+        })?;
+        Comment::parse(&body.comment)?
     };
     // approve checks visibility itself, among its reads.
-    workflow::approve(
+    transitions::approve(
         &state.ladder,
         &api_actor(&current),
         &current.user,
         request_id,
-        &comment,
+        comment,
     )
     .await?;
     answer(&state, request_id).await
@@ -157,12 +160,12 @@ pub async fn reject(
     ApiJson(body): ApiJson<RejectBody>,
 ) -> ApiResult<Json<Value>> {
     check_visible(&state, &current, request_id).await?;
-    workflow::reject(
+    transitions::reject(
         &state.ladder,
         &api_actor(&current),
         &current.user,
         request_id,
-        &body.reason,
+        Reason::parse(&body.reason)?,
     )
     .await?;
     answer(&state, request_id).await
@@ -174,7 +177,7 @@ pub async fn withdraw(
     Id(request_id): Id,
 ) -> ApiResult<Json<Value>> {
     check_visible(&state, &current, request_id).await?;
-    workflow::withdraw(
+    transitions::withdraw(
         &state.ladder,
         &api_actor(&current),
         &current.user,
@@ -214,7 +217,7 @@ pub async fn list(
         return Err(Error::invalid("limit", "must be between 1 and 500").into());
     }
     let mut conn = state.ladder.db.acquire().await?;
-    let tracks = workflow::approved_tracks(&state.ladder, &mut conn, &current.user).await?;
+    let tracks = policy::approved_tracks(&state.ladder, &mut conn, &current.user).await?;
     // Non-approvers see only their own requests.
     let requester = if tracks.is_empty() {
         Some(current.user.username.clone())

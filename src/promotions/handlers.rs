@@ -12,7 +12,12 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
-use super::{RequestFilter, State as RequestState, workflow};
+use super::{
+    RequestFilter, State as RequestState,
+    policy::{self, Decision},
+    reasons::{Comment, Justification, Reason},
+    transitions::{self, Approval},
+};
 use crate::{
     Error, Result,
     accounts::{groups, users},
@@ -67,7 +72,7 @@ async fn ask_page(
             from_group: track.from_group.clone(),
             to_group: track.to_group.clone(),
             reason_required: track.reason_required,
-            blocked: workflow::ineligibility(&mut conn, track, &current.user).await?,
+            blocked: policy::ineligibility(&mut conn, track, &current.user).await?,
         });
     }
     drop(conn);
@@ -107,13 +112,17 @@ pub async fn submit(
     session: Session,
     Form(form): Form<AskForm>,
 ) -> Result<Response> {
-    let outcome = workflow::submit(
-        &state.ladder,
-        &web_actor(&current),
-        &current.user,
-        &form.track,
-        &form.justification,
-    )
+    let outcome = async {
+        let justification = Justification::parse(&form.justification)?;
+        transitions::submit(
+            &state.ladder,
+            &web_actor(&current),
+            &current.user,
+            &form.track,
+            justification,
+        )
+        .await
+    }
     .await;
     match outcome {
         Ok(request) => {
@@ -190,7 +199,7 @@ pub async fn review(
     Query(query): Query<ReviewQuery>,
 ) -> Result<Response> {
     let mut conn = state.ladder.db.acquire().await?;
-    let tracks = workflow::approved_tracks(&state.ladder, &mut conn, &current.user).await?;
+    let tracks = policy::approved_tracks(&state.ladder, &mut conn, &current.user).await?;
     if tracks.is_empty() {
         return Err(Error::Forbidden(
             "The review dashboard is for approvers: members of a track's approver group.".into(),
@@ -219,7 +228,7 @@ pub async fn review(
     for r in found
         .requests
         .into_iter()
-        .filter(|r| !history || r.state != "pending")
+        .filter(|r| !history || r.state != RequestState::Pending)
     {
         let approvals = super::approvals(&mut conn, r.request_id).await?;
         requests.push(crate::ctx! { r, approvals, needed => state.ladder.track(&r.track).map(|t| t.approvals_required).unwrap_or(1) });
@@ -254,10 +263,10 @@ pub async fn show(
     Id(request_id): Id,
 ) -> Result<Response> {
     let mut conn = state.ladder.db.acquire().await?;
-    let request = workflow::visible_to(&state.ladder, &mut conn, &current.user, request_id).await?;
+    let request = policy::visible_to(&state.ladder, &mut conn, &current.user, request_id).await?;
     let track = state.ladder.track(&request.track)?.clone();
     let is_requester = request.requester_id == current.user.user_id;
-    let is_approver = workflow::is_approver(&mut conn, &track, &current.user).await?;
+    let is_approver = policy::is_approver(&mut conn, &track, &current.user).await?;
     let requester = users::find_by_id(&mut conn, request.requester_id)
         .await?
         .ok_or_else(|| Error::NotFound("the requester".into()))?;
@@ -285,14 +294,14 @@ pub async fn show(
         .iter()
         .map(crate::admin::audit::event_row)
         .collect();
-    let pending = request.state() == RequestState::Pending;
+    let pending = request.state == RequestState::Pending;
     let already_approved = approvals
         .iter()
         .any(|a| a.approver == current.user.username);
     // What the viewer may decide: the decision's own rule, in a dry run.
     let actor = web_actor(&current);
     let mut dry_run = async |decision| {
-        workflow::may_decide(
+        policy::may_decide(
             &mut conn,
             &track,
             &request,
@@ -303,13 +312,13 @@ pub async fn show(
         )
         .await
     };
-    let approval = dry_run(workflow::Decision::Approve).await;
-    let can_reject = dry_run(workflow::Decision::Reject).await.is_ok();
+    let approval = dry_run(Decision::Approve).await;
+    let can_reject = dry_run(Decision::Reject).await.is_ok();
     let can_approve = approval.is_ok();
     let blocked = match approval {
         _ if !pending || already_approved => None,
         Err(e @ (Error::Conflict(_) | Error::Forbidden(_))) if !is_requester => Some(e.to_string()),
-        _ if is_requester => workflow::still_eligible(&mut conn, &track, &request)
+        _ if is_requester => policy::still_eligible(&mut conn, &track, &request)
             .await
             .err()
             .map(|e| e.to_string()),
@@ -323,7 +332,7 @@ pub async fn show(
             page, request, track, to_group, requester_groups, held, would_add, approvals, trail, blocked,
             can_approve, can_reject, already_approved,
             can_withdraw => pending && is_requester,
-            can_end => request.state() == RequestState::Approved && is_approver,
+            can_end => request.state == RequestState::Approved && is_approver,
         },
     )?
     .into_response())
@@ -349,7 +358,7 @@ async fn decide(
     // Someone who may not see the request learns nothing about it, not even its state.
     {
         let mut conn = state.ladder.db.acquire().await?;
-        workflow::visible_to(&state.ladder, &mut conn, &current.user, request_id).await?;
+        policy::visible_to(&state.ladder, &mut conn, &current.user, request_id).await?;
     }
     // The transition has its own transaction; on an error nothing was written.
     match action().await {
@@ -373,20 +382,20 @@ pub async fn approve(
     let ladder = state.ladder.clone();
     decide(&state, &session, &current, request_id, async || {
         Ok(
-            match workflow::approve(
+            match transitions::approve(
                 &ladder,
                 &web_actor(&current),
                 &current.user,
                 request_id,
-                &form.comment,
+                Comment::parse(&form.comment)?,
             )
             .await?
             {
-                workflow::Approval::Approved => {
+                Approval::Approved => {
                     "Approved. The membership is granted and the requester has been emailed."
                         .to_string()
                 }
-                workflow::Approval::Recorded { have, need } => {
+                Approval::Recorded { have, need } => {
                     format!("Your approval is recorded ({have} of {need}).")
                 }
             },
@@ -404,12 +413,12 @@ pub async fn reject(
 ) -> Result<Response> {
     let ladder = state.ladder.clone();
     decide(&state, &session, &current, request_id, async || {
-        workflow::reject(
+        transitions::reject(
             &ladder,
             &web_actor(&current),
             &current.user,
             request_id,
-            &form.reason,
+            Reason::parse(&form.reason)?,
         )
         .await?;
         Ok("Rejected. The requester has been emailed your reason.".to_string())
@@ -425,7 +434,7 @@ pub async fn withdraw_form(
     Id(request_id): Id,
 ) -> Result<Response> {
     let mut conn = state.ladder.db.acquire().await?;
-    let request = workflow::visible_to(&state.ladder, &mut conn, &current.user, request_id).await?;
+    let request = policy::visible_to(&state.ladder, &mut conn, &current.user, request_id).await?;
     drop(conn);
     if request.requester_id != current.user.user_id {
         return Err(Error::Forbidden(
@@ -444,7 +453,7 @@ pub async fn withdraw(
 ) -> Result<Response> {
     let ladder = state.ladder.clone();
     decide(&state, &session, &current, request_id, async || {
-        workflow::withdraw(&ladder, &web_actor(&current), &current.user, request_id).await?;
+        transitions::withdraw(&ladder, &web_actor(&current), &current.user, request_id).await?;
         Ok("Request withdrawn.".to_string())
     })
     .await
@@ -459,7 +468,7 @@ pub async fn end(
     let ladder = state.ladder.clone();
     decide(&state, &session, &current, request_id, async || {
         let mut tx = ladder.db.begin().await?;
-        workflow::end_grant(
+        transitions::end_grant(
             &ladder,
             &mut tx,
             &web_actor(&current),

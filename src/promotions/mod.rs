@@ -3,12 +3,20 @@
 
 pub mod api;
 pub mod handlers;
+pub mod notifications;
+pub mod policy;
+pub mod reasons;
+pub mod schedule;
 pub mod seed;
 pub mod track;
-pub mod workflow;
+pub mod transitions;
 
 use serde::Serialize;
-use sqlx::FromRow;
+use sqlx::{
+    Any, FromRow,
+    any::{AnyTypeInfo, AnyValueRef},
+    error::BoxDynError,
+};
 
 pub use track::Track;
 
@@ -18,7 +26,9 @@ use crate::{
 };
 
 /// Where a request stands. Stored as text; every change is one atomic
-/// `update … where state = 'pending'` (or 'approved'), see `workflow`.
+/// `update … where state = 'pending'` (or 'approved'), see `transitions`.
+/// Read from the database, a value that names no state is an error (the
+/// request fails to load), never a guess.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
@@ -61,6 +71,36 @@ impl State {
     }
 }
 
+impl TryFrom<String> for State {
+    type Error = Error;
+
+    /// A state as stored: anything else means the row is corrupt, so say so loudly.
+    fn try_from(raw: String) -> Result<State> {
+        State::parse(&raw).map_err(|_| {
+            Error::Unexpected(anyhow::anyhow!(
+                "promotion_requests.state holds {raw:?}, which is no state"
+            ))
+        })
+    }
+}
+
+impl sqlx::Type<Any> for State {
+    fn type_info() -> AnyTypeInfo {
+        <String as sqlx::Type<Any>>::type_info()
+    }
+
+    fn compatible(ty: &AnyTypeInfo) -> bool {
+        <String as sqlx::Type<Any>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, Any> for State {
+    fn decode(value: AnyValueRef<'r>) -> Result<State, BoxDynError> {
+        let raw = <String as sqlx::Decode<'r, Any>>::decode(value)?;
+        Ok(State::try_from(raw)?)
+    }
+}
+
 /// A request row, with the names a page or the API shows.
 #[derive(Debug, Clone, FromRow, Serialize)]
 pub struct Request {
@@ -69,7 +109,7 @@ pub struct Request {
     pub requester_id: i64,
     pub requester: String,
     pub justification: String,
-    pub state: String,
+    pub state: State,
     pub decided_by: Option<String>,
     pub decided_at: Option<i64>,
     pub decision_reason: Option<String>,
@@ -78,12 +118,6 @@ pub struct Request {
     pub ended_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
-}
-
-impl Request {
-    pub fn state(&self) -> State {
-        State::parse(&self.state).unwrap_or(State::Pending)
-    }
 }
 
 pub(crate) const SELECT: &str = "select r.request_id, r.track, r.requester_id, u.username as requester, \
@@ -222,4 +256,32 @@ pub async fn pending_count(conn: &mut Conn, tracks: &[String], cap: i64) -> Resu
         query = query.bind(t.clone());
     }
     Ok(query.bind(cap).fetch_one(conn).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_state_reads_back_as_itself() {
+        for state in [
+            State::Pending,
+            State::Approved,
+            State::Rejected,
+            State::Withdrawn,
+            State::Expired,
+            State::Ended,
+        ] {
+            assert_eq!(State::try_from(state.as_str().to_string()).unwrap(), state);
+        }
+    }
+
+    #[test]
+    fn an_unknown_stored_state_is_an_error_not_pending() {
+        for raw in ["paused", "Pending", ""] {
+            let err = State::try_from(raw.to_string()).unwrap_err();
+            assert!(!err.is_user_error(), "{raw:?}: {err}");
+            assert!(err.to_string().contains(&format!("{raw:?}")), "{err}");
+        }
+    }
 }

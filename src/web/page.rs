@@ -10,7 +10,7 @@ use super::{
 };
 use crate::{
     Result,
-    promotions::{self, workflow},
+    promotions::{self, policy},
 };
 
 #[derive(Serialize)]
@@ -75,7 +75,7 @@ fn held(state: &AppState, current: &CurrentUser) -> Vec<String> {
 
 async fn review_count(state: &AppState, current: &CurrentUser) -> Result<Option<i64>> {
     let mut conn = state.ladder.db.acquire().await?;
-    let tracks = workflow::approved_tracks(&state.ladder, &mut conn, &current.user).await?;
+    let tracks = policy::approved_tracks(&state.ladder, &mut conn, &current.user).await?;
     if tracks.is_empty() {
         return Ok(None);
     }

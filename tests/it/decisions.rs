@@ -8,11 +8,10 @@ use ladder::{
     config::{MailTransport, SmtpTls},
     demo,
     permissions::grants::{self, Grantee},
-    promotions::{self, workflow},
 };
 
 use crate::{
-    helpers::{TestLadder, assert_unchanged, names},
+    helpers::{TestLadder, assert_unchanged, names, state_of, workflow},
     mailbox::Mailbox,
 };
 
@@ -45,11 +44,6 @@ async fn user(ladder: &Ladder, name: &str) -> User {
 async fn group(ladder: &Ladder, name: &str) -> Group {
     let mut conn = ladder.db.acquire().await.unwrap();
     groups::get_by_name(&mut conn, name).await.unwrap()
-}
-
-async fn state_of(ladder: &Ladder, request_id: i64) -> String {
-    let mut conn = ladder.db.acquire().await.unwrap();
-    promotions::get(&mut conn, request_id).await.unwrap().state
 }
 
 /// alice asks; then `change` happens; erin's approval must be refused with

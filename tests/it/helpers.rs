@@ -586,3 +586,62 @@ pub fn csrf_from(html: &str) -> Option<String> {
     let end = html[start..].find('"')? + start;
     Some(html[start..end].to_string())
 }
+
+/// A promotion request's state, as a test compares it.
+pub async fn state_of(ladder: &ladder::Ladder, request_id: i64) -> String {
+    let mut conn = ladder.db.acquire().await.unwrap();
+    let request = ladder::promotions::get(&mut conn, request_id)
+        .await
+        .unwrap();
+    request.state.as_str().to_string()
+}
+
+/// The promotion transitions called with text as a form sends it: each
+/// parses the text into the workflow's own type first, as the pages do.
+pub mod workflow {
+    use ladder::{
+        Ladder, Result,
+        accounts::User,
+        actor::Actor,
+        promotions::{
+            Request,
+            reasons::{Comment, Justification, Reason},
+            transitions,
+        },
+    };
+
+    pub use ladder::promotions::transitions::{Approval, withdraw};
+
+    pub async fn submit(
+        ladder: &Ladder,
+        actor: &Actor,
+        requester: &User,
+        track: &str,
+        justification: &str,
+    ) -> Result<Request> {
+        let justification = Justification::parse(justification)?;
+        transitions::submit(ladder, actor, requester, track, justification).await
+    }
+
+    pub async fn approve(
+        ladder: &Ladder,
+        actor: &Actor,
+        approver: &User,
+        request_id: i64,
+        comment: &str,
+    ) -> Result<Approval> {
+        let comment = Comment::parse(comment)?;
+        transitions::approve(ladder, actor, approver, request_id, comment).await
+    }
+
+    pub async fn reject(
+        ladder: &Ladder,
+        actor: &Actor,
+        approver: &User,
+        request_id: i64,
+        reason: &str,
+    ) -> Result<()> {
+        let reason = Reason::parse(reason)?;
+        transitions::reject(ladder, actor, approver, request_id, reason).await
+    }
+}

@@ -9,11 +9,11 @@ use ladder::{
     demo,
     jobs::{self, JobName},
     mail::transport::Transport,
-    promotions::{self, workflow},
+    promotions,
 };
 
 use crate::{
-    helpers::{TestLadder, csrf_from},
+    helpers::{TestLadder, csrf_from, state_of, workflow},
     mailbox::Mailbox,
 };
 
@@ -36,6 +36,7 @@ on_both_backends!(
     a_track_whose_approvers_lack_a_target_permission_is_refused,
     two_processes_draining_one_outbox_send_each_email_once,
     a_failed_email_can_be_retried_from_the_admin_console,
+    a_request_whose_stored_state_is_unknown_fails_to_load_instead_of_reading_as_pending,
 );
 
 /// Points `t` at `smtp_port`, applies `edit`, and seeds the demo
@@ -84,11 +85,6 @@ async fn approve(
     let approver = user(ladder, who).await;
     let actor = Actor::user(approver.clone(), Source::Web);
     workflow::approve(ladder, &actor, &approver, request_id, "ok").await
-}
-
-async fn state_of(ladder: &Ladder, request_id: i64) -> String {
-    let mut conn = ladder.db.acquire().await.unwrap();
-    promotions::get(&mut conn, request_id).await.unwrap().state
 }
 
 async fn in_group(ladder: &Ladder, who: &str, group: &str) -> bool {
@@ -920,4 +916,24 @@ async fn a_decision_rechecks_that_the_requester_may_still_be_promoted(mut t: Tes
     tx.commit().await.unwrap();
     approve(&t.ladder, "erin", r.request_id).await.unwrap();
     assert!(in_group(&t.ladder, "alice", "Senior Writers").await);
+}
+
+async fn a_request_whose_stored_state_is_unknown_fails_to_load_instead_of_reading_as_pending(
+    mut t: TestLadder,
+) {
+    let smtp = Mailbox::start();
+    story(&mut t, smtp.port, |_| {}).await;
+    let r = submit(&t.ladder, "alice", "Please").await.unwrap();
+    sqlx::query("update promotion_requests set state = 'paused' where request_id = $1")
+        .bind(r.request_id)
+        .execute(t.ladder.db.pool())
+        .await
+        .unwrap();
+    let mut conn = t.ladder.db.acquire().await.unwrap();
+    let err = promotions::get(&mut conn, r.request_id).await.unwrap_err();
+    assert!(!err.is_user_error(), "{err}");
+    assert!(err.to_string().contains("\"paused\""), "{err}");
+    drop(conn);
+    let err = approve(&t.ladder, "erin", r.request_id).await.unwrap_err();
+    assert!(!err.is_user_error(), "{err}");
 }

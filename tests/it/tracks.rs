@@ -10,10 +10,10 @@ use ladder::{
     actor::{Actor, Source},
     demo,
     permissions::grants::{self, Grantee},
-    promotions::{self, workflow},
+    promotions::{self, policy},
 };
 
-use crate::helpers::{TestLadder, csrf_from, names, stderr, stdout};
+use crate::helpers::{TestLadder, csrf_from, names, stderr, stdout, workflow};
 
 const PW: &str = "correct-horse-battery";
 
@@ -200,7 +200,7 @@ async fn renaming_groups_cannot_hand_a_track_to_another_group(t: TestLadder) {
     let track = t.ladder.track("senior-writer").unwrap();
     let mut conn = t.ladder.db.acquire().await.unwrap();
     assert!(
-        !workflow::is_approver(&mut conn, track, &mallory)
+        !policy::is_approver(&mut conn, track, &mallory)
             .await
             .unwrap()
     );
@@ -229,12 +229,12 @@ async fn renaming_groups_cannot_hand_a_track_to_another_group(t: TestLadder) {
     let mut conn = next.db.acquire().await.unwrap();
     let track = next.track("senior-writer").unwrap();
     assert!(
-        !workflow::is_approver(&mut conn, track, &mallory)
+        !policy::is_approver(&mut conn, track, &mallory)
             .await
             .unwrap()
     );
     let bob = user(&next, "bob").await;
-    let why = workflow::ineligibility(&mut conn, track, &bob)
+    let why = policy::ineligibility(&mut conn, track, &bob)
         .await
         .unwrap()
         .unwrap();
@@ -407,7 +407,7 @@ async fn a_broken_track_pauses_approvals_until_the_groups_are_fixed_without_a_re
             .await
             .unwrap()
             .state,
-        "pending"
+        promotions::State::Pending
     );
     drop(conn);
 
@@ -473,6 +473,6 @@ async fn the_request_page_offers_only_the_decisions_the_viewer_may_make(t: TestL
             .await
             .unwrap()
             .state,
-        "pending"
+        promotions::State::Pending
     );
 }

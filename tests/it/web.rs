@@ -11,14 +11,13 @@ use ladder::{
     },
     actor::{Actor, Source},
     blog::{self, Draft},
-    promotions::workflow,
 };
 use reqwest::{
     Response, StatusCode,
     header::{self, HeaderMap, HeaderName, HeaderValue},
 };
 
-use crate::helpers::{Client, Kind, TestApp, TestLadder, csrf_from};
+use crate::helpers::{Client, Kind, TestApp, TestLadder, csrf_from, workflow};
 
 on_both_backends!(
     every_route_answers_each_role_exactly_as_its_rule_says,
