@@ -10,6 +10,7 @@ mod cli;
 mod cookies;
 mod db;
 mod decisions;
+mod instances;
 mod mailbox;
 mod permission_core;
 mod promotions;
