@@ -17,6 +17,7 @@ mod promotions;
 mod refusals;
 mod security;
 mod seed;
+mod serve;
 mod sessions;
 mod superuser;
 mod tracks;
