@@ -18,7 +18,7 @@ use reqwest::{
     header::{self, HeaderMap, HeaderName, HeaderValue},
 };
 
-use crate::helpers::{Client, Kind, TestApp, TestLadder, csrf_from};
+use crate::helpers::{Client, Kind, TestApp, TestLadder, csrf_from, skip_or_fail};
 
 on_both_backends!(
     every_route_answers_each_role_exactly_as_its_rule_says,
@@ -863,10 +863,18 @@ async fn sign_in_attempts_are_limited_per_address_and_per_username(kind: Kind) {
 }
 
 /// A client whose requests come from `address` (another loopback address).
+/// Where it cannot be bound the rest of the test is skipped, and under CI
+/// fails instead (`helpers::skip_or_fail`), naming the address.
 fn second_address_client(app: &TestApp, address: &str) -> Option<Client> {
+    static NOTICE: std::sync::Once = std::sync::Once::new();
     let other: IpAddr = address.parse().unwrap();
-    if std::net::TcpListener::bind((other, 0)).is_err() {
-        eprintln!("note: {address} is not available; the rest of this test is skipped");
+    if let Err(e) = std::net::TcpListener::bind((other, 0)) {
+        skip_or_fail(
+            &format!(
+                "the loopback address {address} cannot be bound ({e}), so requests cannot come from a second address"
+            ),
+            &NOTICE,
+        );
         return None;
     }
     Some(client_from(app, other))
