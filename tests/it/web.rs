@@ -351,8 +351,11 @@ impl Fixtures {
 /// A signed-in user holding exactly `holds` (staff or not, and these
 /// permissions, directly), made once per distinct need.
 struct Holders {
-    clients: Vec<((bool, Vec<&'static str>), String, Client)>,
+    clients: Vec<(Holds, String, Client)>,
 }
+
+/// Staff or not, and the permissions held.
+type Holds = (bool, Vec<&'static str>);
 
 impl Holders {
     async fn client(
