@@ -19,6 +19,7 @@ pub mod mail;
 pub mod permissions;
 pub mod promotions;
 pub mod secret;
+pub mod text;
 pub mod web;
 
 use std::sync::Arc;
@@ -62,6 +63,13 @@ impl Ladder {
 
     /// Like `open`, with a chosen clock, and says what the catalog sync did.
     pub async fn open_reporting(settings: Settings, clock: Clock) -> Result<(Ladder, SyncReport)> {
+        // Settings know nothing of the domain; the domain checks its parts here,
+        // before anything connects, so a bad value is one line naming its key.
+        jobs::check_schedules(&settings.jobs).map_err(|e| Error::invalid("jobs", e))?;
+        for resource in &settings.resources {
+            permissions::catalog::check_resource(resource)
+                .map_err(|e| Error::invalid("resources", e))?;
+        }
         let db = Db::connect(&settings.database).await?;
         // The schema first: the secret lives in it.
         db.migrate().await?;

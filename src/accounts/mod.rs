@@ -5,6 +5,7 @@ pub mod groups;
 pub mod password;
 pub mod seed;
 pub mod sign_in;
+pub mod user_search;
 mod username;
 pub mod users;
 

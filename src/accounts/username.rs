@@ -2,7 +2,8 @@ use std::fmt;
 
 use crate::{Error, Result};
 
-/// 1–150 characters of letters, digits and `@.+-_`, as in Django.
+/// 1–150 characters of letters, digits and `@.+-_`, as in Django, but not
+/// `.` or `..`.
 /// Unique without regard to case: `key()` is what the database compares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username(String);
@@ -29,6 +30,11 @@ impl Username {
                 "username",
                 format!("may contain only letters, digits and @.+-_ (found {bad:?})"),
             ));
+        }
+        // A path segment of `.` or `..` means "here" or "up": /admin/users/..
+        // would name no user, or another page.
+        if raw == "." || raw == ".." {
+            return Err(Error::invalid("username", format!("must not be {raw:?}")));
         }
         Ok(Username(raw.to_string()))
     }
@@ -60,14 +66,32 @@ mod tests {
 
     #[test]
     fn accepts_letters_digits_and_django_punctuation() {
-        for ok in ["alice", "a.b-c_d+e@f", "Zoë", "x", &"a".repeat(150)] {
+        for ok in [
+            "alice",
+            "a.b-c_d+e@f",
+            "Zoë",
+            "x",
+            "...",
+            ".x",
+            &"a".repeat(150),
+        ] {
             assert!(Username::parse(ok).is_ok(), "{ok}");
         }
     }
 
     #[test]
     fn rejects_empty_long_spaces_and_markup() {
-        for bad in ["", "has space", "<script>", "a/b", &"a".repeat(151)] {
+        for bad in [
+            "",
+            "has space",
+            "<script>",
+            "a/b",
+            ".",
+            "..",
+            "a\0b",
+            "a\nb",
+            &"a".repeat(151),
+        ] {
             assert!(Username::parse(bad).is_err(), "{bad}");
         }
     }

@@ -49,22 +49,18 @@ fn view(viewer: &Viewer, post: Post) -> PostView {
     }
 }
 
-async fn load(state: &AppState, post_id: i64) -> Result<Post> {
+/// Loads a post the viewer may see. A draft they may not see is "not found",
+/// exactly like a missing post, on every route: a 403 would tell that it exists.
+async fn visible(
+    state: &AppState,
+    perms: Option<&crate::permissions::EffectivePermissions>,
+    post_id: i64,
+) -> Result<Post> {
     let mut conn = state.ladder.db.acquire().await?;
     super::find(&mut conn, post_id)
         .await?
+        .filter(|post| super::may_view(perms, post))
         .ok_or_else(|| Error::NotFound("That post".into()))
-}
-
-/// Loads a post the viewer may see; a draft they may not see is "not found".
-async fn visible(state: &AppState, viewer: &Viewer, post_id: i64) -> Result<Post> {
-    let post = load(state, post_id).await?;
-    let perms = viewer.0.as_deref().map(|c| c.perms.as_ref());
-    if super::may_view(perms, &post) {
-        Ok(post)
-    } else {
-        Err(Error::NotFound("That post".into()))
-    }
 }
 
 pub async fn published(
@@ -106,7 +102,8 @@ pub async fn show(
     session: Session,
     Id(post_id): Id,
 ) -> Result<Response> {
-    let post = view(&viewer, visible(&state, &viewer, post_id).await?);
+    let perms = viewer.0.as_deref().map(|c| c.perms.as_ref());
+    let post = view(&viewer, visible(&state, perms, post_id).await?);
     let page = Page::new(&state, &viewer, &session).await?;
     Ok(render("posts/show.html", crate::ctx! { page, post })?.into_response())
 }
@@ -190,7 +187,7 @@ pub async fn edit_form(
     session: Session,
     Id(post_id): Id,
 ) -> Result<Response> {
-    let post = load(&state, post_id).await?;
+    let post = visible(&state, Some(&current.perms), post_id).await?;
     if !super::may_edit(&current.perms, &post) {
         return Err(not_yours("edit"));
     }
@@ -223,7 +220,7 @@ pub async fn edit(
     Id(post_id): Id,
     Form(form): Form<PostForm>,
 ) -> Result<Response> {
-    let post = load(&state, post_id).await?;
+    let post = visible(&state, Some(&current.perms), post_id).await?;
     if !super::may_edit(&current.perms, &post) {
         return Err(not_yours("edit"));
     }
@@ -254,7 +251,7 @@ pub async fn publish(
     session: Session,
     Id(post_id): Id,
 ) -> Result<Response> {
-    let post = load(&state, post_id).await?;
+    let post = visible(&state, Some(&current.perms), post_id).await?;
     if post.is_published() {
         flash(&session, "info", "That post is already published.").await?;
         return Ok(Redirect::to(&format!("/posts/{post_id}")).into_response());
@@ -281,7 +278,7 @@ pub async fn feature(
     Id(post_id): Id,
     Form(form): Form<FeatureForm>,
 ) -> Result<Response> {
-    let post = load(&state, post_id).await?;
+    let post = visible(&state, Some(&current.perms), post_id).await?;
     if !super::may_feature(&current.perms, &post) {
         return Err(Error::Conflict(
             "Only published posts can be featured.".into(),
@@ -307,7 +304,7 @@ pub async fn delete_form(
     session: Session,
     Id(post_id): Id,
 ) -> Result<Response> {
-    let post = load(&state, post_id).await?;
+    let post = visible(&state, Some(&current.perms), post_id).await?;
     if !super::may_delete(&current.perms, &post) {
         return Err(not_yours("delete"));
     }
@@ -321,7 +318,7 @@ pub async fn delete(
     session: Session,
     Id(post_id): Id,
 ) -> Result<Response> {
-    let post = load(&state, post_id).await?;
+    let post = visible(&state, Some(&current.perms), post_id).await?;
     if !super::may_delete(&current.perms, &post) {
         return Err(not_yours("delete"));
     }

@@ -16,6 +16,7 @@ use crate::{
     Error, Result,
     db::{Conn, Flag},
     permissions::EffectivePermissions,
+    text::{self, Lines},
 };
 
 #[derive(Debug, Clone, FromRow, Serialize)]
@@ -50,7 +51,8 @@ pub struct Draft {
 }
 
 impl Draft {
-    /// Title 1–200 characters, body up to 100,000. Errors name the field.
+    /// Title 1–200 characters on one line, body up to 100,000; no control
+    /// characters but the body's line breaks and tabs. Errors name the field.
     pub fn parse(title: &str, body: &str) -> Result<Draft> {
         let title = title.trim();
         if title.is_empty() {
@@ -68,6 +70,8 @@ impl Draft {
                 "Keep the body under 100,000 characters.",
             ));
         }
+        text::check("title", title, Lines::One)?;
+        text::check("body", body, Lines::Many)?;
         Ok(Draft {
             title: title.to_string(),
             body: body.trim_end().to_string(),

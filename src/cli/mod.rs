@@ -241,6 +241,16 @@ pub struct ActorArg {
 
 /// Runs the CLI and returns the process exit code.
 pub async fn run() -> ExitCode {
+    // Every argument is one line of text: a control character is bad input
+    // before it can reach a query or the terminal.
+    for (n, arg) in std::env::args_os().enumerate().skip(1) {
+        if let Some(c) =
+            crate::text::forbidden_char(&arg.to_string_lossy(), crate::text::Lines::One)
+        {
+            eprintln!("error: argument {n} {}", crate::text::refusal(c));
+            return ExitCode::from(2);
+        }
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {

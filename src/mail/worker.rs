@@ -52,12 +52,7 @@ pub fn backoff(attempts: i64) -> i64 {
 
 /// Sends every email that is due now, in batches, until none is left.
 pub async fn drain(ladder: &Ladder, transport: &Transport) -> Result<Drained> {
-    let from: Mailbox = ladder
-        .settings
-        .mail
-        .from
-        .parse()
-        .map_err(|e| anyhow::anyhow!("mail.from: {e}"))?;
+    let from: &Mailbox = &ladder.settings.mail.from;
     let mut total = Drained::default();
     loop {
         let claimed = claim(ladder).await?;
@@ -74,7 +69,7 @@ pub async fn drain(ladder: &Ladder, transport: &Transport) -> Result<Drained> {
                     text: &row.body_text,
                     html: &row.body_html,
                 };
-                let outcome = transport.send(&from, &outgoing).await;
+                let outcome = transport.send(from, &outgoing).await;
                 (row, outcome)
             })
             .buffer_unordered(PARALLEL_SENDS)

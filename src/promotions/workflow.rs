@@ -27,7 +27,8 @@ use crate::{
     mail::{self, Email},
 };
 
-/// Justifications and reasons: trimmed, at most 2,000 characters.
+/// Justifications and reasons: trimmed, at most 2,000 characters, no control
+/// characters but line breaks and tabs.
 pub fn parse_text(field: &'static str, raw: &str, required: bool) -> Result<String> {
     let text = raw.trim();
     if required && text.is_empty() {
@@ -36,6 +37,7 @@ pub fn parse_text(field: &'static str, raw: &str, required: bool) -> Result<Stri
     if text.chars().count() > 2_000 {
         return Err(Error::invalid(field, "Keep it under 2,000 characters."));
     }
+    crate::text::check(field, text, crate::text::Lines::Many)?;
     Ok(text.to_string())
 }
 

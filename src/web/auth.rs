@@ -129,25 +129,20 @@ pub fn session_error(e: tower_sessions::session::Error) -> Error {
 }
 
 /// Signs `user` in: a new session id (no fixation), then the auth record.
-pub async fn sign_in(
-    secret: &ServerSecret,
-    session: &Session,
-    user: &User,
-    now: i64,
-) -> Result<()> {
+pub async fn sign_in(state: &AppState, session: &Session, user: &User) -> Result<()> {
     session.cycle_id().await.map_err(session_error)?;
     session
         .insert(
             AUTH_KEY,
             SessionAuth {
                 user_id: user.user_id,
-                auth_hash: auth_hash(secret, user),
+                auth_hash: auth_hash(&state.ladder.secret, user),
             },
         )
         .await
         .map_err(session_error)?;
     // Renewed now: the first page after sign-in need not write the session again.
-    renew(session, now).await?;
+    renew(session, state.ladder.clock.now()).await?;
     // A fresh CSRF token for the new identity.
     session
         .remove_value(CSRF_KEY)

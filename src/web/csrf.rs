@@ -3,7 +3,8 @@
 //! Forms carry the session's token in a `csrf_token` field (or the
 //! `X-CSRF-Token` header). The JSON API is exempt from the token only when the
 //! body is `application/json`: a browser cannot send that cross-site without a
-//! CORS preflight, which Ladder never grants.
+//! CORS preflight, which Ladder never grants. A bodiless API request needs the
+//! session's token in the header, compared like the form's.
 
 use axum::{
     body::{Body, to_bytes},
@@ -48,14 +49,22 @@ pub async fn verify(
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/json"));
+        if json {
+            return next.run(req).await;
+        }
+        // A request without a body cannot be JSON; it needs the session's token.
         let empty = req
             .headers()
             .get(header::CONTENT_LENGTH)
             .is_some_and(|v| v == "0");
-        return if json || (empty && header_token(&req).is_some()) {
-            next.run(req).await
-        } else {
-            refused()
+        let expected = expected_csrf(&session).await.ok().flatten();
+        return match (empty, header_token(&req), expected) {
+            (true, Some(token), Some(expected))
+                if constant_time_eq(token.as_bytes(), expected.as_bytes()) =>
+            {
+                next.run(req).await
+            }
+            _ => refused(),
         };
     }
     // A signed-in session has its own token; a visitor without one (the

@@ -9,6 +9,10 @@ use axum::{
 use super::templates;
 use crate::Error;
 
+/// What a person is told about a failure of Ladder's (the cause goes to the log).
+const GENERIC_FAILURE: &str =
+    "Something went wrong on our side. It has been logged; please try again.";
+
 impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
@@ -28,7 +32,7 @@ impl Error {
         if self.is_user_error() {
             self.to_string()
         } else {
-            "Something went wrong on our side. It has been logged; please try again.".into()
+            GENERIC_FAILURE.into()
         }
     }
 
@@ -53,9 +57,16 @@ impl IntoResponse for Error {
             StatusCode::UNPROCESSABLE_ENTITY => "Please check your input",
             _ => "Something went wrong",
         };
+        let said = Said {
+            message: self.public_message(),
+            field: match &self {
+                Error::Invalid { field, .. } => Some(*field),
+                _ => None,
+            },
+        };
         let body = templates::render_string(
             "error.html",
-            crate::ctx! { status => status.as_u16(), title, message => self.public_message() },
+            crate::ctx! { status => status.as_u16(), title, message => said.message },
         )
         .unwrap_or_else(|_| format!("{} {title}", status.as_u16()));
         let mut response = (status, Html(body)).into_response();
@@ -64,8 +75,17 @@ impl IntoResponse for Error {
         {
             response.headers_mut().insert(header::RETRY_AFTER, v);
         }
+        // Kept for `api_json_errors`, which answers it as JSON under /api/.
+        response.extensions_mut().insert(said);
         response
     }
+}
+
+/// What an error page said, kept on the response.
+#[derive(Clone)]
+struct Said {
+    message: String,
+    field: Option<&'static str>,
 }
 
 /// The 404 for unknown paths.
@@ -92,29 +112,102 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let err = self.0;
         err.log();
-        let status = err.status();
-        let code = match &err {
-            Error::Invalid { .. } => "invalid",
-            Error::NotFound(_) => "not_found",
-            Error::Conflict(_) => "conflict",
-            Error::Forbidden(_) => "forbidden",
-            Error::Unauthorized => "unauthorized",
-            Error::RateLimited(_) => "rate_limited",
-            Error::Database(_) | Error::Unexpected(_) => "internal",
-        };
         let field = match &err {
             Error::Invalid { field, .. } => Some(*field),
             _ => None,
         };
-        let body = serde_json::json!({
-            "error": { "status": status.as_u16(), "code": code, "message": err.public_message(), "field": field }
-        });
-        (status, axum::Json(body)).into_response()
+        envelope(err.status(), &err.public_message(), field)
     }
 }
 
+/// The API's error body, `{"error": {"status", "code", "message", "field"}}`
+/// (docs/api.md); the code follows from the status.
+pub fn envelope(status: StatusCode, message: &str, field: Option<&str>) -> Response {
+    let code = match status.as_u16() {
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        409 => "conflict",
+        413 => "too_large",
+        422 => "invalid",
+        429 => "rate_limited",
+        503 => "unavailable",
+        500.. => "internal",
+        _ => "bad_request",
+    };
+    let body = serde_json::json!({
+        "error": { "status": status.as_u16(), "code": code, "message": message, "field": field }
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// Middleware: every error under `/api/` is the JSON envelope, whoever made
+/// it: a handler's `Error` (its message and field are kept), axum's own
+/// rejections and plain-text answers (a bad query string, a wrong method, a
+/// body over the limit), the fallback's 404, a timeout, a caught panic.
+pub async fn api_json_errors(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !req.uri().path().starts_with("/api/") {
+        return next.run(req).await;
+    }
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let plain_text = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    let (message, field) = match parts.extensions.remove::<Said>() {
+        Some(said) => (said.message, said.field),
+        None => {
+            // axum's rejections say what was wrong in plain text; ours say it in `Said`.
+            let text = match axum::body::to_bytes(body, 4096).await {
+                Ok(bytes) if plain_text && status.is_client_error() => {
+                    String::from_utf8_lossy(&bytes).trim().to_string()
+                }
+                _ => String::new(),
+            };
+            let message = if !text.is_empty() {
+                text
+            } else if status.is_server_error() {
+                GENERIC_FAILURE.to_string()
+            } else {
+                match status {
+                    StatusCode::METHOD_NOT_ALLOWED => {
+                        "This endpoint does not take that method.".into()
+                    }
+                    StatusCode::PAYLOAD_TOO_LARGE => "The request body is too large.".into(),
+                    other => other
+                        .canonical_reason()
+                        .unwrap_or("Bad request")
+                        .to_string(),
+                }
+            };
+            (message, None)
+        }
+    };
+    let (json_parts, json_body) = envelope(status, &message, field).into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    for (name, value) in &json_parts.headers {
+        parts.headers.insert(name, value.clone());
+    }
+    Response::from_parts(parts, json_body)
+}
+
 /// A JSON body whose rejections are API errors: malformed JSON is 400, a body
-/// of the wrong shape 422.
+/// of the wrong shape 422, a body over the limit 413.
 pub struct ApiJson<T>(pub T);
 
 impl<S, T> axum::extract::FromRequest<S> for ApiJson<T>
@@ -129,21 +222,14 @@ where
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
             Err(rejection) => {
-                let (status, message) = match &rejection {
-                    JsonRejection::JsonDataError(e) => {
-                        (StatusCode::UNPROCESSABLE_ENTITY, e.body_text())
+                let status = match &rejection {
+                    JsonRejection::JsonDataError(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                    other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                        StatusCode::PAYLOAD_TOO_LARGE
                     }
-                    other => (StatusCode::BAD_REQUEST, other.body_text()),
+                    _ => StatusCode::BAD_REQUEST,
                 };
-                let code = if status == StatusCode::BAD_REQUEST {
-                    "bad_request"
-                } else {
-                    "invalid"
-                };
-                let body = serde_json::json!({
-                    "error": { "status": status.as_u16(), "code": code, "message": message, "field": null }
-                });
-                Err((status, axum::Json(body)).into_response())
+                Err(envelope(status, &rejection.body_text(), None))
             }
         }
     }

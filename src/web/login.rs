@@ -67,6 +67,12 @@ pub async fn submit(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Form(form): Form<LoginForm>,
 ) -> Result<Response> {
+    // No account has a longer name; refused before the name becomes a rate-limit key.
+    let max = crate::accounts::Username::MAX_CHARS;
+    if form.username.trim().chars().count() > max {
+        let why = format!("must be at most {max} characters");
+        return Err(Error::invalid("username", why));
+    }
     let next = safe_next(form.next.as_deref());
     let now = state.ladder.clock.now();
     let per_minute = state.ladder.settings.server.login_attempts_per_minute;
@@ -98,7 +104,7 @@ pub async fn submit(
         };
         return login_page(&state, &viewer, &session, &headers, view).await;
     };
-    auth::sign_in(&state.ladder.secret, &session, &user, now).await?;
+    auth::sign_in(&state, &session, &user).await?;
     Ok(Redirect::to(&next).into_response())
 }
 

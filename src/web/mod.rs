@@ -1,11 +1,14 @@
 //! The web server: state, start-up and shutdown. Routes are in `router.rs`.
 
+pub mod account;
 pub mod auth;
 pub mod csrf;
 pub mod error;
 pub mod guards;
+pub mod inputs;
 pub mod login;
 pub mod page;
+pub mod request_id;
 pub mod router;
 pub mod session_store;
 pub mod templates;

@@ -83,3 +83,11 @@ async fn review_count(state: &AppState, current: &CurrentUser) -> Result<Option<
         promotions::pending_count(&mut conn, &tracks, 100).await?,
     ))
 }
+
+/// Files a validation error under its field, for a form shown again with
+/// every problem beside its field; other errors are not the form's.
+pub fn note(errors: &mut std::collections::BTreeMap<&'static str, String>, e: crate::Error) {
+    if let crate::Error::Invalid { field, message } = e {
+        errors.insert(field, message);
+    }
+}

@@ -21,10 +21,10 @@ use tower_http::{
 use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
 
 use super::{
-    AppState, auth, csrf,
-    error::not_found,
+    AppState, account, auth, csrf,
+    error::{api_json_errors, not_found},
     guards::{self, Rule},
-    healthz, login, readyz,
+    healthz, inputs, login, readyz, request_id,
     session_store::DbSessionStore,
     stylesheet,
 };
@@ -58,7 +58,7 @@ pub fn routes() -> Router<AppState> {
         r,
         "/account/password",
         SignedIn,
-        get(admin::users::own_password_form).post(admin::users::own_password),
+        get(account::own_password_form).post(account::own_password),
     );
     // The blog
     let r = route(r, "/", Public, get(|| async { Redirect::to("/posts") }));
@@ -179,7 +179,10 @@ pub fn routes() -> Router<AppState> {
         r,
         "/api/{*rest}",
         Public,
-        get(promotions::api::not_found).post(promotions::api::not_found),
+        // Every method: an unknown endpoint is a 404, not a 405.
+        get(promotions::api::not_found)
+            .post(promotions::api::not_found)
+            .fallback(promotions::api::not_found),
     );
     // The admin console
     let r = route(r, "/admin", Staff, get(admin::index));
@@ -313,15 +316,21 @@ pub fn router(state: AppState) -> Router {
     .with_expiry(Expiry::OnInactivity(time::Duration::days(
         settings.session_days.into(),
     )));
-    let request_id = HeaderName::from_static("x-request-id");
+    let request_id = HeaderName::from_static(request_id::HEADER);
     let trace = TraceLayer::new_for_http()
         .make_span_with(|req: &axum::http::Request<_>| {
+            // Ours, made by SetRequestIdLayer; the client's, if kept, beside it.
             let id = req
                 .headers()
-                .get("x-request-id")
+                .get(request_id::HEADER)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("-");
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path(),
+                request_id = %id, client_request_id = tracing::field::Empty);
+            if let Some(client) = req.extensions().get::<request_id::ClientRequestId>() {
+                span.record("client_request_id", client.0.as_str());
+            }
+            span
         })
         .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(tower_http::LatencyUnit::Micros));
     let timeout = Duration::from_secs(settings.request_timeout_secs);
@@ -331,6 +340,7 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), csrf::verify))
         .layer(from_fn_with_state(state.clone(), auth::load_viewer))
         .layer(sessions)
+        .layer(from_fn(inputs::refuse_control_characters))
         .with_state(state)
         .layer(
             // The security headers are outermost, so that the answers the layers
@@ -342,6 +352,8 @@ pub fn router(state: AppState) -> Router {
                 .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
                 .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
                 .layer(security_header(header::REFERRER_POLICY, "same-origin"))
+                .layer(from_fn(api_json_errors))
+                .map_request(request_id::take_client_id)
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
                 .layer(trace)
                 .layer(PropagateRequestIdLayer::new(request_id))

@@ -1,5 +1,6 @@
-//! The session cookie's flags: HttpOnly, SameSite=Lax, Path=/, and Secure
-//! exactly when `server.secure_cookies` is on.
+//! The cookies' flags: HttpOnly, SameSite=Lax, Path=/, and Secure exactly
+//! when `server.secure_cookies` is on. The sign-in form sets the anonymous
+//! CSRF cookie (no session is stored for a visitor); signing in, the session.
 
 use reqwest::header::SET_COOKIE;
 
@@ -10,14 +11,21 @@ on_both_backends!(
     the_session_cookie_is_secure_when_secure_cookies_is_on,
 );
 
-/// The attributes of the session cookie set by the sign-in form and by
-/// signing in, lower-cased, without the value.
+/// The attributes of the CSRF cookie set by the sign-in form and of the
+/// session cookie set by signing in, lower-cased, without the value.
 async fn session_cookie_attributes(t: &TestLadder) -> Vec<Vec<String>> {
     t.user("alice").await;
     let app = t.serve().await;
     let client = app.client();
     let form = client.get("/login").await;
-    let mut seen = vec![attributes(&form)];
+    assert!(
+        form.headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .all(|c| !c.to_str().unwrap().starts_with("ladder_session=")),
+        "a visitor gets no session"
+    );
+    let mut seen = vec![attributes(&form, "ladder_csrf")];
     let token = crate::helpers::csrf_from(&form.text().await.unwrap()).unwrap();
     let signed_in = client
         .post_form(
@@ -27,18 +35,18 @@ async fn session_cookie_attributes(t: &TestLadder) -> Vec<Vec<String>> {
         )
         .await;
     assert_eq!(signed_in.status(), 303, "sign-in as alice");
-    seen.push(attributes(&signed_in));
+    seen.push(attributes(&signed_in, "ladder_session"));
     seen
 }
 
-fn attributes(response: &reqwest::Response) -> Vec<String> {
+fn attributes(response: &reqwest::Response, name: &str) -> Vec<String> {
     let cookie = response
         .headers()
         .get_all(SET_COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("ladder_session="))
-        .unwrap_or_else(|| panic!("{} sets no session cookie", response.url()));
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("{} sets no {name} cookie", response.url()));
     let mut attrs: Vec<String> = cookie
         .split(';')
         .skip(1)

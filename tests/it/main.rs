@@ -10,6 +10,7 @@ mod cli;
 mod cookies;
 mod db;
 mod decisions;
+mod inputs;
 mod instances;
 mod mailbox;
 mod permission_core;

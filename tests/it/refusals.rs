@@ -39,7 +39,7 @@ async fn cast(t: &TestLadder) -> Cast {
     )
     .await;
     let alice = t.user("alice").await;
-    t.group("Senior Writers", &["blog.add_post", "blog.publish_post"])
+    t.group("Publishers", &["blog.add_post", "blog.publish_post"])
         .await;
     Cast {
         admin: t.reload(&admin).await,
@@ -68,9 +68,7 @@ async fn a_refused_library_change_writes_nothing_even_when_the_caller_commits(t:
     let c = cast(&t).await;
     let seniors = {
         let mut conn = t.ladder.db.acquire().await.unwrap();
-        groups::get_by_name(&mut conn, "Senior Writers")
-            .await
-            .unwrap()
+        groups::get_by_name(&mut conn, "Publishers").await.unwrap()
     };
     let editor = Actor::user(c.editor.clone(), Source::Cli);
     let admin = Actor::user(c.admin.clone(), Source::Cli);
@@ -214,7 +212,7 @@ async fn a_refused_cli_change_writes_nothing_and_exits_2_naming_why(t: TestLadde
             vec![
                 "revoke",
                 "--group",
-                "Senior Writers",
+                "Publishers",
                 "blog.add_post",
                 "--as",
                 "editor",

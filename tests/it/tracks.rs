@@ -342,6 +342,8 @@ async fn a_group_change_that_breaks_a_tracks_rule_is_refused_naming_the_track(t:
     let app = t.serve().await;
     let admin = app.client();
     assert_eq!(admin.login("admin", PW).await.status(), 303);
+    // Signing in records last_login; the refusal below must change nothing more.
+    let before = t.fingerprint().await;
     let page = format!("/admin/groups/{}", seniors.group_id);
     let token = admin.csrf(&page).await;
     let form = [("shown", "auth.view_group"), ("perm", "auth.view_group")];
