@@ -133,11 +133,15 @@ async fn the_email_worker_that_serve_runs_sends_what_a_request_queued(t: TestLad
             .iter()
             .any(|to| to.contains("editor@example.com"))
     );
-    let states: Vec<String> = sqlx::query_scalar("select state from mail_outbox")
-        .fetch_all(t.ladder.db.pool())
-        .await
-        .unwrap();
-    assert_eq!(states, ["sent"]);
+    // The worker marks the row after the server accepted the message.
+    within_ten_seconds("the outbox row to be marked sent", async || {
+        let states: Vec<String> = sqlx::query_scalar("select state from mail_outbox")
+            .fetch_all(t.ladder.db.pool())
+            .await
+            .unwrap();
+        states == ["sent"]
+    })
+    .await;
 }
 
 async fn a_request_in_flight_when_the_stop_arrives_still_gets_its_answer(t: TestLadder) {
