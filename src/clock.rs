@@ -2,13 +2,15 @@
 
 use std::sync::{
     Arc,
-    atomic::{AtomicI64, Ordering},
+    atomic::{AtomicBool, AtomicI64, Ordering},
 };
 
 /// Unix seconds, system time plus an offset that only tests change.
 #[derive(Clone, Default)]
 pub struct Clock {
     offset: Arc<AtomicI64>,
+    /// Set by `freeze`: `offset` is then the time itself.
+    frozen: Arc<AtomicBool>,
 }
 
 impl Clock {
@@ -18,6 +20,9 @@ impl Clock {
 
     /// Now, in unix seconds.
     pub fn now(&self) -> i64 {
+        if self.frozen.load(Ordering::Acquire) {
+            return self.offset.load(Ordering::Acquire);
+        }
         let system = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -27,7 +32,20 @@ impl Clock {
 
     /// How far this clock is ahead of the system's, in seconds (0 outside tests).
     pub fn offset(&self) -> i64 {
+        if self.frozen.load(Ordering::Acquire) {
+            return self.now() - Clock::system().now();
+        }
         self.offset.load(Ordering::Relaxed)
+    }
+
+    /// Stops this clock (and every clone of it) at `now()`, so that work
+    /// done at different instants sees one time; `advance` still moves it.
+    /// For tests, before the clock is in use elsewhere: nothing else calls it.
+    pub fn freeze(&self) {
+        if !self.frozen.load(Ordering::Acquire) {
+            self.offset.store(self.now(), Ordering::Release);
+            self.frozen.store(true, Ordering::Release);
+        }
     }
 
     /// Moves this clock (and every clone of it) forward.

@@ -117,6 +117,8 @@ pub struct Db {
     sqlite_writer: Option<std::sync::mpsc::Sender<sqlite_writer::Job>>,
     /// Groups the SQLite write thread has committed (see [`Db::group_commits`]).
     group_commits: Arc<std::sync::atomic::AtomicU64>,
+    /// Tasks waiting for the write turn (see [`Db::waiting_for_write_turn`]).
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Db {
@@ -171,6 +173,7 @@ impl Db {
             write_turn,
             sqlite_writer,
             group_commits,
+            waiting: Arc::default(),
         })
     }
 
@@ -180,6 +183,12 @@ impl Db {
     pub fn group_commits(&self) -> u64 {
         self.group_commits
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many tasks wait for this process's write turn at `begin` or
+    /// `write_conn` right now. Always 0 on PostgreSQL, which has no turn.
+    pub fn waiting_for_write_turn(&self) -> usize {
+        self.waiting.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn backend(&self) -> Backend {
@@ -240,13 +249,16 @@ impl Db {
     /// instead of in the busy handler. None on PostgreSQL, which needs none.
     async fn write_turn(&self) -> Result<Option<OwnedSemaphorePermit>> {
         Ok(match self.backend {
-            Backend::Sqlite => Some(
-                self.write_turn
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(|e| anyhow::anyhow!("write turn: {e}"))?,
-            ),
+            Backend::Sqlite => {
+                let _waiting = Waiting::count(&self.waiting);
+                Some(
+                    self.write_turn
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .map_err(|e| anyhow::anyhow!("write turn: {e}"))?,
+                )
+            }
             Backend::Postgres => None,
         })
     }
@@ -393,6 +405,22 @@ impl<'r> sqlx::Decode<'r, Any> for Flag {
         }
         let n = <i64 as sqlx::Decode<Any>>::decode(value)?;
         Ok(Flag(n != 0))
+    }
+}
+
+/// Counts one waiter for as long as it lives (a cancelled wait too).
+struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn count(counter: &'a std::sync::atomic::AtomicUsize) -> Waiting<'a> {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Waiting(counter)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

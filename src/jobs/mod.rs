@@ -177,16 +177,19 @@ pub async fn start(ladder: Ladder) -> Result<JobScheduler> {
     Ok(scheduler)
 }
 
-async fn scheduled_run(ladder: &Ladder, job: JobName) -> Result<()> {
+/// What one schedule tick does in this instance: claims the run, then does
+/// the work. Some(summary) if this instance did it, None if another instance
+/// had already taken this run. (The outbox sweep only wakes this process's
+/// worker, which claims each email itself.)
+pub async fn scheduled_run(ladder: &Ladder, job: JobName) -> Result<Option<String>> {
     if job == JobName::Outbox {
-        // The worker in this process sends; the sweep only wakes it.
         ladder.mail_wake.notify_one();
-        return Ok(());
+        return Ok(Some("email worker woken".into()));
     }
     if !claim(ladder, job).await? {
         tracing::debug!(job = %job, "another instance took this run");
-        return Ok(());
+        return Ok(None);
     }
     let transport = Transport::from_settings(&ladder.settings.mail)?;
-    run_once(ladder, job, &transport).await.map(|_| ())
+    run_once(ladder, job, &transport).await.map(Some)
 }

@@ -93,6 +93,23 @@ impl AppState {
 pub async fn serve(ladder: Ladder) -> Result<()> {
     let transport = crate::mail::transport::Transport::from_settings(&ladder.settings.mail)?;
     println!("Email goes to {}.", transport.describe());
+    let app = Application::build(ladder.clone()).await?;
+    let address = ladder.settings.server.address.clone();
+    println!("Ladder is serving on http://{address}/ (Ctrl-C to stop)");
+    tracing::info!(%address, "serving");
+    run(ladder, app, transport, shutdown_signal()).await
+}
+
+/// What `serve` runs once the listener is bound: `app`, the email worker
+/// and (with `jobs.enabled`) the scheduler, side by side, until `shutdown`
+/// resolves; requests in flight then finish, the worker stops and the
+/// database is closed. If the worker dies, the server stops too.
+pub async fn run(
+    ladder: Ladder,
+    app: Application,
+    transport: crate::mail::transport::Transport,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     let stop = Arc::new(tokio::sync::Notify::new());
     let mut worker = tokio::spawn(crate::mail::worker::run(
         ladder.clone(),
@@ -105,11 +122,7 @@ pub async fn serve(ladder: Ladder) -> Result<()> {
     } else {
         None
     };
-    let app = Application::build(ladder.clone()).await?;
-    let address = ladder.settings.server.address.clone();
-    println!("Ladder is serving on http://{address}/ (Ctrl-C to stop)");
-    tracing::info!(%address, "serving");
-    let mut server = tokio::spawn(app.run_until(shutdown_signal()));
+    let mut server = tokio::spawn(app.run_until(shutdown));
     let outcome = tokio::select! {
         served = &mut server => {
             stop.notify_one();
