@@ -97,14 +97,20 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<ExitCode> 
             output::demo(&accounts, fixed.is_some());
             ok
         }
-        Command::Seed { users, requests } => {
+        Command::Seed {
+            users,
+            requests,
+            seed: chosen,
+        } => {
+            let rng_seed = chosen.unwrap_or_else(crate::accounts::seed::random_seed);
+            println!("Seed {rng_seed} (--seed {rng_seed} repeats this data).");
             if let Some(count) = users {
-                seed(&ladder, count).await?;
+                seed(&ladder, count, rng_seed).await?;
                 // The seed may have made the track's groups: bind to them as a start would.
                 ladder.rebind_tracks().await?;
             }
             if let Some(count) = requests {
-                seed_requests(&ladder, count).await?;
+                seed_requests(&ladder, count, rng_seed).await?;
             }
             ok
         }
@@ -428,15 +434,12 @@ fn progress_bar(count: u64, what: &str) -> Result<indicatif::ProgressBar> {
 }
 
 /// `ladder seed --requests M`: pending requests on the first track.
-async fn seed_requests(ladder: &Ladder, count: u64) -> Result<()> {
+async fn seed_requests(ladder: &Ladder, count: u64, rng_seed: u64) -> Result<()> {
     let bar = progress_bar(count, "requests")?;
     let started = std::time::Instant::now();
-    let report = crate::promotions::seed::seed_requests(
-        ladder,
-        count,
-        crate::accounts::seed::random_seed(),
-        |done| bar.set_position(done),
-    )
+    let report = crate::promotions::seed::seed_requests(ladder, count, rng_seed, |done| {
+        bar.set_position(done)
+    })
     .await;
     bar.finish_and_clear();
     let report = report?;
@@ -454,14 +457,14 @@ async fn seed_requests(ladder: &Ladder, count: u64) -> Result<()> {
 }
 
 /// `ladder seed --users N`: a progress bar on stderr (only on a terminal), a summary on stdout.
-async fn seed(ladder: &Ladder, count: u64) -> Result<()> {
+async fn seed(ladder: &Ladder, count: u64, rng_seed: u64) -> Result<()> {
     let bar = progress_bar(count, "users")?;
     let started = std::time::Instant::now();
     let report = crate::accounts::seed::seed_users(
         &ladder.db,
         count,
         ladder.clock.now(),
-        crate::accounts::seed::random_seed(),
+        rng_seed,
         |done| bar.set_position(done),
     )
     .await;

@@ -94,6 +94,10 @@ pub enum Command {
         /// users who may ask (after the users above are created).
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
         requests: Option<u64>,
+        /// Repeat an earlier run's data exactly: the seed it printed. Random
+        /// when left out.
+        #[arg(long)]
+        seed: Option<u64>,
     },
 }
 

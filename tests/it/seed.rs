@@ -42,8 +42,13 @@ async fn scalar(t: &TestLadder, sql: &str) -> i64 {
         .unwrap()
 }
 
+/// The seeded data is random but repeatable: every test seeds from this, and
+/// says so in its output, which a failing test prints.
+const SEED: &str = "42";
+
 async fn seed_creates_realistic_unique_searchable_users(t: TestLadder) {
-    let out = t.cli(&["seed", "--users", "500"]);
+    eprintln!("random data from --seed {SEED}");
+    let out = t.cli(&["seed", "--users", "500", "--seed", SEED]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("Seeded 500 users"), "{text}");
@@ -166,7 +171,7 @@ async fn seed_creates_realistic_unique_searchable_users(t: TestLadder) {
     // A second seed adds to the first: one more audit event, one epoch bump.
     let epoch_before = epoch(&t).await;
     let audit_before = t.count("audit_events").await;
-    let out = t.cli(&["seed", "--users", "300"]);
+    let out = t.cli(&["seed", "--users", "300", "--seed", SEED]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(t.count("users").await, 800);
     assert_eq!(
@@ -333,7 +338,16 @@ async fn walk(
 }
 
 async fn seed_requests_opens_pending_requests_for_users_who_may_ask(t: TestLadder) {
-    let out = t.cli(&["seed", "--users", "400", "--requests", "100"]);
+    eprintln!("random data from --seed {SEED}");
+    let out = t.cli(&[
+        "seed",
+        "--users",
+        "400",
+        "--requests",
+        "100",
+        "--seed",
+        SEED,
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("Seeded 400 users"), "{text}");
@@ -380,7 +394,7 @@ async fn seed_requests_opens_pending_requests_for_users_who_may_ask(t: TestLadde
     );
 
     // Again: other users, never a second open request for anyone.
-    let out = t.cli(&["seed", "--requests", "100"]);
+    let out = t.cli(&["seed", "--requests", "100", "--seed", SEED]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(scalar(&t, eligible_pending).await, 200);
 
