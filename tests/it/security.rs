@@ -76,7 +76,7 @@ fn forbidden(result: Result<impl std::fmt::Debug, Error>, naming: &str) {
 async fn a_delegate_cannot_take_over_an_account_that_holds_more_than_they_do(t: TestLadder) {
     let dora = delegate(&t).await;
     let senior = t
-        .group("Senior Writers", &["blog.add_post", "blog.publish_post"])
+        .group("Publishers", &["blog.add_post", "blog.publish_post"])
         .await;
     let tina = t.user("tina").await;
     t.join(&tina, &senior).await;
@@ -167,7 +167,7 @@ async fn the_cli_and_the_console_apply_the_account_rule_too(t: TestLadder) {
         .await
         .unwrap();
     let senior = t
-        .group("Senior Writers", &["blog.add_post", "blog.publish_post"])
+        .group("Publishers", &["blog.add_post", "blog.publish_post"])
         .await;
     let tina = t.user("tina").await;
     t.join(&tina, &senior).await;
