@@ -12,6 +12,7 @@ mod db;
 mod decisions;
 mod inputs;
 mod mailbox;
+mod mutants;
 mod permission_core;
 mod promotions;
 mod refusals;
