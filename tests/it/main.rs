@@ -13,6 +13,7 @@ mod decisions;
 mod inputs;
 mod instances;
 mod mailbox;
+mod mutants;
 mod permission_core;
 mod promotions;
 mod refusals;
