@@ -18,6 +18,7 @@ on_both_backends!(
     only_an_approver_who_did_not_ask_may_reject,
     only_an_approver_may_end_a_grant_early,
     a_time_bound_grant_is_not_warned_about_before_its_last_day,
+    expiring_a_request_that_is_no_longer_pending_changes_nothing,
 );
 
 /// The demo (Writers alice and bob, Editors erin and ed, admin the
@@ -207,4 +208,31 @@ async fn a_time_bound_grant_is_not_warned_about_before_its_last_day(mut t: TestL
     );
     t.ladder.clock.advance(86_400 + 60);
     assert_eq!(due(t.ladder.clone()).await, (1, 0), "on the last day");
+}
+
+/// Kills `replace > with >= in close`: a request that is no longer pending
+/// (withdrawn here; approved in a race with the scheduler) is not expired
+/// again, audited or mailed about.
+async fn expiring_a_request_that_is_no_longer_pending_changes_nothing(mut t: TestLadder) {
+    demo(&mut t, |_| {}).await;
+    let r = submit(&t.ladder, "alice", "Please").await.unwrap();
+    let alice = user(&t.ladder, "alice").await;
+    workflow::withdraw(&t.ladder, &actor(&alice), &alice, r.request_id)
+        .await
+        .unwrap();
+    let before = t.fingerprint().await;
+    let mut tx = t.ladder.db.begin().await.unwrap();
+    let expired = transitions::expire(
+        &t.ladder,
+        &mut tx,
+        &Actor::system(Source::System),
+        r.request_id,
+        t.now(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert!(!expired, "a withdrawn request is not expired");
+    assert_eq!(state_of(&t.ladder, r.request_id).await, "withdrawn");
+    assert_eq!(t.fingerprint().await, before, "nothing written");
 }
