@@ -278,7 +278,9 @@ async fn run() {
     settings.mail.smtp_port = smtp_port;
     settings.mail.smtp_tls = SmtpTls::None;
     settings.mail.poll_interval_ms = 100;
-    let ladder = Ladder::open(settings).await.unwrap();
+    let mut ladder = Ladder::open(settings).await.unwrap();
+    // As `ladder demo` does: the track's groups first, then the demo in them.
+    ladder.setup_tracks().await.unwrap();
     demo::seed(&ladder, Some("bench-password-1")).await.unwrap();
     let now = ladder.clock.now();
     let backend = if url.starts_with("sqlite") {
