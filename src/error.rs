@@ -25,8 +25,13 @@ pub enum Error {
     /// Too many attempts; try again after this many seconds.
     #[error("too many attempts; try again in {0} seconds")]
     RateLimited(u64),
+    /// A unique constraint refused the write (on either backend); domain
+    /// code turns it into a `Conflict` that names the thing, see
+    /// [`Error::on_duplicate`]. The text is the database's.
+    #[error("already exists ({0})")]
+    Duplicate(String),
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -47,8 +52,25 @@ impl Error {
     }
 }
 
-/// Is this a unique-constraint violation? Lets the database enforce uniqueness
-/// instead of a racy check-then-insert.
-pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+/// A unique violation becomes [`Error::Duplicate`], as through `db::Sql`.
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Error {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                Error::Duplicate(db.message().to_string())
+            }
+            _ => Error::Database(e),
+        }
+    }
+}
+
+impl Error {
+    /// Replaces a unique violation with the conflict the caller names. Lets
+    /// the database enforce uniqueness instead of a racy check-then-insert.
+    pub fn on_duplicate(self, conflict: impl FnOnce() -> Error) -> Error {
+        match self {
+            Error::Duplicate(_) => conflict(),
+            other => other,
+        }
+    }
 }

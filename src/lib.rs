@@ -19,6 +19,7 @@ pub mod mail;
 pub mod permissions;
 pub mod promotions;
 pub mod secret;
+pub mod templates;
 pub mod text;
 pub mod web;
 

@@ -150,11 +150,7 @@ pub async fn create(conn: &mut Conn, actor: &Actor, name: &GroupName, now: i64) 
     .fetch_one(&mut *conn)
     .await
     .map_err(|e| {
-        if crate::error::is_unique_violation(&e) {
-            Error::Conflict(format!("group {:?} already exists", name.as_str()))
-        } else {
-            e.into()
-        }
+        Error::from(e).on_duplicate(|| Error::Conflict(format!("group {:?} already exists", name.as_str())))
     })?;
     audit::record(
         conn,
@@ -233,11 +229,9 @@ pub async fn rename(
         .execute(&mut *conn)
         .await
         .map_err(|e| {
-            if crate::error::is_unique_violation(&e) {
+            Error::from(e).on_duplicate(|| {
                 Error::Conflict(format!("group {:?} already exists", name.as_str()))
-            } else {
-                e.into()
-            }
+            })
         })?;
     let renamed = Group {
         name: name.as_str().to_string(),

@@ -158,11 +158,9 @@ pub async fn create(conn: &mut Conn, actor: &Actor, new: NewUser, now: i64) -> R
 }
 
 fn taken(err: sqlx::Error, username: &Username) -> Error {
-    if crate::error::is_unique_violation(&err) {
+    Error::from(err).on_duplicate(|| {
         Error::Conflict(format!("username {:?} is already taken", username.as_str()))
-    } else {
-        err.into()
-    }
+    })
 }
 
 /// Creates the one superuser; refused if one exists (the database also refuses a second).

@@ -4,9 +4,10 @@
 //! backends accept, so every query is written once. Only migrations (and the
 //! few statements that have no common form) differ per backend.
 //!
-//! The busiest write transactions go through [`Db::write`] and the `Writer`
-//! trait instead: the same statements, which on a SQLite file run on a
-//! thread of their own (`sqlite_writer`), and on PostgreSQL in a pooled
+//! Domain code runs its statements through `&mut dyn Sql` (`sql`). Every
+//! write transaction is a named value implementing [`Transaction`], run by
+//! [`Db::run`]: on a SQLite file on a thread of its own (`sqlite_writer`),
+//! committed in groups; on PostgreSQL (and in-memory SQLite) in a pooled
 //! transaction.
 
 use std::{
@@ -25,16 +26,22 @@ use sqlx::{
 
 use std::panic::AssertUnwindSafe;
 
-use futures_util::{FutureExt, future::BoxFuture};
+use futures_util::FutureExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::{Result, config::DatabaseSettings};
 
-mod sqlite_writer;
-mod writer;
+use sqlite_writer::SqliteWriter;
 
-pub use sqlite_writer::SqliteWriter;
-pub use writer::{Bind, Finish, Writer};
+mod sql;
+mod sqlite_writer;
+mod transaction;
+
+pub use sql::{Bind, FromRow, FromValue, Row, Sql, Value};
+pub use transaction::{Finish, Transaction};
+
+/// The old name of [`Sql`], while callers move over.
+pub use sql::Sql as Writer;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
@@ -263,22 +270,18 @@ impl Db {
         })
     }
 
-    /// Runs `job` in one write transaction and commits it, unless the job
-    /// answers `Finish::Rollback` or fails. On a SQLite file the whole
-    /// transaction runs on the write thread (see `sqlite_writer`), so the job
-    /// must do nothing but its `Writer` calls: no reads through the pool, no
-    /// other awaits. Reads belong before it.
-    pub async fn write<T, F>(&self, job: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: for<'w> FnOnce(&'w mut dyn Writer) -> BoxFuture<'w, Result<Finish<T>>> + Send + 'static,
-    {
+    /// Runs one write transaction and commits it, unless it answers
+    /// `Finish::Rollback` or fails. On a SQLite file it runs on the write
+    /// thread (see `sqlite_writer`), in a savepoint of a group commit, so
+    /// the transaction must do nothing but its `Sql` calls: no other awaits
+    /// (pool reads, network, sleeps). Slow work belongs before it.
+    pub async fn run<T: Transaction>(&self, transaction: T) -> Result<T::Output> {
         if let Some(thread) = &self.sqlite_writer {
             let (reply, answer) = tokio::sync::oneshot::channel();
             let stopped = || anyhow::anyhow!("the SQLite write thread has stopped");
             thread
                 .send(Box::new(move |w: &mut SqliteWriter| {
-                    let result = w.run(job);
+                    let result = w.run(transaction);
                     Box::new(move |commit_failed: Option<String>| {
                         let _ = reply.send(match commit_failed {
                             None => result,
@@ -291,7 +294,9 @@ impl Db {
         }
         let mut tx = self.begin().await?;
         // A panic rolls back (the transaction is dropped) and is an error, as on SQLite.
-        let outcome = AssertUnwindSafe(job(&mut tx)).catch_unwind().await;
+        let outcome = AssertUnwindSafe(transaction.run(&mut tx))
+            .catch_unwind()
+            .await;
         let finish =
             outcome.map_err(|_| anyhow::anyhow!("a write transaction panicked; rolled back"))??;
         match finish {
@@ -456,6 +461,11 @@ impl Binds {
 
     /// The values, in order, for `sqlx::query_as_with`.
     pub fn into_arguments(self) -> Result<sqlx::any::AnyArguments<'static>> {
-        writer::arguments(self.0)
+        sql::arguments(self.0)
+    }
+
+    /// The values, in order, for [`Sql`] calls.
+    pub fn into_vec(self) -> Vec<Bind> {
+        self.0
     }
 }

@@ -33,14 +33,17 @@ use std::{
 };
 
 use futures_util::future::{BoxFuture, ready};
-use rusqlite::{Connection, OpenFlags, types::Null};
+use rusqlite::{
+    Connection, OpenFlags,
+    types::{Null, ValueRef},
+};
 use tokio::sync::Semaphore;
 
 use super::{
-    Backend,
-    writer::{Bind, Finish, Writer},
+    Backend, Finish, Transaction,
+    sql::{Bind, Row, Sql, Value},
 };
-use crate::Result;
+use crate::{Error, Result};
 
 /// A transaction to run on the write thread. It runs, then hands back what
 /// to do once the group's COMMIT has succeeded (`None`) or failed.
@@ -122,22 +125,29 @@ pub(super) fn spawn(
     Ok(sender)
 }
 
-fn sqlite_error(e: rusqlite::Error) -> crate::Error {
+/// As `sql::sqlx_error`: a unique violation is [`Error::Duplicate`].
+fn sqlite_error(e: rusqlite::Error) -> Error {
+    if let rusqlite::Error::SqliteFailure(failure, message) = &e
+        && matches!(
+            failure.extended_code,
+            rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+        )
+    {
+        return Error::Duplicate(message.clone().unwrap_or_else(|| e.to_string()));
+    }
     anyhow::anyhow!("SQLite: {e}").into()
 }
 
 impl SqliteWriter {
-    /// Runs `job` in a savepoint of the group's transaction: keeps its
-    /// writes on `Finish::Commit`, undoes them on `Finish::Rollback`, an
+    /// Runs `transaction` in a savepoint of the group's transaction: keeps
+    /// its writes on `Finish::Commit`, undoes them on `Finish::Rollback`, an
     /// error or a panic.
-    pub(super) fn run<T, F>(&mut self, job: F) -> Result<T>
-    where
-        F: for<'w> FnOnce(&'w mut dyn Writer) -> BoxFuture<'w, Result<Finish<T>>>,
-    {
+    pub(super) fn run<T: Transaction>(&mut self, transaction: T) -> Result<T::Output> {
         self.control("savepoint job")?;
-        // The job's futures are ready at once: every statement runs right here.
-        let outcome =
-            std::panic::catch_unwind(AssertUnwindSafe(|| futures_executor::block_on(job(self))));
+        // Its futures are ready at once: every statement runs right here.
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            futures_executor::block_on(transaction.run(self))
+        }));
         match outcome {
             Ok(Ok(Finish::Commit(value))) => {
                 self.control("release job")?;
@@ -214,32 +224,33 @@ impl SqliteWriter {
         Ok(stmt.raw_execute().map_err(sqlite_error)? as u64)
     }
 
-    fn fetch_i64_now(&mut self, sql: &str, binds: &[Bind]) -> Result<Option<i64>> {
+    fn fetch_rows_now(&mut self, sql: &str, binds: &[Bind]) -> Result<Vec<Row>> {
         self.usable()?;
         let mut stmt = Self::bound(&self.conn, sql, binds).map_err(sqlite_error)?;
-        let mut rows = stmt.raw_query();
-        let first = match rows.next().map_err(sqlite_error)? {
-            Some(row) => Some(row.get::<_, i64>(0).map_err(sqlite_error)?),
-            None => None,
-        };
-        // Step to the end, so an `insert … returning` has finished its work.
-        while rows.next().map_err(sqlite_error)?.is_some() {}
-        Ok(first)
-    }
-
-    fn fetch_i64s_now(&mut self, sql: &str, binds: &[Bind]) -> Result<Vec<i64>> {
-        self.usable()?;
-        let mut stmt = Self::bound(&self.conn, sql, binds).map_err(sqlite_error)?;
+        let names: std::sync::Arc<[String]> =
+            stmt.column_names().into_iter().map(String::from).collect();
+        let width = names.len();
         let mut rows = stmt.raw_query();
         let mut all = Vec::new();
+        // Steps to the end, so an `insert … returning` has finished its work.
         while let Some(row) = rows.next().map_err(sqlite_error)? {
-            all.push(row.get::<_, i64>(0).map_err(sqlite_error)?);
+            let mut values = Vec::with_capacity(width);
+            for i in 0..width {
+                values.push(match row.get_ref(i).map_err(sqlite_error)? {
+                    ValueRef::Null => Value::Null,
+                    ValueRef::Integer(n) => Value::Int(n),
+                    ValueRef::Real(x) => Value::Real(x),
+                    ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                    ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+                });
+            }
+            all.push(Row::new(std::sync::Arc::clone(&names), values));
         }
         Ok(all)
     }
 }
 
-impl Writer for SqliteWriter {
+impl Sql for SqliteWriter {
     fn backend(&self) -> Backend {
         Backend::Sqlite
     }
@@ -248,19 +259,11 @@ impl Writer for SqliteWriter {
         Box::pin(ready(self.execute_now(sql, &binds)))
     }
 
-    fn fetch_i64<'a>(
+    fn fetch_rows<'a>(
         &'a mut self,
         sql: &'a str,
         binds: Vec<Bind>,
-    ) -> BoxFuture<'a, Result<Option<i64>>> {
-        Box::pin(ready(self.fetch_i64_now(sql, &binds)))
-    }
-
-    fn fetch_i64s<'a>(
-        &'a mut self,
-        sql: &'a str,
-        binds: Vec<Bind>,
-    ) -> BoxFuture<'a, Result<Vec<i64>>> {
-        Box::pin(ready(self.fetch_i64s_now(sql, &binds)))
+    ) -> BoxFuture<'a, Result<Vec<Row>>> {
+        Box::pin(ready(self.fetch_rows_now(sql, &binds)))
     }
 }

@@ -1,7 +1,7 @@
 //! Email: a durable outbox in the database and a worker that sends it.
 //!
-//! Nothing is sent inside a request. `enqueue` renders the templates and writes
-//! a row in the caller's transaction, so an email exists exactly when the
+//! Nothing is sent inside a request. `Message::render` renders the templates
+//! before the transaction, and `enqueue` writes the row in it, so an email exists exactly when the
 //! change that causes it commits. The worker claims due rows (with
 //! `FOR UPDATE SKIP LOCKED` on PostgreSQL, so several instances never take the
 //! same row), sends them through lettre, and on failure retries with
@@ -16,46 +16,72 @@ use sqlx::FromRow;
 
 use crate::{
     Result, binds,
-    db::{Conn, Writer},
-    web::templates::render_string,
+    db::{Conn, Sql},
+    templates::render_string,
 };
 
-/// An email to queue: which template, to whom, with what context.
-pub struct Email {
+/// A finished email, rendered before the transaction that queues it (slow
+/// work stays outside the write lock), so the outbox stores what is sent.
+#[derive(Debug, Clone)]
+pub struct Message {
     pub template: &'static str,
     pub to: String,
-    pub context: serde_json::Value,
+    pub subject: String,
+    pub body_text: String,
+    pub body_html: String,
     /// When set, a second email with the same key is not queued.
     pub dedupe_key: Option<String>,
 }
 
-/// Renders `templates/email/<template>/{subject.txt, body.txt, body.html}` and
-/// writes the outbox row. Returns false when the dedupe key was already used.
-pub async fn enqueue(w: &mut dyn Writer, public_url: &str, email: Email, now: i64) -> Result<bool> {
-    let mut context = email.context;
-    if let Some(map) = context.as_object_mut() {
-        map.insert("public_url".into(), public_url.trim_end_matches('/').into());
+impl Message {
+    /// Renders `templates/email/<template>/{subject.txt, body.txt, body.html}`
+    /// from `context`, with `public_url` added.
+    pub fn render(
+        template: &'static str,
+        to: &str,
+        mut context: serde_json::Value,
+        public_url: &str,
+    ) -> Result<Message> {
+        if let Some(map) = context.as_object_mut() {
+            map.insert("public_url".into(), public_url.trim_end_matches('/').into());
+        }
+        let base = format!("email/{template}");
+        let subject = render_string(&format!("{base}/subject.txt"), &context)?
+            .trim()
+            .replace(['\r', '\n'], " ");
+        Ok(Message {
+            template,
+            to: to.to_string(),
+            subject,
+            body_text: render_string(&format!("{base}/body.txt"), &context)?,
+            body_html: render_string(&format!("{base}/body.html"), &context)?,
+            dedupe_key: None,
+        })
     }
-    let base = format!("email/{}", email.template);
-    let subject = render_string(&format!("{base}/subject.txt"), &context)?
-        .trim()
-        .replace(['\r', '\n'], " ");
-    let body_text = render_string(&format!("{base}/body.txt"), &context)?;
-    let body_html = render_string(&format!("{base}/body.html"), &context)?;
+
+    pub fn dedupe(mut self, key: String) -> Message {
+        self.dedupe_key = Some(key);
+        self
+    }
+}
+
+/// Writes the outbox row in the caller's transaction. Returns false when
+/// the dedupe key was already used.
+pub async fn enqueue(sql: &mut dyn Sql, message: Message, now: i64) -> Result<bool> {
     let message_id = format!("<{}@ladder>", uuid::Uuid::new_v4().simple());
-    let inserted = w
+    let inserted = sql
         .execute(
             "insert into mail_outbox (message_id, dedupe_key, template, recipient, subject, body_text, \
              body_html, state, attempts, next_attempt_at, created_at) \
              values ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $8) on conflict do nothing",
             binds![
                 message_id,
-                email.dedupe_key,
-                email.template,
-                email.to,
-                subject,
-                body_text,
-                body_html,
+                message.dedupe_key,
+                message.template,
+                message.to,
+                message.subject,
+                message.body_text,
+                message.body_html,
                 now,
             ],
         )

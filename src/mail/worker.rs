@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use super::transport::{Outgoing, SendError, Transport};
 use crate::{
     Ladder, Result, binds,
-    db::{Finish, pick},
+    db::{Finish, Sql, Transaction, pick},
 };
 
 /// How long a claim lasts: past this another worker may take the row (the
@@ -109,34 +109,58 @@ pub async fn drain(ladder: &Ladder, transport: &Transport) -> Result<Drained> {
                 }
             }
         }
-        ladder
-            .db
-            .write(move |w| {
-                Box::pin(async move {
-                    for binds in retries {
-                        w.execute(
-                            "update mail_outbox set attempts = $1, last_error = $2, next_attempt_at = $3, \
-                             state = $4, claimed_until = null where outbox_id = $5",
-                            binds,
-                        )
-                        .await?;
-                    }
-                    if !sent.is_empty() {
-                        // One statement for the batch. Ids are our own integers.
-                        w.execute(
-                            &format!(
-                                "update mail_outbox set state = 'sent', sent_at = $1, attempts = attempts + 1, \
-                                 claimed_until = null, last_error = null where outbox_id in ({})",
-                                id_list(&sent)
-                            ),
-                            binds![now],
-                        )
-                        .await?;
-                    }
-                    Ok(Finish::Commit(()))
-                })
-            })
+        ladder.db.run(RecordOutcomes { sent, retries, now }).await?;
+    }
+}
+
+/// What a pass learnt: the sent rows, and the failed ones with their next attempt.
+struct RecordOutcomes {
+    sent: Vec<i64>,
+    /// Binds for one update each: attempts, error, next attempt, state, id.
+    retries: Vec<Vec<crate::db::Bind>>,
+    now: i64,
+}
+
+impl Transaction for RecordOutcomes {
+    type Output = ();
+
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<()>> {
+        for binds in self.retries {
+            sql.execute(
+                "update mail_outbox set attempts = $1, last_error = $2, next_attempt_at = $3, \
+                 state = $4, claimed_until = null where outbox_id = $5",
+                binds,
+            )
             .await?;
+        }
+        if !self.sent.is_empty() {
+            // One statement for the batch. Ids are our own integers.
+            sql.execute(
+                &format!(
+                    "update mail_outbox set state = 'sent', sent_at = $1, attempts = attempts + 1, \
+                     claimed_until = null, last_error = null where outbox_id in ({})",
+                    id_list(&self.sent)
+                ),
+                binds![self.now],
+            )
+            .await?;
+        }
+        Ok(Finish::Commit(()))
+    }
+}
+
+/// Claims a batch of due rows until `until`; answers their ids.
+struct Claim {
+    sql: &'static str,
+    now: i64,
+}
+
+impl Transaction for Claim {
+    type Output = Vec<i64>;
+
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<Vec<i64>>> {
+        let binds = binds![self.now + CLAIM_SECONDS, self.now, BATCH];
+        Ok(Finish::Commit(sql.fetch_i64s(self.sql, binds).await?))
     }
 }
 
@@ -159,17 +183,7 @@ async fn claim(ladder: &Ladder) -> Result<Vec<Claimed>> {
              for update skip locked) \
          returning outbox_id",
     );
-    let ids = ladder
-        .db
-        .write(move |w| {
-            Box::pin(async move {
-                let ids = w
-                    .fetch_i64s(sql, binds![now + CLAIM_SECONDS, now, BATCH])
-                    .await?;
-                Ok(Finish::Commit(ids))
-            })
-        })
-        .await?;
+    let ids = ladder.db.run(Claim { sql, now }).await?;
     if ids.is_empty() {
         return Ok(vec![]);
     }

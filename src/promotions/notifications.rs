@@ -1,5 +1,5 @@
 //! The emails about a request: the context every one of them is rendered
-//! from, and queueing them in the transaction of the change that causes them.
+//! from, rendered before the transaction that queues them.
 
 use serde_json::{Value, json};
 
@@ -7,8 +7,8 @@ use super::{Request, Track};
 use crate::{
     Ladder, Result,
     accounts::{User, users},
-    db::{Conn, Writer},
-    mail::{self, Email},
+    db::{Conn, Sql},
+    mail::{self, Message},
 };
 
 /// What every email about `request` can say, with `extra` (an object) on top.
@@ -28,32 +28,49 @@ pub fn context(ladder: &Ladder, request: &Request, track: &Track, extra: Value) 
     context
 }
 
-/// Queues `template` for `to`, addressed by their display name (or username).
-pub async fn queue(
+/// The email `template` to `to`, addressed by their display name (or
+/// username), rendered now: before the transaction that queues it.
+pub fn message(
     ladder: &Ladder,
-    w: &mut dyn Writer,
     template: &'static str,
     to: &User,
     mut context: Value,
-    now: i64,
-) -> Result<()> {
+) -> Result<Message> {
     context["recipient"] = json!(if to.display_name.is_empty() {
         &to.username
     } else {
         &to.display_name
     });
-    mail::enqueue(
-        w,
+    Message::render(
+        template,
+        &to.email,
+        context,
         &ladder.settings.server.public_url,
-        Email {
-            template,
-            to: to.email.clone(),
-            context,
-            dedupe_key: None,
-        },
-        now,
     )
-    .await?;
+}
+
+/// The emails telling the track's other approvers (`approvers` but the decider) the outcome.
+pub fn to_other_approvers(
+    ladder: &Ladder,
+    approvers: &[User],
+    decider: &User,
+    outcome: &str,
+    mut context: Value,
+) -> Result<Vec<Message>> {
+    context["outcome"] = json!(outcome);
+    context["decided_by"] = json!(decider.username);
+    approvers
+        .iter()
+        .filter(|a| a.user_id != decider.user_id)
+        .map(|other| message(ladder, "request_decided", other, context.clone()))
+        .collect()
+}
+
+/// Queues rendered emails in the caller's transaction.
+pub async fn queue_all(sql: &mut dyn Sql, messages: Vec<Message>, now: i64) -> Result<()> {
+    for m in messages {
+        mail::enqueue(sql, m, now).await?;
+    }
     Ok(())
 }
 
@@ -73,24 +90,21 @@ pub async fn tell_requester(
         return Ok(false);
     };
     let context = context(ladder, request, track, extra);
-    queue(ladder, conn, template, &requester, context, now).await?;
+    let message = message(ladder, template, &requester, context)?;
+    mail::enqueue(conn, message, now).await?;
     Ok(true)
 }
 
 /// Tells the track's other approvers (`approvers` but the decider) the outcome.
 pub async fn tell_other_approvers(
     ladder: &Ladder,
-    w: &mut dyn Writer,
+    sql: &mut dyn Sql,
     approvers: &[User],
     decider: &User,
     outcome: &str,
-    mut context: Value,
+    context: Value,
     now: i64,
 ) -> Result<()> {
-    context["outcome"] = json!(outcome);
-    context["decided_by"] = json!(decider.username);
-    for other in approvers.iter().filter(|a| a.user_id != decider.user_id) {
-        queue(ladder, w, "request_decided", other, context.clone(), now).await?;
-    }
-    Ok(())
+    let messages = to_other_approvers(ladder, approvers, decider, outcome, context)?;
+    queue_all(sql, messages, now).await
 }

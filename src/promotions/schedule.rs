@@ -17,7 +17,7 @@ use crate::{
     accounts::User,
     actor::{Actor, Source},
     db::Conn,
-    mail::{self, Email},
+    mail::{self, Message},
 };
 
 /// The requests in `state` whose `deadline` (a column) is at or before `now`, by id.
@@ -130,8 +130,9 @@ pub async fn remind_due(ladder: &Ladder, conn: &mut Conn) -> Result<u32> {
             let context = notifications::context(ladder, &request, track, json!({}));
             for approver in approvers(conn, track, Some(request.requester_id)).await? {
                 if !approved_by.contains(&approver.user_id) {
-                    notifications::queue(ladder, conn, "reminder", &approver, context.clone(), now)
-                        .await?;
+                    let message =
+                        notifications::message(ladder, "reminder", &approver, context.clone())?;
+                    mail::enqueue(conn, message, now).await?;
                     sent += 1;
                 }
             }
@@ -179,18 +180,14 @@ pub async fn digest(ladder: &Ladder, conn: &mut Conn) -> Result<u32> {
         }
         let mut context = json!({ "requests": requests, "count": requests.len() });
         context["recipient"] = json!(approver.username);
-        let queued = mail::enqueue(
-            conn,
+        let message = Message::render(
+            "digest",
+            &approver.email,
+            context,
             &ladder.settings.server.public_url,
-            Email {
-                template: "digest",
-                to: approver.email.clone(),
-                context,
-                dedupe_key: Some(format!("digest:{user_id}:{day}")),
-            },
-            now,
-        )
-        .await?;
+        )?
+        .dedupe(format!("digest:{user_id}:{day}"));
+        let queued = mail::enqueue(conn, message, now).await?;
         if queued {
             sent += 1;
         }

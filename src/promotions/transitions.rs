@@ -6,7 +6,7 @@
 //! is `notifications`'.
 //!
 //! `submit` and `approve`, the busy ones, do their reads first and then their
-//! writes as one `Db::write` job (on SQLite, on the write thread: SQLite has
+//! writes as one named transaction run by `Db::run` (on SQLite, on the write thread: SQLite has
 //! one writer, so a write should last only as long as its statements). What
 //! may change in between is checked again by the writes themselves (the
 //! request's state, one open request per person, the requester's
@@ -30,7 +30,8 @@ use crate::{
     actor::Actor,
     audit::{self, AuditEntry},
     binds,
-    db::{Conn, Finish, pick},
+    db::{Conn, Finish, Sql, Transaction, pick},
+    mail::Message,
 };
 
 /// The audit event of `action` on `request`.
@@ -99,6 +100,55 @@ async fn lock_pending(ladder: &Ladder, conn: &mut Conn, request_id: i64) -> Resu
     Ok(request)
 }
 
+/// The writes of a request: the row, its audit event, the approvers' emails.
+struct Submit {
+    actor: Actor,
+    request: Request,
+    messages: Vec<Message>,
+}
+
+impl Transaction for Submit {
+    type Output = Option<Request>;
+
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<Option<Request>>> {
+        let Submit {
+            actor,
+            mut request,
+            messages,
+        } = self;
+        let now = request.created_at;
+        // The unique index on open requests skips a second one made meanwhile.
+        let Some(request_id) = sql
+            .fetch_i64(
+                "insert into promotion_requests (track, requester_id, justification, state, \
+                 expires_at, created_at, updated_at) values ($1, $2, $3, 'pending', $4, $5, $5) \
+                 on conflict do nothing returning request_id",
+                binds![
+                    &request.track,
+                    request.requester_id,
+                    &request.justification,
+                    request.expires_at,
+                    now,
+                ],
+            )
+            .await?
+        else {
+            return Ok(Finish::Rollback(None));
+        };
+        request.request_id = request_id;
+        let after = json!({ "state": "pending", "justification": request.justification });
+        audit::record(
+            sql,
+            &actor,
+            entry("promotion.submit", &request).after(after),
+            now,
+        )
+        .await?;
+        notifications::queue_all(sql, messages, now).await?;
+        Ok(Finish::Commit(Some(request)))
+    }
+}
+
 /// A writer asks. Each approver gets an email of their own.
 pub async fn submit(
     ladder: &Ladder,
@@ -134,47 +184,20 @@ pub async fn submit(
         created_at: now,
         updated_at: now,
     };
-    let (job_ladder, actor, track) = (ladder.clone(), actor.clone(), track.clone());
+    // Rendered now, queued only if the request is stored.
+    let context = notifications::context(ladder, &request, track, json!({}));
+    let messages = recipients
+        .iter()
+        .map(|approver| {
+            notifications::message(ladder, "request_submitted", approver, context.clone())
+        })
+        .collect::<Result<_>>()?;
     let stored = ladder
         .db
-        .write(move |w| {
-            Box::pin(async move {
-                let ladder = &job_ladder;
-                let mut request = request;
-                // The unique index on open requests skips a second one made meanwhile.
-                let Some(request_id) = w
-                    .fetch_i64(
-                        "insert into promotion_requests (track, requester_id, justification, state, \
-                         expires_at, created_at, updated_at) values ($1, $2, $3, 'pending', $4, $5, $5) \
-                         on conflict do nothing returning request_id",
-                        binds![
-                            &track.name,
-                            request.requester_id,
-                            &request.justification,
-                            expires_at,
-                            now,
-                        ],
-                    )
-                    .await?
-                else {
-                    return Ok(Finish::Rollback(None));
-                };
-                request.request_id = request_id;
-                audit::record(
-                    w,
-                    &actor,
-                    entry("promotion.submit", &request)
-                        .after(json!({ "state": "pending", "justification": request.justification })),
-                    now,
-                )
-                .await?;
-                let context = notifications::context(ladder, &request, &track, json!({}));
-                for approver in &recipients {
-                    notifications::queue(ladder, w, "request_submitted", approver, context.clone(), now)
-                        .await?;
-                }
-                Ok(Finish::Commit(Some(request)))
-            })
+        .run(Submit {
+            actor: actor.clone(),
+            request,
+            messages,
         })
         .await?;
     let request = stored
@@ -365,7 +388,8 @@ pub async fn end_grant(
     .await?;
     if let Some(requester) = requester {
         let context = notifications::context(ladder, &request, track, json!({}));
-        notifications::queue(ladder, conn, "grant_ended", &requester, context, now).await?;
+        let message = notifications::message(ladder, "grant_ended", &requester, context)?;
+        crate::mail::enqueue(conn, message, now).await?;
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use ladder::{
     db::{Backend, Finish},
 };
 
-use crate::helpers::TestLadder;
+use crate::helpers::{TestLadder, WriteInline};
 
 on_both_backends!(
     each_job_in_a_group_commits_rolls_back_or_fails_on_its_own,
@@ -89,7 +89,7 @@ async fn each_job_in_a_group_commits_rolls_back_or_fails_on_its_own(t: TestLadde
         match ending(n) {
             "commit" | "rollback" => assert_eq!(result.unwrap(), n, "job {n}"),
             _ => assert!(
-                matches!(result, Err(Error::Database(_) | Error::Unexpected(_))),
+                matches!(result, Err(Error::Duplicate(_) | Error::Unexpected(_))),
                 "job {n}: {result:?}"
             ),
         }

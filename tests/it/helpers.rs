@@ -645,3 +645,57 @@ pub mod workflow {
         transitions::reject(ladder, actor, approver, request_id, reason).await
     }
 }
+
+/// A test's write transaction written inline: `db.write(|sql| Box::pin(async move { … }))`.
+/// Ladder's own transactions are named values; a test's one-off steps need no name.
+pub struct InTx<F>(pub F);
+
+impl<T, F> ladder::db::Transaction for InTx<F>
+where
+    T: Send + 'static,
+    F: for<'s> FnOnce(
+            &'s mut dyn ladder::db::Sql,
+        )
+            -> futures_util::future::BoxFuture<'s, ladder::Result<ladder::db::Finish<T>>>
+        + Send
+        + 'static,
+{
+    type Output = T;
+
+    fn run(
+        self,
+        sql: &mut dyn ladder::db::Sql,
+    ) -> impl std::future::Future<Output = ladder::Result<ladder::db::Finish<T>>> + Send {
+        (self.0)(sql)
+    }
+}
+
+/// `db.write(closure)` for tests, through `Db::run`.
+pub trait WriteInline {
+    fn write<T, F>(&self, f: F) -> impl std::future::Future<Output = ladder::Result<T>> + Send
+    where
+        T: Send + 'static,
+        F: for<'s> FnOnce(
+                &'s mut dyn ladder::db::Sql,
+            ) -> futures_util::future::BoxFuture<
+                's,
+                ladder::Result<ladder::db::Finish<T>>,
+            > + Send
+            + 'static;
+}
+
+impl WriteInline for ladder::db::Db {
+    fn write<T, F>(&self, f: F) -> impl std::future::Future<Output = ladder::Result<T>> + Send
+    where
+        T: Send + 'static,
+        F: for<'s> FnOnce(
+                &'s mut dyn ladder::db::Sql,
+            ) -> futures_util::future::BoxFuture<
+                's,
+                ladder::Result<ladder::db::Finish<T>>,
+            > + Send
+            + 'static,
+    {
+        self.run(InTx(f))
+    }
+}

@@ -807,19 +807,16 @@ async fn two_processes_draining_one_outbox_send_each_email_once(mut t: TestLadde
         .await;
     let mut tx = t.ladder.db.begin().await.unwrap();
     for i in 0..60 {
-        ladder::mail::enqueue(
-            &mut tx,
+        let message = ladder::mail::Message::render(
+            "grant_ended",
+            &format!("user{i}@example.com"),
+            serde_json::json!({ "recipient": "you", "to_group": "Senior Writers", "url": "http://x" }),
             "http://127.0.0.1",
-            ladder::mail::Email {
-                template: "grant_ended",
-                to: format!("user{i}@example.com"),
-                context: serde_json::json!({ "recipient": "you", "to_group": "Senior Writers", "url": "http://x" }),
-                dedupe_key: None,
-            },
-            t.now(),
         )
-        .await
         .unwrap();
+        ladder::mail::enqueue(&mut tx, message, t.now())
+            .await
+            .unwrap();
     }
     tx.commit().await.unwrap();
     let (a, b) = tokio::join!(drain(&t.ladder), drain(&other));

@@ -1,19 +1,20 @@
 //! Approving: the busiest transition. The reads and checks run first, on a
-//! pooled connection; the writes then run as one `Db::write` job that
-//! re-checks, under the row lock, what may have changed meanwhile.
+//! pooled connection, and the emails are rendered; the writes then run as
+//! one transaction, `Approve`, that re-checks, under the row lock, what may have changed meanwhile.
 
 use serde_json::json;
 
 use super::{entry, locking};
 use crate::{
     Error, Ladder, Result,
-    accounts::{User, groups},
+    accounts::{Group, User, groups},
     actor::Actor,
-    audit, binds,
-    db::Finish,
+    audit::{self, AuditEntry},
+    binds,
+    db::{Finish, Sql, Transaction},
+    mail::Message,
     promotions::{
-        self,
-        notifications::{self, tell_other_approvers},
+        self, notifications,
         policy::{self, already},
         reasons::Comment,
     },
@@ -35,6 +36,101 @@ enum Decided {
     AlreadyApproved,
     NotPending,
     NotEligible,
+}
+
+/// The writes of an approval, checked again under the row lock (PostgreSQL;
+/// SQLite's write transaction is exclusive), so of concurrent approvers
+/// exactly one sees the last approval needed.
+struct Approve {
+    lock_sql: String,
+    actor: Actor,
+    approver: User,
+    requester: User,
+    audit_entry: AuditEntry,
+    request_id: i64,
+    comment: Comment,
+    need: u32,
+    from_group_id: i64,
+    to_group: Group,
+    grant_ends_at: Option<i64>,
+    /// To the requester and the other approvers, queued with the last approval.
+    messages: Vec<Message>,
+    now: i64,
+}
+
+impl Transaction for Approve {
+    type Output = Decided;
+
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<Decided>> {
+        let Approve {
+            request_id, now, ..
+        } = self;
+        let comment = self.comment.as_str();
+        if sql
+            .fetch_i64(&self.lock_sql, binds![request_id])
+            .await?
+            .is_none()
+        {
+            return Ok(Finish::Rollback(Decided::NotPending));
+        }
+        let added = sql
+            .execute(
+                "insert into promotion_approvals (request_id, approver_id, comment, created_at) \
+                 values ($1, $2, $3, $4) on conflict do nothing",
+                binds![request_id, self.approver.user_id, comment, now],
+            )
+            .await?;
+        if added == 0 {
+            return Ok(Finish::Rollback(Decided::AlreadyApproved));
+        }
+        let have = sql
+            .fetch_i64(
+                "select count(*) from promotion_approvals where request_id = $1",
+                binds![request_id],
+            )
+            .await?
+            .unwrap_or(0) as u32;
+        if have < self.need {
+            let after = json!({ "approvals": have, "needed": self.need, "comment": comment });
+            audit::record(sql, &self.actor, self.audit_entry.after(after), now).await?;
+            return Ok(Finish::Commit(Decided::Recorded(have)));
+        }
+        let changed = sql
+            .execute(
+                "update promotion_requests set state = 'approved', decided_by = $1, decided_at = $2, \
+                 decision_reason = $3, grant_ends_at = $4, updated_at = $2 \
+                 where request_id = $5 and state = 'pending'",
+                binds![self.approver.user_id, now, comment, self.grant_ends_at, request_id],
+            )
+            .await?;
+        if changed == 0 {
+            return Ok(Finish::Rollback(Decided::NotPending));
+        }
+        let granted = groups::grant_promotion(
+            sql,
+            &self.actor,
+            &self.to_group,
+            self.from_group_id,
+            &self.requester,
+            request_id,
+            now,
+        )
+        .await?;
+        if !granted {
+            return Ok(Finish::Rollback(Decided::NotEligible));
+        }
+        let after = json!({
+            "state": "approved", "approvals": have, "comment": comment,
+            "grant_ends_at": self.grant_ends_at,
+        });
+        let audit_entry = self
+            .audit_entry
+            .before(json!({ "state": "pending" }))
+            .after(after);
+        audit::record(sql, &self.actor, audit_entry, now).await?;
+        notifications::queue_all(sql, self.messages, now).await?;
+        Ok(Finish::Commit(Decided::Approved))
+    }
 }
 
 /// An approver says yes. The last approval needed grants the membership;
@@ -65,105 +161,45 @@ pub async fn approve(
 
     let now = ladder.clock.now();
     let grant_ends_at = track.grant_duration.map(|d| now + d);
-    // The approval is checked and recorded under the row lock (PostgreSQL;
-    // SQLite's write transaction is exclusive), so of concurrent approvers
-    // exactly one sees the last approval needed.
-    let lock_sql = locking(
+    // Rendered now, sent only if the last approval commits.
+    let context = notifications::context(
         ladder,
-        "select 1 from promotion_requests r where request_id = $1 and state = 'pending'",
+        &request,
+        track,
+        json!({
+            "decided_by": approver.username,
+            "comment": comment.as_str(),
+            "grant_ends_at": grant_ends_at.map(crate::clock::rfc3339),
+        }),
     );
-    let need = track.approvals_required;
-    let from_group_id = track.bound()?.from;
-    let (job_ladder, job_actor, job_track, job_approver, job_requester) = (
-        ladder.clone(),
-        actor.clone(),
-        track.clone(),
-        approver.clone(),
-        requester.clone(),
-    );
-    let job_request = request.clone();
+    let mut messages = vec![notifications::message(
+        ladder,
+        "request_approved",
+        &requester,
+        context.clone(),
+    )?];
+    messages.extend(notifications::to_other_approvers(
+        ladder, &others, approver, "approved", context,
+    )?);
     let outcome = ladder
         .db
-        .write(move |w| {
-            Box::pin(async move {
-                let (ladder, actor, track) = (&job_ladder, &job_actor, &job_track);
-                let (approver, requester, request) = (&job_approver, &job_requester, &job_request);
-                if w.fetch_i64(&lock_sql, binds![request_id]).await?.is_none() {
-                    return Ok(Finish::Rollback(Decided::NotPending));
-                }
-                let added = w
-                    .execute(
-                        "insert into promotion_approvals (request_id, approver_id, comment, created_at) \
-                         values ($1, $2, $3, $4) on conflict do nothing",
-                        binds![request_id, approver.user_id, comment.as_str(), now],
-                    )
-                    .await?;
-                if added == 0 {
-                    return Ok(Finish::Rollback(Decided::AlreadyApproved));
-                }
-                let have = w
-                    .fetch_i64(
-                        "select count(*) from promotion_approvals where request_id = $1",
-                        binds![request_id],
-                    )
-                    .await?
-                    .unwrap_or(0) as u32;
-                let audit_entry = entry("promotion.approve", request);
-                if have < need {
-                    audit::record(
-                        w,
-                        actor,
-                        audit_entry.after(json!({ "approvals": have, "needed": need, "comment": comment.as_str() })),
-                        now,
-                    )
-                    .await?;
-                    return Ok(Finish::Commit(Decided::Recorded(have)));
-                }
-                let changed = w
-                    .execute(
-                        "update promotion_requests set state = 'approved', decided_by = $1, decided_at = $2, \
-                         decision_reason = $3, grant_ends_at = $4, updated_at = $2 \
-                         where request_id = $5 and state = 'pending'",
-                        binds![approver.user_id, now, comment.as_str(), grant_ends_at, request_id],
-                    )
-                    .await?;
-                if changed == 0 {
-                    return Ok(Finish::Rollback(Decided::NotPending));
-                }
-                let granted = groups::grant_promotion(
-                    w,
-                    actor,
-                    &to_group,
-                    from_group_id,
-                    requester,
-                    request_id,
-                    now,
-                )
-                .await?;
-                if !granted {
-                    return Ok(Finish::Rollback(Decided::NotEligible));
-                }
-                audit::record(
-                    w,
-                    actor,
-                    audit_entry
-                        .before(json!({ "state": "pending" }))
-                        .after(json!({ "state": "approved", "approvals": have, "comment": comment.as_str(), "grant_ends_at": grant_ends_at })),
-                    now,
-                )
-                .await?;
-                // The request as read before: what the emails need of it cannot change.
-                let context = notifications::context(ladder, request, track, json!({
-                    "decided_by": approver.username,
-                    "comment": comment.as_str(),
-                    "grant_ends_at": grant_ends_at.map(crate::clock::rfc3339),
-                }));
-                notifications::queue(ladder, w, "request_approved", requester, context.clone(), now)
-                    .await?;
-                tell_other_approvers(ladder, w, &others, approver, "approved", context, now)
-                    .await?;
-                Ok(Finish::Commit(Decided::Approved))
-            })
+        .run(Approve {
+            lock_sql: locking(
+                ladder,
+                "select 1 from promotion_requests r where request_id = $1 and state = 'pending'",
+            ),
+            actor: actor.clone(),
+            approver: approver.clone(),
+            requester: requester.clone(),
+            audit_entry: entry("promotion.approve", &request),
+            request_id,
+            comment,
+            need: track.approvals_required,
+            from_group_id: track.bound()?.from,
+            to_group,
+            grant_ends_at,
+            messages,
+            now,
         })
         .await?;
     match outcome {
@@ -171,7 +207,10 @@ pub async fn approve(
             ladder.mail_wake.notify_one();
             Ok(Approval::Approved)
         }
-        Decided::Recorded(have) => Ok(Approval::Recorded { have, need }),
+        Decided::Recorded(have) => Ok(Approval::Recorded {
+            have,
+            need: track.approvals_required,
+        }),
         Decided::AlreadyApproved => Err(Error::Conflict(
             "You have already approved this request.".into(),
         )),
