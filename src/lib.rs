@@ -12,13 +12,13 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod db;
-pub mod demo;
 pub mod error;
 pub mod jobs;
 pub mod mail;
 pub mod permissions;
 pub mod promotions;
 pub mod secret;
+pub mod seed;
 pub mod text;
 pub mod web;
 

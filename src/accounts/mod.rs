@@ -3,7 +3,6 @@
 mod email;
 pub mod groups;
 pub mod password;
-pub mod seed;
 pub mod sign_in;
 pub mod user_search;
 mod username;

@@ -7,7 +7,6 @@ pub mod notifications;
 pub mod policy;
 pub mod reasons;
 pub mod schedule;
-pub mod seed;
 pub mod track;
 pub mod transitions;
 

@@ -6,8 +6,8 @@ use ladder::{
     accounts::{Group, User, groups, users},
     actor::{Actor, Source},
     config::{MailTransport, SmtpTls},
-    demo,
     permissions::grants::{self, Grantee},
+    seed::demo,
 };
 
 use crate::{

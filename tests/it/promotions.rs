@@ -6,10 +6,10 @@ use ladder::{
     accounts::{User, groups, users},
     actor::{Actor, Source},
     config::{MailTransport, Settings, SmtpTls},
-    demo,
     jobs::{self, JobName},
     mail::transport::Transport,
     promotions,
+    seed::demo,
 };
 
 use crate::{

@@ -8,9 +8,9 @@ use ladder::{
     Error, Ladder,
     accounts::{Email, Group, GroupName, User, Username, groups, users},
     actor::{Actor, Source},
-    demo,
     permissions::grants::{self, Grantee},
     promotions::{self, policy},
+    seed::demo,
 };
 
 use crate::helpers::{TestLadder, csrf_from, names, stderr, stdout, workflow};
