@@ -20,7 +20,7 @@ use std::collections::HashSet;
 
 use serde_json::json;
 
-use super::{names::Generated, names::Names, rng::Rng};
+use super::{demo, names::Generated, names::Names, rng::Rng};
 use crate::{
     Error, Result,
     accounts::groups,
@@ -42,38 +42,10 @@ const _: () = assert!(BATCH_ROWS * PG_PARAMS_PER_ROW <= 65_535);
 /// SQLite page cache (KiB) for the loading connection; the default is 2 MiB.
 const SQLITE_CACHE_KIB: u32 = 256 * 1024;
 
-/// The seeded groups, their share of users in per mille, and the permissions
-/// (the demo's) a group gets when it is missing or holds none.
-const GROUPS: &[(&str, u32, &[&str])] = &[
-    (
-        "Writers",
-        700,
-        &["blog.add_post", "blog.change_post", "blog.view_post"],
-    ),
-    (
-        "Senior Writers",
-        100,
-        &[
-            "blog.add_post",
-            "blog.change_post",
-            "blog.view_post",
-            "blog.publish_post",
-        ],
-    ),
-    (
-        "Editors",
-        30,
-        &[
-            "blog.add_post",
-            "blog.change_post",
-            "blog.delete_post",
-            "blog.view_post",
-            "blog.publish_post",
-            "blog.feature_post",
-            "auth.view_user",
-        ],
-    ),
-];
+/// The seeded groups (the demo's) and their share of users in per mille. A
+/// group that is missing or holds no permissions gets the demo's
+/// ([`demo::permissions_of`]).
+const GROUPS: &[(&str, u32)] = &[("Writers", 700), ("Senior Writers", 100), ("Editors", 30)];
 /// Share (per mille) of users granted [`DIRECT_PERM`] directly.
 const DIRECT_PER_MILLE: u32 = 50;
 const DIRECT_PERM: &str = "blog.view_post";
@@ -168,7 +140,7 @@ async fn seed_in(
 
     let mut report = SeedReport {
         users: 0,
-        groups: GROUPS.iter().map(|(n, _, _)| (n.to_string(), 0)).collect(),
+        groups: GROUPS.iter().map(|(n, _)| (n.to_string(), 0)).collect(),
         no_group: 0,
         direct: 0,
         inactive: 0,
@@ -179,7 +151,7 @@ async fn seed_in(
     };
     let mut group_ids = Vec::with_capacity(GROUPS.len());
     let mut made = Vec::with_capacity(GROUPS.len());
-    for (name, _, _) in GROUPS {
+    for (name, _) in GROUPS {
         let (group, created) = groups::find_or_create(&mut tx, &system, name, now).await?;
         if created {
             report.created_groups.push(group.name.clone());
@@ -191,12 +163,12 @@ async fn seed_in(
     // demo's permissions; one with permissions is left as it is. Editors (the
     // last) first: a track's approvers must already hold what approval grants.
     let mut granted = Vec::new();
-    for ((_, _, perms), group) in GROUPS.iter().zip(&made).rev() {
+    for ((name, _), group) in GROUPS.iter().zip(&made).rev() {
         if permissions::catalog::of_group(&mut tx, group.group_id)
             .await?
             .is_empty()
         {
-            let perms = PermissionName::parse_all(perms)?;
+            let perms = demo::permissions_of(name)?;
             grants::grant(&mut tx, &system, grants::Grantee::Group(group), &perms, now).await?;
             granted.push(group.name.clone());
         }
@@ -392,7 +364,7 @@ fn push_row(values: &mut String, row: [i64; 3]) {
 /// Index into [`GROUPS`], or None for no group.
 fn pick_group(rng: &mut Rng) -> Option<usize> {
     let mut roll = rng.per_mille();
-    for (i, (_, share, _)) in GROUPS.iter().enumerate() {
+    for (i, (_, share)) in GROUPS.iter().enumerate() {
         if roll < *share {
             return Some(i);
         }
@@ -414,6 +386,16 @@ mod tests {
         }
         for (count, expected) in counts.iter().zip([70_000, 10_000, 3_000, 17_000]) {
             assert!((*count as i64 - expected).abs() < 1_000, "{counts:?}");
+        }
+    }
+
+    #[test]
+    fn every_seeded_group_is_a_demo_group() {
+        for (name, _) in GROUPS {
+            assert!(
+                demo::permissions_of(name).is_ok_and(|p| !p.is_empty()),
+                "{name}"
+            );
         }
     }
 
