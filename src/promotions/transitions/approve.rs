@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{entry, locking};
 use crate::{
     Error, Ladder, Result,
-    accounts::{User, groups},
+    accounts::{User, promotion_grant},
     actor::Actor,
     audit, binds,
     db::Finish,
@@ -130,7 +130,7 @@ pub async fn approve(
                 if changed == 0 {
                     return Ok(Finish::Rollback(Decided::NotPending));
                 }
-                let granted = groups::grant_promotion(
+                let granted = promotion_grant::grant_promotion(
                     w,
                     actor,
                     &to_group,
