@@ -9,7 +9,7 @@ use sqlx::FromRow;
 use super::User;
 use crate::{
     Error, Result,
-    actor::Actor,
+    actor::{Actor, ActorPermissions},
     audit::{self, AuditEntry},
     db::{Conn, Writer},
     permissions::{self, PermissionName, delegation::Change},
@@ -215,18 +215,25 @@ pub async fn members(
     .await?)
 }
 
-/// Renames a group; needs `auth.change_group`, and the superuser when a
-/// promotion track is bound to the group.
-pub async fn rename(
+/// A further rule a rename or delete must pass once the delegation rule has,
+/// given the actor's permissions: a higher module's rule about the group.
+/// Accounts know nothing of promotion tracks; `promotions::group_changes`
+/// passes the one that guards a group a track is bound to.
+pub type Guard<'a> = &'a (dyn Fn(&ActorPermissions) -> Result<()> + Sync);
+
+/// Renames a group; needs `auth.change_group`, then `guard`. Callers go
+/// through `promotions::group_changes::rename_group`.
+pub(crate) async fn rename(
     conn: &mut Conn,
     actor: &Actor,
     group: &Group,
     name: &GroupName,
     now: i64,
+    guard: Guard<'_>,
 ) -> Result<Group> {
     let actor_perms = actor.permissions(conn).await?;
     permissions::delegation::authorize(&actor_perms, &Change::RenameGroup)?;
-    crate::promotions::track::authorize_group_change(conn, &actor_perms, group, "rename").await?;
+    guard(&actor_perms)?;
     sqlx::query("update groups set name = $1 where group_id = $2")
         .bind(name.as_str())
         .bind(group.group_id)
@@ -256,10 +263,15 @@ pub async fn rename(
 }
 
 /// Deletes a group and with it every membership. Needs `auth.delete_group`
-/// and, like any revocation, every permission the group holds; and the
-/// superuser when a promotion track is bound to the group (the track is then
-/// closed until its config names an existing group).
-pub async fn delete(conn: &mut Conn, actor: &Actor, group: &Group, now: i64) -> Result<()> {
+/// and, like any revocation, every permission the group holds; then `guard`.
+/// Callers go through `promotions::group_changes::delete_group`.
+pub(crate) async fn delete(
+    conn: &mut Conn,
+    actor: &Actor,
+    group: &Group,
+    now: i64,
+    guard: Guard<'_>,
+) -> Result<()> {
     let group_perms: Vec<PermissionName> = permissions::catalog::of_group(conn, group.group_id)
         .await?
         .into_iter()
@@ -273,7 +285,7 @@ pub async fn delete(conn: &mut Conn, actor: &Actor, group: &Group, now: i64) -> 
             group_perms: &group_perms,
         },
     )?;
-    crate::promotions::track::authorize_group_change(conn, &actor_perms, group, "delete").await?;
+    guard(&actor_perms)?;
     let members = member_names(conn, group.group_id).await?;
     sqlx::query("delete from user_groups where group_id = $1")
         .bind(group.group_id)

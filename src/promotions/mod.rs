@@ -2,6 +2,7 @@
 //! approvers decide; approval grants the membership in the same transaction.
 
 pub mod api;
+pub mod group_changes;
 pub mod handlers;
 pub mod notifications;
 pub mod policy;
