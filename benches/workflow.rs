@@ -28,8 +28,8 @@ use ladder::{
     Ladder,
     accounts::users,
     config::{MailTransport, Settings, SmtpTls},
-    demo,
     mail::transport::Transport,
+    seed::demo,
     web::{Application, auth::auth_hash},
 };
 use mailin_embedded::{Handler, Response, Server, SslConfig, response};
@@ -424,7 +424,7 @@ async fn run() {
     // The dashboard with `pending` open requests.
     // As `ladder seed --requests` does it (ANALYZE included on PostgreSQL).
     bulk_writers(&ladder, "waiting", pending, now).await;
-    ladder::promotions::seed::seed_requests(&ladder, pending as u64, 42, |_| {})
+    ladder::seed::seed_requests(&ladder, pending as u64, 42, |_| {})
         .await
         .unwrap();
     let http = reqwest::Client::new();

@@ -1,4 +1,5 @@
-//! The groups table and group membership.
+//! The groups table and group membership; a promotion's membership is in
+//! `promotion_grant`.
 
 use std::fmt;
 
@@ -8,9 +9,8 @@ use sqlx::FromRow;
 use super::User;
 use crate::{
     Error, Result,
-    actor::Actor,
+    actor::{Actor, ActorPermissions},
     audit::{self, AuditEntry},
-    binds,
     db::{Conn, Writer},
     permissions::{self, PermissionName, delegation::Change},
 };
@@ -211,18 +211,25 @@ pub async fn members(
     .await?)
 }
 
-/// Renames a group; needs `auth.change_group`, and the superuser when a
-/// promotion track is bound to the group.
-pub async fn rename(
+/// A further rule a rename or delete must pass once the delegation rule has,
+/// given the actor's permissions: a higher module's rule about the group.
+/// Accounts know nothing of promotion tracks; `promotions::group_changes`
+/// passes the one that guards a group a track is bound to.
+pub type Guard<'a> = &'a (dyn Fn(&ActorPermissions) -> Result<()> + Sync);
+
+/// Renames a group; needs `auth.change_group`, then `guard`. Callers go
+/// through `promotions::group_changes::rename_group`.
+pub(crate) async fn rename(
     conn: &mut Conn,
     actor: &Actor,
     group: &Group,
     name: &GroupName,
     now: i64,
+    guard: Guard<'_>,
 ) -> Result<Group> {
     let actor_perms = actor.permissions(conn).await?;
     permissions::delegation::authorize(&actor_perms, &Change::RenameGroup)?;
-    crate::promotions::track::authorize_group_change(conn, &actor_perms, group, "rename").await?;
+    guard(&actor_perms)?;
     sqlx::query("update groups set name = $1 where group_id = $2")
         .bind(name.as_str())
         .bind(group.group_id)
@@ -250,10 +257,15 @@ pub async fn rename(
 }
 
 /// Deletes a group and with it every membership. Needs `auth.delete_group`
-/// and, like any revocation, every permission the group holds; and the
-/// superuser when a promotion track is bound to the group (the track is then
-/// closed until its config names an existing group).
-pub async fn delete(conn: &mut Conn, actor: &Actor, group: &Group, now: i64) -> Result<()> {
+/// and, like any revocation, every permission the group holds; then `guard`.
+/// Callers go through `promotions::group_changes::delete_group`.
+pub(crate) async fn delete(
+    conn: &mut Conn,
+    actor: &Actor,
+    group: &Group,
+    now: i64,
+    guard: Guard<'_>,
+) -> Result<()> {
     let group_perms: Vec<PermissionName> = permissions::catalog::of_group(conn, group.group_id)
         .await?
         .into_iter()
@@ -267,7 +279,7 @@ pub async fn delete(conn: &mut Conn, actor: &Actor, group: &Group, now: i64) -> 
             group_perms: &group_perms,
         },
     )?;
-    crate::promotions::track::authorize_group_change(conn, &actor_perms, group, "delete").await?;
+    guard(&actor_perms)?;
     let members = member_names(conn, group.group_id).await?;
     sqlx::query("delete from user_groups where group_id = $1")
         .bind(group.group_id)
@@ -292,27 +304,6 @@ pub async fn delete(conn: &mut Conn, actor: &Actor, group: &Group, now: i64) -> 
     )
     .await?;
     Ok(())
-}
-
-/// Adds or removes a membership on behalf of a promotion request. The actor
-/// (the deciding approver, or Ladder's scheduler) needs no auth.change_user but
-/// must hold every permission of the group. Returns false when nothing changed.
-pub async fn change_membership_for_promotion(
-    conn: &mut Conn,
-    actor: &Actor,
-    group: &Group,
-    user: &User,
-    add: bool,
-    request_id: i64,
-    now: i64,
-) -> Result<bool> {
-    let membership = Membership {
-        group,
-        user,
-        add,
-        request_id: Some(request_id),
-    };
-    write_membership(conn, actor, membership, now).await
 }
 
 /// Adds `user` to `group`. Under the delegation rule this grants every
@@ -357,16 +348,16 @@ async fn change_membership(
 }
 
 /// One membership change; `request_id` marks one made by a promotion.
-struct Membership<'a> {
-    group: &'a Group,
-    user: &'a User,
-    add: bool,
-    request_id: Option<i64>,
+pub(super) struct Membership<'a> {
+    pub(super) group: &'a Group,
+    pub(super) user: &'a User,
+    pub(super) add: bool,
+    pub(super) request_id: Option<i64>,
 }
 
 /// Authorises and writes a membership change: the delegation rule for a
 /// promotion needs only the group's permissions; otherwise auth.change_user too.
-async fn write_membership(
+pub(super) async fn write_membership(
     conn: &mut Conn,
     actor: &Actor,
     m: Membership<'_>,
@@ -413,7 +404,7 @@ async fn write_membership(
     Ok(true)
 }
 
-async fn perms_of(conn: &mut Conn, group: &Group) -> Result<Vec<PermissionName>> {
+pub(super) async fn perms_of(conn: &mut Conn, group: &Group) -> Result<Vec<PermissionName>> {
     Ok(permissions::catalog::of_group(conn, group.group_id)
         .await?
         .into_iter()
@@ -421,61 +412,7 @@ async fn perms_of(conn: &mut Conn, group: &Group) -> Result<Vec<PermissionName>>
         .collect())
 }
 
-/// The first half of a promotion's grant, read before its write transaction
-/// (so that, on SQLite, the write turn lasts only as long as the writes): the
-/// delegation rule, that `actor` holds every permission of `group`.
-pub async fn authorize_promotion(conn: &mut Conn, actor: &Actor, group: &Group) -> Result<()> {
-    let group_perms = perms_of(conn, group).await?;
-    let actor_perms = actor.permissions(conn).await?;
-    permissions::delegation::authorize(
-        &actor_perms,
-        &Change::PromotionGrant {
-            group: &group.name,
-            group_perms: &group_perms,
-        },
-    )
-}
-
-/// The second half, in the write transaction: adds `user` to `group` for
-/// promotion `request_id` only while they are still active, in the group `from_group_id`
-/// and not yet in `group`, all tested by the insert itself. Returns false,
-/// having written nothing, when they no longer are. Those three conditions
-/// are the eligibility rule of `promotions::policy::eligibility`, enforced
-/// again here at write time so that a change made since the check cannot
-/// slip through; a change to the rule changes both.
-pub async fn grant_promotion(
-    w: &mut dyn Writer,
-    actor: &Actor,
-    group: &Group,
-    from_group_id: i64,
-    user: &User,
-    request_id: i64,
-    now: i64,
-) -> Result<bool> {
-    let added = w
-        .execute(
-            "insert into user_groups (user_id, group_id, created_at) \
-             select u.user_id, $2, $3 from users u where u.user_id = $1 and u.is_active = $4 \
-                and exists (select 1 from user_groups f where f.user_id = u.user_id and f.group_id = $5) \
-                and not exists (select 1 from user_groups t where t.user_id = u.user_id and t.group_id = $2)",
-            binds![user.user_id, group.group_id, now, true, from_group_id],
-        )
-        .await?;
-    if added == 0 {
-        return Ok(false);
-    }
-    permissions::bump_user(w, user.user_id).await?;
-    let m = Membership {
-        group,
-        user,
-        add: true,
-        request_id: Some(request_id),
-    };
-    record_membership(w, actor, &m, now).await?;
-    Ok(true)
-}
-
-async fn record_membership(
+pub(super) async fn record_membership(
     w: &mut dyn Writer,
     actor: &Actor,
     m: &Membership<'_>,

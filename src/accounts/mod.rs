@@ -3,7 +3,7 @@
 mod email;
 pub mod groups;
 pub mod password;
-pub mod seed;
+pub mod promotion_grant;
 pub mod sign_in;
 pub mod user_search;
 mod username;

@@ -19,6 +19,7 @@ use crate::{
         PermissionName, catalog,
         grants::{self, Grantee},
     },
+    promotions::group_changes,
     web::{
         AppState,
         auth::{SignedIn, Viewer, flash},
@@ -197,7 +198,7 @@ pub async fn rename(
     let outcome = async {
         let group = groups::get_by_id(&mut tx, group_id).await?;
         let name = GroupName::parse(&form.name)?;
-        let renamed = groups::rename(
+        let renamed = group_changes::rename_group(
             &mut tx,
             &web_actor(&current),
             &group,
@@ -348,7 +349,7 @@ pub async fn delete(
 ) -> Result<Response> {
     let mut tx = state.ladder.db.begin().await?;
     let group = groups::get_by_id(&mut tx, group_id).await?;
-    let outcome = groups::delete(
+    let outcome = group_changes::delete_group(
         &mut tx,
         &web_actor(&current),
         &group,

@@ -14,12 +14,12 @@ use crate::{
     clock::Clock,
     config::Settings,
     db::Conn,
-    demo,
     permissions::{
         PermissionName, catalog,
         effective::{self},
         grants::{self, Grantee},
     },
+    seed::demo,
 };
 
 pub async fn dispatch(command: Command, settings: Settings) -> Result<ExitCode> {
@@ -102,7 +102,7 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<ExitCode> 
             requests,
             seed: chosen,
         } => {
-            let rng_seed = chosen.unwrap_or_else(crate::accounts::seed::random_seed);
+            let rng_seed = chosen.unwrap_or_else(crate::seed::random_seed);
             println!("Seed {rng_seed} (--seed {rng_seed} repeats this data).");
             if let Some(count) = users {
                 seed(&ladder, count, rng_seed).await?;
@@ -437,10 +437,8 @@ fn progress_bar(count: u64, what: &str) -> Result<indicatif::ProgressBar> {
 async fn seed_requests(ladder: &Ladder, count: u64, rng_seed: u64) -> Result<()> {
     let bar = progress_bar(count, "requests")?;
     let started = std::time::Instant::now();
-    let report = crate::promotions::seed::seed_requests(ladder, count, rng_seed, |done| {
-        bar.set_position(done)
-    })
-    .await;
+    let report =
+        crate::seed::seed_requests(ladder, count, rng_seed, |done| bar.set_position(done)).await;
     bar.finish_and_clear();
     let report = report?;
     println!(
@@ -460,13 +458,9 @@ async fn seed_requests(ladder: &Ladder, count: u64, rng_seed: u64) -> Result<()>
 async fn seed(ladder: &Ladder, count: u64, rng_seed: u64) -> Result<()> {
     let bar = progress_bar(count, "users")?;
     let started = std::time::Instant::now();
-    let report = crate::accounts::seed::seed_users(
-        &ladder.db,
-        count,
-        ladder.clock.now(),
-        rng_seed,
-        |done| bar.set_position(done),
-    )
+    let report = crate::seed::seed_users(&ladder.db, count, ladder.clock.now(), rng_seed, |done| {
+        bar.set_position(done)
+    })
     .await;
     bar.finish_and_clear();
     let report = report?;

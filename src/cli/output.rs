@@ -6,11 +6,11 @@ use crate::{
     accounts::{Group, User, groups::GroupSummary},
     audit::AuditEvent,
     clock::rfc3339,
-    demo::DemoAccount,
     permissions::{
         EffectivePermissions, Explanation,
         catalog::{Permission, SyncReport},
     },
+    seed::DemoAccount,
 };
 
 fn print_json(value: &Value) {

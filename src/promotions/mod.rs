@@ -2,12 +2,12 @@
 //! approvers decide; approval grants the membership in the same transaction.
 
 pub mod api;
+pub mod group_changes;
 pub mod handlers;
 pub mod notifications;
 pub mod policy;
 pub mod reasons;
 pub mod schedule;
-pub mod seed;
 pub mod track;
 pub mod transitions;
 

@@ -8,7 +8,7 @@ use super::{
 };
 use crate::{
     Error, Ladder, Result,
-    accounts::{Group, User, groups, users},
+    accounts::{Group, User, groups, promotion_grant, users},
     actor::Actor,
     db::Conn,
 };
@@ -27,7 +27,7 @@ pub enum Ineligible {
 /// of its from group who is not yet in its to group (on a track that is not
 /// bound, nobody is in any of its groups). Asking (`ineligibility`) and
 /// deciding (`still_eligible`) both go through it, and so does the write:
-/// `accounts::groups::grant_promotion` inserts the membership only where the
+/// `accounts::promotion_grant::grant_promotion` inserts the membership only where the
 /// same three conditions hold in SQL, which re-checks this rule at write
 /// time, race-proof, in the approval's transaction.
 pub async fn eligibility(
@@ -279,6 +279,6 @@ pub(super) async fn may_approve(
         ));
     }
     let to_group = groups::get_by_id(conn, track.bound()?.to).await?;
-    groups::authorize_promotion(conn, actor, &to_group).await?;
+    promotion_grant::authorize_promotion(conn, actor, &to_group).await?;
     Ok((requester, to_group))
 }

@@ -8,7 +8,7 @@
 //! bindings, not the names:
 //!
 //! - only the superuser may rename or delete a group a track is bound to
-//!   ([`authorize_group_change`], called by `groups::rename` and `groups::delete`);
+//!   (`group_changes`, the way in to renaming or deleting any group);
 //! - a change to a group's permissions that leaves a track's approvers without
 //!   a permission that approval grants is refused ([`check_rules_for_group`],
 //!   called by `grants::grant`/`revoke`);
@@ -19,13 +19,7 @@ use std::collections::BTreeSet;
 
 use sqlx::FromRow;
 
-use crate::{
-    Error, Result,
-    accounts::groups,
-    actor::{Actor, ActorPermissions},
-    config::TrackSettings,
-    db::Conn,
-};
+use crate::{Error, Result, accounts::groups, actor::Actor, config::TrackSettings, db::Conn};
 
 /// The part a group plays in a track; stored as `promotion_track_groups.role`,
 /// named like the config key.
@@ -423,31 +417,6 @@ pub async fn bound_to(conn: &mut Conn, group_id: i64) -> Result<Vec<(String, Str
     .bind(group_id)
     .fetch_all(conn)
     .await?)
-}
-
-/// Only the superuser (or Ladder itself) may rename or delete a group a
-/// promotion track is bound to: anyone else could otherwise hand the track to
-/// another group. `what` is "rename" or "delete".
-pub async fn authorize_group_change(
-    conn: &mut Conn,
-    actor: &ActorPermissions,
-    group: &groups::Group,
-    what: &str,
-) -> Result<()> {
-    let superuser = match actor {
-        ActorPermissions::System => true,
-        ActorPermissions::User(p) => p.is_active && p.is_superuser,
-    };
-    if superuser {
-        return Ok(());
-    }
-    match bound_to(conn, group.group_id).await?.first() {
-        None => Ok(()),
-        Some((track, role)) => Err(Error::Forbidden(format!(
-            "Group {:?} is the {role} of promotion track {track}; only the superuser may {what} it.",
-            group.name
-        ))),
-    }
 }
 
 /// After a change to a group's permissions (in the same transaction): refuses

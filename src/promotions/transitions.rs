@@ -26,7 +26,7 @@ use super::{
 };
 use crate::{
     Error, Ladder, Result,
-    accounts::{Group, User, groups, users},
+    accounts::{Group, User, groups, promotion_grant, users},
     actor::Actor,
     audit::{self, AuditEntry},
     binds,
@@ -372,7 +372,7 @@ pub async fn end_grant(
     let requester = users::find_by_id(conn, request.requester_id).await?;
     let to_group: Group = groups::get_by_id(conn, track.bound()?.to).await?;
     if let Some(requester) = &requester {
-        groups::change_membership_for_promotion(
+        promotion_grant::change_membership_for_promotion(
             conn, actor, &to_group, requester, false, request_id, now,
         )
         .await?;

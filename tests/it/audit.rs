@@ -8,6 +8,7 @@ use ladder::{
     audit::AuditEvent,
     db::Tx,
     permissions::grants::{self, Grantee},
+    promotions::group_changes,
 };
 use serde_json::{Value, json};
 
@@ -160,7 +161,7 @@ async fn apply(t: &TestLadder, tx: &mut Tx, actor: &Actor, kind: Kind) -> Expect
         }
         Kind::GroupRename => {
             let g = group("Reviewers").await;
-            groups::rename(tx, actor, &g, &GroupName::parse("Critics").unwrap(), now)
+            group_changes::rename_group(tx, actor, &g, &GroupName::parse("Critics").unwrap(), now)
                 .await
                 .unwrap();
             expected(
@@ -237,7 +238,9 @@ async fn apply(t: &TestLadder, tx: &mut Tx, actor: &Actor, kind: Kind) -> Expect
             .await
             .unwrap();
             let mark = max_event_id_in(tx).await;
-            groups::delete(tx, actor, &g, now).await.unwrap();
+            group_changes::delete_group(tx, actor, &g, now)
+                .await
+                .unwrap();
             // Only the deletion's own event is counted.
             let events: i64 =
                 sqlx::query_scalar("select count(*) from audit_events where audit_event_id > $1")

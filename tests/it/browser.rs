@@ -18,8 +18,8 @@ use fantoccini::{Client, ClientBuilder, Locator, elements::Element};
 use hyper_util::client::legacy::connect::HttpConnector;
 use ladder::{
     config::{MailTransport, SmtpTls},
-    demo,
     mail::transport::Transport,
+    seed::demo,
 };
 
 use crate::{helpers::TestLadder, mailbox::Mailbox};

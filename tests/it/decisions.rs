@@ -3,11 +3,11 @@
 
 use ladder::{
     Error, Ladder,
-    accounts::{Group, User, groups, users},
+    accounts::{Group, User, groups, promotion_grant, users},
     actor::{Actor, Source},
     config::{MailTransport, SmtpTls},
-    demo,
     permissions::grants::{self, Grantee},
+    seed::demo,
 };
 
 use crate::{
@@ -79,7 +79,7 @@ async fn refused_after(t: &TestLadder, change: impl AsyncFnOnce(&TestLadder, &Us
     let seniors = group(&t.ladder, "Senior Writers").await;
     let writers = group(&t.ladder, "Writers").await;
     let mut tx = t.ladder.db.begin().await.unwrap();
-    let granted = groups::grant_promotion(
+    let granted = promotion_grant::grant_promotion(
         &mut tx,
         &Actor::user(erin, Source::Web),
         &seniors,

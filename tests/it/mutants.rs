@@ -6,8 +6,8 @@ use ladder::{
     Error, Ladder,
     accounts::{User, users},
     actor::{Actor, Source},
-    demo,
     promotions::{self, policy, schedule, transitions},
+    seed::demo,
 };
 
 use crate::helpers::{TestLadder, state_of, workflow};

@@ -3,13 +3,13 @@
 
 use ladder::{
     Error, Ladder,
-    accounts::{User, groups, users},
+    accounts::{User, groups, promotion_grant, users},
     actor::{Actor, Source},
     config::{MailTransport, Settings, SmtpTls},
-    demo,
     jobs::{self, JobName},
     mail::transport::Transport,
     promotions,
+    seed::demo,
 };
 
 use crate::{
@@ -890,7 +890,7 @@ async fn a_decision_rechecks_that_the_requester_may_still_be_promoted(mut t: Tes
     // between the approver's reads and the write transaction.
     let erin = user(&t.ladder, "erin").await;
     let mut tx = t.ladder.db.begin().await.unwrap();
-    let granted = groups::grant_promotion(
+    let granted = promotion_grant::grant_promotion(
         &mut tx,
         &Actor::user(erin.clone(), Source::Web),
         &seniors,

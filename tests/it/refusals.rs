@@ -8,6 +8,7 @@ use ladder::{
     accounts::{Email, GroupName, NewPassword, User, Username, groups, users},
     actor::{Actor, Source},
     permissions::grants::{self, Grantee},
+    promotions::group_changes,
 };
 
 use crate::helpers::{TestLadder, assert_unchanged, names, stderr};
@@ -129,12 +130,12 @@ async fn a_refused_library_change_writes_nothing_even_when_the_caller_commits(t:
             }
             7 => {
                 let name = GroupName::parse("Renamed").unwrap();
-                let r = groups::rename(&mut tx, &editor, &seniors, &name, now).await;
+                let r = group_changes::rename_group(&mut tx, &editor, &seniors, &name, now).await;
                 assert_refused(r, true, "auth.change_group");
                 "a rename without auth.change_group"
             }
             8 => {
-                let r = groups::delete(&mut tx, &editor, &seniors, now).await;
+                let r = group_changes::delete_group(&mut tx, &editor, &seniors, now).await;
                 assert_refused(r, true, "auth.delete_group");
                 "a delete without auth.delete_group"
             }

@@ -4,9 +4,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use ladder::accounts::{
-    Email, Username, seed,
-    users::{self, UserFilter, UserSort},
+use ladder::{
+    accounts::{
+        Email, Username,
+        users::{self, UserFilter, UserSort},
+    },
+    seed,
 };
 
 use crate::helpers::{TestLadder, stderr, stdout};

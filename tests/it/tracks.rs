@@ -8,9 +8,9 @@ use ladder::{
     Error, Ladder,
     accounts::{Email, Group, GroupName, User, Username, groups, users},
     actor::{Actor, Source},
-    demo,
     permissions::grants::{self, Grantee},
-    promotions::{self, policy},
+    promotions::{self, group_changes, policy},
+    seed::demo,
 };
 
 use crate::helpers::{TestLadder, csrf_from, names, stderr, stdout, workflow};
@@ -71,7 +71,8 @@ async fn group_admin(t: &TestLadder, name: &str) -> User {
 async fn rename(t: &TestLadder, actor: &Actor, from: &str, to: &str) -> ladder::Result<()> {
     let g = group(&t.ladder, from).await;
     let mut tx = t.ladder.db.begin().await.unwrap();
-    groups::rename(&mut tx, actor, &g, &GroupName::parse(to).unwrap(), t.now()).await?;
+    group_changes::rename_group(&mut tx, actor, &g, &GroupName::parse(to).unwrap(), t.now())
+        .await?;
     tx.commit().await.unwrap();
     Ok(())
 }
@@ -130,7 +131,7 @@ async fn only_the_superuser_may_rename_or_delete_a_group_a_track_is_bound_to(t: 
         );
         let g = group(&t.ladder, name).await;
         let mut tx = t.ladder.db.begin().await.unwrap();
-        let err = groups::delete(&mut tx, &as_mallory, &g, t.now())
+        let err = group_changes::delete_group(&mut tx, &as_mallory, &g, t.now())
             .await
             .unwrap_err();
         assert!(
@@ -274,7 +275,7 @@ async fn a_start_creates_no_group_and_only_migrate_does_and_says_so(t: TestLadde
     // A deleted group is gone for the track too; migrate makes a new one and says so.
     let reviewers = group(&t.ladder, "Reviewers").await;
     let mut tx = t.ladder.db.begin().await.unwrap();
-    groups::delete(&mut tx, &system, &reviewers, t.now())
+    group_changes::delete_group(&mut tx, &system, &reviewers, t.now())
         .await
         .unwrap();
     tx.commit().await.unwrap();

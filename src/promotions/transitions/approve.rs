@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{entry, locking};
 use crate::{
     Error, Ladder, Result,
-    accounts::{Group, User, groups},
+    accounts::{Group, User, promotion_grant},
     actor::Actor,
     audit::{self, AuditEntry},
     binds,
@@ -106,7 +106,7 @@ impl Transaction for Approve {
         if changed == 0 {
             return Ok(Finish::Rollback(Decided::NotPending));
         }
-        let granted = groups::grant_promotion(
+        let granted = promotion_grant::grant_promotion(
             sql,
             &self.actor,
             &self.to_group,

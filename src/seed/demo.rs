@@ -1,23 +1,51 @@
 //! The blog example: three groups and five accounts, seeded idempotently.
 
 use crate::{
-    Ladder, Result,
+    Error, Ladder, Result,
     accounts::{Email, NewPassword, Username, groups, password, users},
     actor::{Actor, Source},
     permissions::{PermissionName, grants},
 };
 
-const WRITERS: &[&str] = &["blog.add_post", "blog.change_post", "blog.view_post"];
-const SENIOR_EXTRA: &[&str] = &["blog.publish_post"];
-const EDITORS: &[&str] = &[
-    "blog.add_post",
-    "blog.change_post",
-    "blog.delete_post",
-    "blog.view_post",
-    "blog.publish_post",
-    "blog.feature_post",
-    "auth.view_user",
+/// The demo's groups and their permissions: the one definition that `ladder
+/// demo` and `ladder seed --users` both grant from. Editors first, the order
+/// they are granted in: a track's approvers must already hold what approval grants.
+pub const GROUPS: &[(&str, &[&str])] = &[
+    (
+        "Editors",
+        &[
+            "blog.add_post",
+            "blog.change_post",
+            "blog.delete_post",
+            "blog.view_post",
+            "blog.publish_post",
+            "blog.feature_post",
+            "auth.view_user",
+        ],
+    ),
+    (
+        "Writers",
+        &["blog.add_post", "blog.change_post", "blog.view_post"],
+    ),
+    (
+        "Senior Writers",
+        &[
+            "blog.add_post",
+            "blog.change_post",
+            "blog.view_post",
+            "blog.publish_post",
+        ],
+    ),
 ];
+
+/// The permissions [`GROUPS`] gives the demo group `name`.
+pub fn permissions_of(name: &str) -> Result<Vec<PermissionName>> {
+    let (_, perms) = GROUPS
+        .iter()
+        .find(|(group, _)| *group == name)
+        .ok_or_else(|| Error::NotFound(format!("demo group {name:?}")))?;
+    PermissionName::parse_all(perms)
+}
 
 /// (username, group, superuser)
 const ACCOUNTS: &[(&str, Option<&str>, bool)] = &[
@@ -51,13 +79,7 @@ pub async fn seed(ladder: &Ladder, fixed_password: Option<&str>) -> Result<Vec<D
     }
     let mut tx = ladder.db.begin().await?;
 
-    let senior: Vec<&str> = WRITERS.iter().chain(SENIOR_EXTRA).copied().collect();
-    // Editors first: a track's approvers must already hold what approval grants.
-    for (name, perms) in [
-        ("Editors", EDITORS),
-        ("Writers", WRITERS),
-        ("Senior Writers", senior.as_slice()),
-    ] {
+    for (name, perms) in GROUPS {
         let (group, _) = groups::find_or_create(&mut tx, &system, name, now).await?;
         let perms = PermissionName::parse_all(perms)?;
         grants::grant(

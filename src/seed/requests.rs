@@ -5,10 +5,10 @@ use serde_json::json;
 
 use crate::{
     Error, Ladder, Result,
-    accounts::seed::Rng,
     actor::{Actor, Source},
     audit::{self, AuditEntry},
     db::Backend,
+    seed::Rng,
 };
 
 /// Rows per INSERT: four parameters each, well under every backend's limit.
