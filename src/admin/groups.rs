@@ -11,12 +11,14 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
-use super::{flash_outcome, may_grant_to_group, web_actor};
+use super::web_actor;
+use crate::web::outcome::flash_outcome;
 use crate::{
     Error, Result,
     accounts::{GroupName, groups, users},
     permissions::{
         PermissionName, catalog,
+        delegation::{self, Change},
         grants::{self, Grantee},
     },
     promotions::group_changes,
@@ -159,7 +161,14 @@ pub async fn show(
         }
         let option = PermissionOption {
             checked: held.contains(&name),
-            changeable: may_grant_to_group(&current, &name),
+            // The delegation rule as a dry run: offered exactly when accepted.
+            changeable: delegation::allows(
+                &current.perms,
+                &Change::GroupPerms {
+                    group: &group.name,
+                    perms: &[p.name()],
+                },
+            ),
             human: p.name.clone(),
             name,
         };

@@ -68,10 +68,19 @@ pub enum Change<'a> {
 }
 
 pub fn authorize(actor: &ActorPermissions, change: &Change<'_>) -> Result<()> {
-    let perms = match actor {
-        ActorPermissions::System => return Ok(()),
-        ActorPermissions::User(perms) => perms,
-    };
+    match actor {
+        ActorPermissions::System => Ok(()),
+        ActorPermissions::User(perms) => authorize_user(perms, change),
+    }
+}
+
+/// The rule as a dry run, for a page that offers only what would be
+/// accepted: the same function the change itself will ask.
+pub fn allows(perms: &EffectivePermissions, change: &Change<'_>) -> bool {
+    authorize_user(perms, change).is_ok()
+}
+
+fn authorize_user(perms: &EffectivePermissions, change: &Change<'_>) -> Result<()> {
     if !perms.is_active {
         return Err(Error::Forbidden("your account is inactive".into()));
     }

@@ -1,11 +1,8 @@
 //! Everyone's own account pages: changing one's password.
 
-use std::collections::BTreeMap;
-
 use axum::{
     Form,
     extract::State,
-    http::StatusCode,
     response::{IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
@@ -17,9 +14,9 @@ use crate::{
     accounts::{NewPassword, password, users},
     web::{
         AppState,
-        auth::{self, SignedIn, Viewer, flash},
-        page::{Page, note},
-        templates::render,
+        auth::{self, SignedIn, flash},
+        form::{FieldErrors, form_page},
+        page::Page,
     },
 };
 
@@ -33,38 +30,19 @@ pub struct OwnPasswordForm {
     confirm: String,
 }
 
-async fn own_password_page(
-    state: &AppState,
-    viewer: &Viewer,
-    session: &Session,
-    errors: BTreeMap<&'static str, String>,
-) -> Result<Response> {
-    let page = Page::new(state, viewer, session).await?;
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
-    Ok((
-        status,
-        render("account_password.html", crate::ctx! { page, errors })?,
+pub async fn own_password_form(page: Page) -> Result<Response> {
+    form_page(
+        "account_password.html",
+        crate::ctx! { page },
+        &FieldErrors::default(),
     )
-        .into_response())
-}
-
-pub async fn own_password_form(
-    State(state): State<AppState>,
-    viewer: Viewer,
-    session: Session,
-) -> Result<Response> {
-    own_password_page(&state, &viewer, &session, BTreeMap::new()).await
 }
 
 /// Anyone may change their own password, knowing the current one. Their
 /// other sessions end; this one continues.
 pub async fn own_password(
     State(state): State<AppState>,
-    viewer: Viewer,
+    page: Page,
     SignedIn(current): SignedIn,
     session: Session,
     Form(form): Form<OwnPasswordForm>,
@@ -81,23 +59,21 @@ pub async fn own_password(
     if let Some(wait) = wait {
         return Err(Error::RateLimited(wait));
     }
-    let mut errors = BTreeMap::new();
+    let mut errors = FieldErrors::default();
     let stored = current.user.password_hash.clone();
     let given = form.current.clone();
     let ok = tokio::task::spawn_blocking(move || password::verify(&given, stored.as_deref()))
         .await
         .map_err(|e| anyhow::anyhow!("password check: {e}"))?;
     if !ok {
-        errors.insert("current", "That is not your current password.".to_string());
+        errors.insert("current", "That is not your current password.");
     }
-    let new = NewPassword::parse(&form.new, &current.user.username)
-        .map_err(|e| note(&mut errors, e))
-        .ok();
+    let new = errors.check(NewPassword::parse(&form.new, &current.user.username));
     if form.new != form.confirm {
-        errors.insert("confirm", "The two new passwords differ.".to_string());
+        errors.insert("confirm", "The two new passwords differ.");
     }
     let (Some(new), true) = (new, errors.is_empty()) else {
-        return own_password_page(&state, &viewer, &session, errors).await;
+        return form_page("account_password.html", crate::ctx! { page }, &errors);
     };
     let hash = new.hash().await?;
     let mut tx = state.ladder.db.begin().await?;

@@ -1,6 +1,7 @@
 //! What every page's template gets: who is viewing, what they may do (for the
 //! navigation and buttons), the CSRF token for forms, and flash messages.
 
+use axum::{extract::FromRequestParts, http::request::Parts};
 use serde::Serialize;
 use tower_sessions::Session;
 
@@ -9,7 +10,7 @@ use super::{
     auth::{CurrentUser, Flash, Viewer, csrf_token, expected_csrf, take_flash},
 };
 use crate::{
-    Result,
+    Error, Result,
     promotions::{self, policy},
 };
 
@@ -61,6 +62,19 @@ impl Page {
     }
 }
 
+/// A handler that shows a page takes `page: Page`.
+impl FromRequestParts<AppState> for Page {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Page> {
+        let viewer = Viewer::from_request_parts(parts, state).await?;
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(|(_, why)| anyhow::anyhow!("session: {why}"))?;
+        Page::new(state, &viewer, &session).await
+    }
+}
+
 fn held(state: &AppState, current: &CurrentUser) -> Vec<String> {
     if current.perms.is_superuser && current.perms.is_active {
         return state.catalog.clone().to_vec();
@@ -82,12 +96,4 @@ async fn review_count(state: &AppState, current: &CurrentUser) -> Result<Option<
     Ok(Some(
         promotions::pending_count(&mut conn, &tracks, 100).await?,
     ))
-}
-
-/// Files a validation error under its field, for a form shown again with
-/// every problem beside its field; other errors are not the form's.
-pub fn note(errors: &mut std::collections::BTreeMap<&'static str, String>, e: crate::Error) {
-    if let crate::Error::Invalid { field, message } = e {
-        errors.insert(field, message);
-    }
 }

@@ -9,7 +9,8 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::{user_row, user_url};
-use crate::admin::{existing_permission, flash_outcome, web_actor};
+use crate::admin::{existing_permission, web_actor};
+use crate::web::outcome::flash_outcome;
 use crate::{
     Error, Result,
     accounts::{NewPassword, groups, users},

@@ -1,11 +1,8 @@
 //! Creating a user from the console.
 
-use std::collections::BTreeMap;
-
 use axum::{
     Form,
     extract::State,
-    http::StatusCode,
     response::{IntoResponse, Redirect, Response},
 };
 use serde::{Deserialize, Serialize};
@@ -21,9 +18,9 @@ use crate::{
     },
     web::{
         AppState,
-        auth::{SignedIn, Viewer, flash},
-        page::{Page, note},
-        templates::render,
+        auth::{SignedIn, flash},
+        form::{FieldErrors, form_page},
+        page::Page,
     },
 };
 
@@ -41,74 +38,39 @@ pub struct NewUserForm {
     staff: Option<String>,
 }
 
-async fn new_user_page(
-    state: &AppState,
-    viewer: &Viewer,
-    session: &Session,
-    form: &NewUserForm,
-    errors: BTreeMap<&'static str, String>,
-) -> Result<Response> {
-    let page = Page::new(state, viewer, session).await?;
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
+fn new_user_page(page: Page, form: &NewUserForm, errors: &FieldErrors) -> Result<Response> {
+    let ctx = crate::ctx! {
+        page,
+        username => form.username, email => form.email, display_name => form.display_name,
+        staff => form.staff.is_some(),
     };
-    let body = render(
-        "admin/user_new.html",
-        crate::ctx! {
-            page,
-            username => form.username, email => form.email, display_name => form.display_name,
-            staff => form.staff.is_some(), errors,
-        },
-    )?;
-    Ok((status, body).into_response())
+    form_page("admin/user_new.html", ctx, errors)
 }
 
-pub async fn new_form(
-    State(state): State<AppState>,
-    viewer: Viewer,
-    session: Session,
-) -> Result<Response> {
-    new_user_page(
-        &state,
-        &viewer,
-        &session,
-        &NewUserForm::default(),
-        BTreeMap::new(),
-    )
-    .await
+pub async fn new_form(page: Page) -> Result<Response> {
+    new_user_page(page, &NewUserForm::default(), &FieldErrors::default())
 }
 
 pub async fn create(
     State(state): State<AppState>,
-    viewer: Viewer,
+    page: Page,
     SignedIn(current): SignedIn,
     session: Session,
     Form(form): Form<NewUserForm>,
 ) -> Result<Response> {
     // Collect every field's problem at once, so the form shows them all.
-    let mut errors = BTreeMap::new();
-    let username = Username::parse(form.username.trim())
-        .map_err(|e| note(&mut errors, e))
-        .ok();
-    let email = Email::parse(&form.email)
-        .map_err(|e| note(&mut errors, e))
-        .ok();
-    let display_name = parse_display_name(&form.display_name)
-        .map_err(|e| note(&mut errors, e))
-        .ok();
-    let pw = if form.password.is_empty() {
-        None
-    } else {
-        NewPassword::parse(&form.password, form.username.trim())
-            .map_err(|e| note(&mut errors, e))
-            .ok()
+    let mut errors = FieldErrors::default();
+    let username = errors.check(Username::parse(form.username.trim()));
+    let email = errors.check(Email::parse(&form.email));
+    let display_name = errors.check(parse_display_name(&form.display_name));
+    let pw = match form.password.as_str() {
+        "" => None,
+        given => errors.check(NewPassword::parse(given, form.username.trim())),
     };
     let (Some(username), Some(email), Some(display_name), true) =
         (username, email, display_name, errors.is_empty())
     else {
-        return new_user_page(&state, &viewer, &session, &form, errors).await;
+        return new_user_page(page, &form, &errors);
     };
     let password = match pw {
         Some(pw) => Some(pw.hash().await?),
@@ -125,15 +87,16 @@ pub async fn create(
     let created = users::create(&mut tx, &web_actor(&current), new, state.ladder.clock.now()).await;
     let user = match created {
         Ok(user) => user,
-        Err(Error::Conflict(message)) => {
-            errors.insert("username", message);
-            return new_user_page(&state, &viewer, &session, &form, errors).await;
+        Err(e) => {
+            // A taken name is the username's problem; a refusal, the staff box's.
+            let field = if matches!(e, Error::Conflict(_)) {
+                "username"
+            } else {
+                "staff"
+            };
+            errors.refusal(field, e)?;
+            return new_user_page(page, &form, &errors);
         }
-        Err(e @ Error::Forbidden(_)) => {
-            errors.insert("staff", e.to_string());
-            return new_user_page(&state, &viewer, &session, &form, errors).await;
-        }
-        Err(e) => return Err(e),
     };
     tx.commit().await?;
     flash(

@@ -1,23 +1,33 @@
 //! A user's page: profile, groups, direct and effective permissions, and
 //! the forms the viewer may use.
 
+use std::collections::BTreeMap;
+
 use axum::{
     extract::{Path, State},
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
-use tower_sessions::Session;
 
 use super::user_row;
-use crate::admin::{group_permission_map, may_grant};
+use crate::admin::group_permission_map;
 use crate::{
     Result,
-    accounts::{groups, users},
+    accounts::{
+        User,
+        groups::{self, GroupSummary},
+        users,
+    },
     audit::{self, AuditFilter},
-    permissions::{catalog, effective},
+    permissions::{
+        PermissionName,
+        catalog::{self, Permission},
+        delegation::{self, Change},
+        effective,
+    },
     web::{
         AppState,
-        auth::{SignedIn, Viewer},
+        auth::{CurrentUser, SignedIn},
         page::Page,
         templates::render,
     },
@@ -39,9 +49,8 @@ struct GroupOption {
 
 pub async fn show(
     State(state): State<AppState>,
-    viewer: Viewer,
+    page: Page,
     SignedIn(current): SignedIn,
-    session: Session,
     Path(username): Path<String>,
 ) -> Result<Response> {
     let mut conn = state.ladder.db.acquire().await?;
@@ -85,28 +94,16 @@ pub async fn show(
             .collect()
     };
     let direct_names: Vec<String> = direct.iter().map(|p| p.name().to_string()).collect();
-    // Offer only what this viewer could actually grant.
-    let grantable: Vec<String> = all
-        .iter()
-        .map(|p| p.name().to_string())
-        .filter(|p| !direct_names.contains(p) && may_grant(&current, p))
-        .collect();
-    let group_options: Vec<GroupOption> = all_groups
-        .iter()
-        .map(|g| GroupOption {
-            group_id: g.group_id,
-            name: g.name.clone(),
-            member: member_of.contains(&g.name),
-            grantable: group_perms
-                .get(&g.group_id)
-                .is_none_or(|perms| perms.iter().all(|p| may_grant(&current, p))),
-        })
-        .collect();
-    let is_self = current.user.user_id == user.user_id;
-    let can_change = current.has_perm("auth.change_user")
-        && (current.user.is_superuser || (!is_self && !user.is_superuser));
+    let offers = offers(
+        &current,
+        &user,
+        &all,
+        &direct_names,
+        &all_groups,
+        &group_perms,
+        &member_of,
+    );
     let events: Vec<_> = events.iter().map(crate::admin::audit::event_row).collect();
-    let page = Page::new(&state, &viewer, &session).await?;
     Ok(render(
         "admin/user.html",
         crate::ctx! {
@@ -116,12 +113,74 @@ pub async fn show(
             member_of,
             direct => direct_names,
             effective => effective_rows,
-            grantable,
-            group_options,
-            can_change,
+            grantable => offers.grantable,
+            group_options => offers.groups,
+            can_change => offers.can_change,
             can_set_staff => current.user.is_superuser,
             events,
         },
     )?
     .into_response())
+}
+
+/// What the viewer may do to `user`, asked of the delegation rule as a dry
+/// run, so the page offers exactly what the change would accept.
+struct Offers {
+    grantable: Vec<String>,
+    groups: Vec<GroupOption>,
+    can_change: bool,
+}
+
+fn offers(
+    current: &CurrentUser,
+    user: &User,
+    all: &[Permission],
+    direct: &[String],
+    all_groups: &[GroupSummary],
+    group_perms: &BTreeMap<i64, Vec<String>>,
+    member_of: &[String],
+) -> Offers {
+    let allows = |change: Change<'_>| delegation::allows(&current.perms, &change);
+    let names = |perms: &[String]| -> Vec<PermissionName> {
+        perms
+            .iter()
+            .filter_map(|p| PermissionName::parse(p).ok())
+            .collect()
+    };
+    let grantable = all
+        .iter()
+        .map(|p| p.name())
+        .filter(|p| !direct.iter().any(|d| d == p.as_str()))
+        .filter(|p| {
+            allows(Change::UserPerms {
+                target: user,
+                perms: std::slice::from_ref(p),
+            })
+        })
+        .map(|p| p.to_string())
+        .collect();
+    let groups = all_groups
+        .iter()
+        .map(|g| {
+            let group_perms = names(group_perms.get(&g.group_id).map_or(&[][..], Vec::as_slice));
+            GroupOption {
+                group_id: g.group_id,
+                name: g.name.clone(),
+                member: member_of.contains(&g.name),
+                grantable: allows(Change::Membership {
+                    target: user,
+                    group: &g.name,
+                    group_perms: &group_perms,
+                }),
+            }
+        })
+        .collect();
+    Offers {
+        grantable,
+        groups,
+        can_change: allows(Change::UserPerms {
+            target: user,
+            perms: &[],
+        }),
+    }
 }
