@@ -17,7 +17,8 @@ use crate::{
     Error, Result,
     accounts::{GroupName, groups, users},
     permissions::{
-        PermissionName, catalog,
+        catalog,
+        checklist::{Checklist, ChecklistChange},
         delegation::{self, Change},
         grants::{self, Grantee},
     },
@@ -234,16 +235,7 @@ pub async fn set_permissions(
     Id(group_id): Id,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Result<Response> {
-    let shown: BTreeSet<&str> = fields
-        .iter()
-        .filter(|(k, _)| k == "shown")
-        .map(|(_, v)| v.as_str())
-        .collect();
-    let ticked: BTreeSet<&str> = fields
-        .iter()
-        .filter(|(k, _)| k == "perm")
-        .map(|(_, v)| v.as_str())
-        .collect();
+    let checklist = Checklist::from_fields(&fields);
     let mut tx = state.ladder.db.begin().await?;
     let outcome = async {
         let group = groups::get_by_id(&mut tx, group_id).await?;
@@ -252,23 +244,10 @@ pub async fn set_permissions(
             .iter()
             .map(|p| p.name().to_string())
             .collect();
-        let parse = |names: Vec<&str>| -> Result<Vec<PermissionName>> {
-            names.into_iter().map(PermissionName::parse).collect()
-        };
-        let to_grant = parse(
-            ticked
-                .iter()
-                .copied()
-                .filter(|p| shown.contains(p) && !held.contains(*p))
-                .collect(),
-        )?;
-        let to_revoke = parse(
-            shown
-                .iter()
-                .copied()
-                .filter(|p| !ticked.contains(p) && held.contains(*p))
-                .collect(),
-        )?;
+        let ChecklistChange {
+            grant: to_grant,
+            revoke: to_revoke,
+        } = checklist.against(&held)?;
         let actor = web_actor(&current);
         let now = state.ladder.clock.now();
         if !to_grant.is_empty() {
