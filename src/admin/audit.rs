@@ -10,7 +10,7 @@ use tower_sessions::Session;
 use crate::{
     Error, Result,
     audit::{self, AuditEvent, AuditFilter},
-    web::{AppState, auth::Viewer, page::Page, templates::render},
+    web::{auth::Viewer, page::Page, state::AppState, templates::render},
 };
 
 const PAGE_SIZE: i64 = 50;

@@ -24,9 +24,9 @@ use crate::{
     },
     promotions::group_changes,
     web::{
-        AppState,
         auth::{SignedIn, Viewer, flash},
         page::Page,
+        state::AppState,
         templates::render,
     },
 };

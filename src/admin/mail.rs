@@ -12,9 +12,9 @@ use tower_sessions::Session;
 use crate::{
     Result, mail,
     web::{
-        AppState,
         auth::{Viewer, flash},
         page::Page,
+        state::AppState,
         templates::render,
     },
 };

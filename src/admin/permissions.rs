@@ -13,7 +13,7 @@ use tower_sessions::Session;
 use crate::{
     Result,
     permissions::catalog,
-    web::{AppState, auth::Viewer, page::Page, templates::render},
+    web::{auth::Viewer, page::Page, state::AppState, templates::render},
 };
 
 /// Direct holders listed per permission; beyond this the page says how many more.

@@ -17,9 +17,9 @@ use super::{Draft, Post};
 use crate::{
     Error, Result,
     web::{
-        AppState,
         auth::{SignedIn, Viewer, flash},
         page::Page,
+        state::AppState,
         templates::render,
     },
 };

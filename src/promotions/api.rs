@@ -21,9 +21,9 @@ use crate::{
     clock::rfc3339,
     db::Conn,
     web::{
-        AppState,
         auth::{CurrentUser, SignedIn},
         error::{ApiError, ApiJson},
+        state::AppState,
     },
 };
 

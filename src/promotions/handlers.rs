@@ -25,9 +25,9 @@ use crate::{
     audit,
     permissions::{catalog, effective},
     web::{
-        AppState,
         auth::{SignedIn, Viewer, flash},
         page::Page,
+        state::AppState,
         templates::render,
     },
 };

@@ -13,10 +13,10 @@ use crate::{
     Error, Result,
     accounts::{NewPassword, password, users},
     web::{
-        AppState,
         auth::{self, SignedIn, flash},
         form::{FieldErrors, form_page},
         page::Page,
+        state::AppState,
     },
 };
 

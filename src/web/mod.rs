@@ -13,22 +13,17 @@ pub mod page;
 pub mod request_id;
 pub mod router;
 pub mod session_store;
+pub mod state;
 pub mod templates;
+
+pub use state::AppState;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use tokio::net::TcpListener;
 
-use crate::{Ladder, Result, permissions::catalog};
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub ladder: Ladder,
-    /// Every permission name, for what the superuser holds on pages.
-    pub catalog: Arc<Vec<String>>,
-}
+use crate::{Ladder, Result};
 
 /// A bound, ready server. `port()` tells which port (bind to port 0 in tests).
 pub struct Application {
@@ -72,21 +67,6 @@ impl Application {
         .await
         .map_err(|e| anyhow::anyhow!("server failed: {e}"))?;
         Ok(())
-    }
-}
-
-impl AppState {
-    pub async fn new(ladder: Ladder) -> Result<AppState> {
-        let mut conn = ladder.db.acquire().await?;
-        let names = catalog::all(&mut conn)
-            .await?
-            .iter()
-            .map(|p| p.name().to_string())
-            .collect();
-        Ok(AppState {
-            ladder,
-            catalog: Arc::new(names),
-        })
     }
 }
 

@@ -16,9 +16,9 @@ use crate::{
     accounts::{NewPassword, groups, users},
     permissions::grants::{self, Grantee},
     web::{
-        AppState,
         auth::{self, SignedIn, Viewer},
         page::Page,
+        state::AppState,
         templates::render,
     },
 };

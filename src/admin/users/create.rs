@@ -17,10 +17,10 @@ use crate::{
         users::{self, NewUser},
     },
     web::{
-        AppState,
         auth::{SignedIn, flash},
         form::{FieldErrors, form_page},
         page::Page,
+        state::AppState,
     },
 };
 

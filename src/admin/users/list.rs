@@ -14,7 +14,7 @@ use crate::{
         groups,
         users::{self, UserFilter, UserSort},
     },
-    web::{AppState, auth::Viewer, page::Page, templates::render},
+    web::{auth::Viewer, page::Page, state::AppState, templates::render},
 };
 
 const PAGE_SIZE: i64 = 50;

@@ -26,9 +26,9 @@ use crate::{
         effective,
     },
     web::{
-        AppState,
         auth::{CurrentUser, SignedIn},
         page::Page,
+        state::AppState,
         templates::render,
     },
 };

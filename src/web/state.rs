@@ -1,0 +1,28 @@
+//! What every handler can reach.
+
+use std::sync::Arc;
+
+use crate::{Ladder, Result, permissions::catalog};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub ladder: Ladder,
+    /// Every permission name, for what the superuser holds on pages.
+    pub catalog: Arc<Vec<String>>,
+}
+
+impl AppState {
+    pub async fn new(ladder: Ladder) -> Result<AppState> {
+        let mut conn = ladder.db.acquire().await?;
+        let names = catalog::all(&mut conn)
+            .await?
+            .iter()
+            .map(|p| p.name().to_string())
+            .collect();
+        Ok(AppState {
+            ladder,
+            catalog: Arc::new(names),
+        })
+    }
+}
