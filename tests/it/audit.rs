@@ -6,7 +6,6 @@ use ladder::{
     accounts::{Email, GroupName, NewPassword, User, Username, groups, users},
     actor::{Actor, Source},
     audit::AuditEvent,
-    db::Tx,
     permissions::grants::{self, Grantee},
     promotions::group_changes,
 };
@@ -70,7 +69,12 @@ async fn user_named(t: &TestLadder, name: &str) -> User {
 }
 
 /// Makes the change in `tx` and says what its event must be.
-async fn apply(t: &TestLadder, tx: &mut Tx, actor: &Actor, kind: Kind) -> Expected {
+async fn apply(
+    t: &TestLadder,
+    tx: &mut crate::helpers::TestTx,
+    actor: &Actor,
+    kind: Kind,
+) -> Expected {
     let now = t.now();
     let carol = || user_named(t, "carol");
     let group = |name: &'static str| async move {
@@ -289,7 +293,7 @@ fn permission_event(grant: bool, target_type: &'static str, target_name: &'stati
     }
 }
 
-async fn max_event_id_in(tx: &mut Tx) -> i64 {
+async fn max_event_id_in(tx: &mut crate::helpers::TestTx) -> i64 {
     sqlx::query_scalar("select coalesce(max(audit_event_id), 0) from audit_events")
         .fetch_one(&mut **tx)
         .await
@@ -320,7 +324,7 @@ async fn every_kind_of_change_writes_one_event_and_a_rolled_back_one_writes_none
     for kind in ALL {
         // Rolled back: no event, and no other trace either.
         let before = t.fingerprint().await;
-        let mut tx = t.ladder.db.begin().await.unwrap();
+        let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
         let mark = max_event_id_in(&mut tx).await;
         apply(&t, &mut tx, &actor, kind).await;
         assert!(
@@ -335,7 +339,7 @@ async fn every_kind_of_change_writes_one_event_and_a_rolled_back_one_writes_none
         );
 
         // Committed: exactly one event, saying who did what to whom.
-        let mut tx = t.ladder.db.begin().await.unwrap();
+        let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
         let mark = max_event_id_in(&mut tx).await;
         let started = t.now();
         let want = apply(&t, &mut tx, &actor, kind).await;

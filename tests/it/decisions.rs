@@ -78,7 +78,7 @@ async fn refused_after(t: &TestLadder, change: impl AsyncFnOnce(&TestLadder, &Us
     // between the approver's reads and the write.
     let seniors = group(&t.ladder, "Senior Writers").await;
     let writers = group(&t.ladder, "Writers").await;
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     let granted = promotion_grant::grant_promotion(
         &mut tx,
         &Actor::user(erin, Source::Web),
@@ -101,7 +101,7 @@ async fn an_approval_is_refused_when_the_requester_was_deactivated_after_asking(
     refused_after(
         &t,
         async |t, alice| {
-            let mut tx = t.ladder.db.begin().await.unwrap();
+            let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
             users::set_active(&mut tx, &t.system(), alice, false, t.now())
                 .await
                 .unwrap();
@@ -121,7 +121,7 @@ async fn an_approval_is_refused_when_the_requester_joined_the_target_group_after
         &t,
         async |t, alice| {
             let seniors = group(&t.ladder, "Senior Writers").await;
-            let mut tx = t.ladder.db.begin().await.unwrap();
+            let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
             let added = groups::add_member(&mut tx, &t.system(), &seniors, alice, t.now())
                 .await
                 .unwrap();
@@ -142,7 +142,7 @@ async fn a_delegate_cannot_revoke_a_permission_they_do_not_hold(t: TestLadder) {
         .await;
     let before = t.fingerprint().await;
     let actor = Actor::user(editor, Source::Web);
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     let err = grants::revoke(
         &mut tx,
         &actor,
@@ -161,7 +161,7 @@ async fn a_delegate_cannot_revoke_a_permission_they_do_not_hold(t: TestLadder) {
     assert!(t.has_perm(&alice, "blog.publish_post").await);
 
     // What they do hold, they may take away.
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     let revoked = grants::revoke(
         &mut tx,
         &actor,

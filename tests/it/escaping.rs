@@ -155,7 +155,7 @@ async fn user_with_display_name(t: &TestLadder, name: &str, display_name: &str) 
         ),
         is_staff: false,
     };
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     let user = users::create(&mut tx, &t.system(), new, t.now())
         .await
         .unwrap();

@@ -227,7 +227,7 @@ impl TestLadder {
             ),
             is_staff: false,
         };
-        let mut tx = self.ladder.db.begin().await.unwrap();
+        let mut tx = crate::helpers::begin(&self.ladder.db).await.unwrap();
         let user = users::create(&mut tx, &self.system(), new, self.now())
             .await
             .unwrap();
@@ -236,7 +236,7 @@ impl TestLadder {
     }
 
     pub async fn superuser(&self, name: &str) -> User {
-        let mut tx = self.ladder.db.begin().await.unwrap();
+        let mut tx = crate::helpers::begin(&self.ladder.db).await.unwrap();
         let user = users::create_superuser(
             &mut tx,
             &self.system(),
@@ -257,7 +257,7 @@ impl TestLadder {
 
     /// A group holding `perms` (created unless it exists).
     pub async fn group(&self, name: &str, perms: &[&str]) -> Group {
-        let mut tx = self.ladder.db.begin().await.unwrap();
+        let mut tx = crate::helpers::begin(&self.ladder.db).await.unwrap();
         // `setup_tracks` already made the promotion track's groups (empty); reuse those.
         let group = match groups::find_by_name(&mut tx, name).await.unwrap() {
             Some(g) => g,
@@ -284,7 +284,7 @@ impl TestLadder {
     }
 
     pub async fn join(&self, user: &User, group: &Group) {
-        let mut tx = self.ladder.db.begin().await.unwrap();
+        let mut tx = crate::helpers::begin(&self.ladder.db).await.unwrap();
         groups::add_member(&mut tx, &self.system(), group, user, self.now())
             .await
             .unwrap();
@@ -292,7 +292,7 @@ impl TestLadder {
     }
 
     pub async fn grant(&self, user: &User, perms: &[&str]) {
-        let mut tx = self.ladder.db.begin().await.unwrap();
+        let mut tx = crate::helpers::begin(&self.ladder.db).await.unwrap();
         grants::grant(
             &mut tx,
             &self.system(),
@@ -697,5 +697,64 @@ impl WriteInline for ladder::db::Db {
             + 'static,
     {
         self.run(InTx(f))
+    }
+}
+
+/// A transaction a test opens, fills through domain functions and commits
+/// itself, on a pooled connection (Ladder's own writes go through `Db::run`).
+/// It takes the write lock up front on SQLite, as Ladder's writers do.
+pub struct TestTx(sqlx::Transaction<'static, sqlx::Any>);
+
+pub async fn begin(db: &ladder::db::Db) -> ladder::Result<TestTx> {
+    let conn = db.pool().acquire().await?;
+    let start = match db.backend() {
+        ladder::db::Backend::Sqlite => Some("begin immediate".into()),
+        ladder::db::Backend::Postgres => None,
+    };
+    Ok(TestTx(sqlx::Transaction::begin(conn, start).await?))
+}
+
+impl TestTx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.0.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.0.rollback().await
+    }
+}
+
+impl std::ops::Deref for TestTx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for TestTx {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.0
+    }
+}
+
+impl ladder::db::Sql for TestTx {
+    fn backend(&self) -> ladder::db::Backend {
+        ladder::db::Sql::backend(&*self.0)
+    }
+
+    fn execute<'a>(
+        &'a mut self,
+        sql: &'a str,
+        binds: Vec<ladder::db::Bind>,
+    ) -> futures_util::future::BoxFuture<'a, ladder::Result<u64>> {
+        ladder::db::Sql::execute(&mut *self.0, sql, binds)
+    }
+
+    fn fetch_rows<'a>(
+        &'a mut self,
+        sql: &'a str,
+        binds: Vec<ladder::db::Bind>,
+    ) -> futures_util::future::BoxFuture<'a, ladder::Result<Vec<ladder::db::Row>>> {
+        ladder::db::Sql::fetch_rows(&mut *self.0, sql, binds)
     }
 }

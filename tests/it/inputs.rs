@@ -134,7 +134,7 @@ async fn envelope(what: &str, response: Response, status: u16, code: &str) -> Va
 }
 
 async fn post_by(t: &TestLadder, author: &User, title: &str, published: bool) -> i64 {
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     let draft = Draft::parse(title, "Some words.").unwrap();
     let post_id = blog::create(&mut tx, author.user_id, &draft, t.now())
         .await

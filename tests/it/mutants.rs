@@ -88,7 +88,7 @@ async fn only_the_requester_and_the_tracks_active_approvers_see_a_request(mut t:
     demo(&mut t, |_| {}).await;
     let r = submit(&t.ladder, "alice", "Please").await.unwrap();
     let ed = user(&t.ladder, "ed").await;
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     users::set_active(&mut tx, &t.system(), &ed, false, t.now())
         .await
         .unwrap();
@@ -159,7 +159,7 @@ async fn only_an_approver_may_end_a_grant_early(mut t: TestLadder) {
         .await
         .unwrap();
     let bob = user(&t.ladder, "bob").await;
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     let err = transitions::end_grant(&t.ladder, &mut tx, &actor(&bob), Some(&bob), r.request_id)
         .await
         .unwrap_err();
@@ -169,7 +169,7 @@ async fn only_an_approver_may_end_a_grant_early(mut t: TestLadder) {
         "{err:?}"
     );
     assert_eq!(state_of(&t.ladder, r.request_id).await, "approved");
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     transitions::end_grant(&t.ladder, &mut tx, &actor(&erin), Some(&erin), r.request_id)
         .await
         .unwrap();
@@ -195,7 +195,7 @@ async fn a_time_bound_grant_is_not_warned_about_before_its_last_day(mut t: TestL
         .await
         .unwrap();
     let due = |ladder: Ladder| async move {
-        let mut tx = ladder.db.begin().await.unwrap();
+        let mut tx = crate::helpers::begin(&ladder.db).await.unwrap();
         let done = schedule::end_due_grants(&ladder, &mut tx).await.unwrap();
         tx.commit().await.unwrap();
         done
@@ -221,7 +221,7 @@ async fn expiring_a_request_that_is_no_longer_pending_changes_nothing(mut t: Tes
         .await
         .unwrap();
     let before = t.fingerprint().await;
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     let expired = transitions::expire(
         &t.ladder,
         &mut tx,

@@ -60,7 +60,7 @@ async fn an_inactive_superuser_has_nothing_and_an_active_one_holds_made_up_permi
         .execute(t.ladder.db.pool())
         .await
         .unwrap();
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     ladder::permissions::bump_epoch(&mut tx).await.unwrap();
     tx.commit().await.unwrap();
     assert!(!t.has_perm(&admin, "made.up").await);
@@ -125,7 +125,7 @@ async fn users_with_perm_finds_direct_group_and_superuser_holders_but_not_inacti
     t.grant(&direct, &["blog.publish_post"]).await;
     t.join(&grouped, &editors).await;
     t.join(&gone, &editors).await;
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     users::set_active(&mut tx, &t.system(), &gone, false, t.now())
         .await
         .unwrap();
@@ -146,7 +146,7 @@ async fn a_deactivated_user_loses_every_permission_on_the_next_check(t: TestLadd
     let alice = t.user("alice").await;
     t.grant(&alice, &["blog.add_post"]).await;
     assert!(t.has_perm(&alice, "blog.add_post").await);
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     users::set_active(&mut tx, &t.system(), &alice, false, t.now())
         .await
         .unwrap();
@@ -234,7 +234,7 @@ async fn a_change_user_holder_can_grant_what_they_hold(t: TestLadder) {
     let editor = delegate(&t).await;
     let alice = t.user("alice").await;
     let actor = Actor::user(editor, Source::Cli);
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     let changed = grants::grant(
         &mut tx,
         &actor,
@@ -254,7 +254,7 @@ async fn a_change_user_holder_cannot_grant_a_permission_they_lack(t: TestLadder)
     let alice = t.user("alice").await;
     let before = t.fingerprint().await;
     let actor = Actor::user(editor, Source::Cli);
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     let err = grants::grant(
         &mut tx,
         &actor,
@@ -288,7 +288,7 @@ async fn a_change_user_holder_cannot_add_someone_to_a_group_holding_more_than_th
     let before = t.fingerprint().await;
     let actor = Actor::user(editor, Source::Cli);
 
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     let err = groups::add_member(&mut tx, &actor, &seniors, &alice, t.now())
         .await
         .unwrap_err();
@@ -299,7 +299,7 @@ async fn a_change_user_holder_cannot_add_someone_to_a_group_holding_more_than_th
     );
     assert_eq!(t.fingerprint().await, before);
 
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     assert!(
         groups::add_member(&mut tx, &actor, &writers, &alice, t.now())
             .await
@@ -315,7 +315,7 @@ async fn only_the_superuser_may_grant_change_user_or_set_staff(t: TestLadder) {
     let before = t.fingerprint().await;
     let actor = Actor::user(editor.clone(), Source::Cli);
 
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     let err = grants::grant(
         &mut tx,
         &actor,
@@ -351,7 +351,7 @@ async fn only_the_superuser_may_grant_change_user_or_set_staff(t: TestLadder) {
 
     let admin = t.superuser("admin").await;
     let boss = Actor::user(admin, Source::Cli);
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     grants::grant(
         &mut tx,
         &boss,
@@ -371,7 +371,7 @@ async fn only_the_superuser_may_grant_change_user_or_set_staff(t: TestLadder) {
 async fn nobody_but_the_superuser_changes_their_own_permissions(t: TestLadder) {
     let editor = delegate(&t).await;
     let actor = Actor::user(editor.clone(), Source::Cli);
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     let err = grants::grant(
         &mut tx,
         &actor,
@@ -389,7 +389,7 @@ async fn nobody_but_the_superuser_changes_their_own_permissions(t: TestLadder) {
 
     let admin = t.superuser("admin").await;
     let boss = Actor::user(admin.clone(), Source::Cli);
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     grants::grant(
         &mut tx,
         &boss,
@@ -417,7 +417,7 @@ async fn a_user_without_change_user_cannot_grant_anything(t: TestLadder) {
     t.grant(&writer, &["blog.add_post"]).await;
     let alice = t.user("alice").await;
     let actor = Actor::user(writer, Source::Web);
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     let err = grants::grant(
         &mut tx,
         &actor,
@@ -435,7 +435,7 @@ async fn a_user_without_change_user_cannot_grant_anything(t: TestLadder) {
 
 async fn the_database_refuses_a_second_superuser(t: TestLadder) {
     t.superuser("admin").await;
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     let err = users::create_superuser(
         &mut tx,
         &t.system(),
@@ -469,7 +469,7 @@ async fn the_database_refuses_a_second_superuser(t: TestLadder) {
 async fn transfer_superuser_moves_the_flag_in_one_transaction(t: TestLadder) {
     let admin = t.superuser("admin").await;
     let bob = t.user("bob").await;
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     users::transfer_superuser(
         &mut tx,
         &Actor::user(admin.clone(), Source::Cli),
@@ -492,7 +492,7 @@ async fn every_change_writes_an_audit_event_and_a_rolled_back_change_writes_none
     let actor = Actor::user(admin, Source::Api);
     let events_before = t.count("audit_events").await;
 
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     grants::grant(
         &mut tx,
         &actor,
@@ -506,7 +506,7 @@ async fn every_change_writes_an_audit_event_and_a_rolled_back_change_writes_none
     assert_eq!(t.count("audit_events").await, events_before);
     assert!(!t.has_perm(&alice, "blog.add_post").await);
 
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     grants::grant(
         &mut tx,
         &actor,
@@ -602,7 +602,7 @@ async fn migrate_is_idempotent_and_picks_up_new_permissions_and_reports_removed_
 async fn granting_an_unknown_permission_names_it_and_changes_nothing(t: TestLadder) {
     let alice = t.user("alice").await;
     let before = t.fingerprint().await;
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     let err = grants::grant(
         &mut tx,
         &t.system(),
@@ -622,7 +622,7 @@ async fn granting_an_unknown_permission_names_it_and_changes_nothing(t: TestLadd
 
 async fn usernames_are_unique_regardless_of_case(t: TestLadder) {
     t.user("alice").await;
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     let err = users::create(
         &mut tx,
         &t.system(),

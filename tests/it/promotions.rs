@@ -752,7 +752,7 @@ async fn a_track_whose_approvers_lack_a_target_permission_is_refused(t: TestLadd
     };
     // The change that would break the track is refused, naming the track
     // (more in tests/it/tracks.rs).
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     let err = ladder::permissions::grants::grant(
         &mut tx,
         &t.system(),
@@ -805,7 +805,7 @@ async fn two_processes_draining_one_outbox_send_each_email_once(mut t: TestLadde
             s.mail = t.ladder.settings.mail.clone();
         })
         .await;
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     for i in 0..60 {
         let message = ladder::mail::Message::render(
             "grant_ended",
@@ -872,7 +872,7 @@ async fn a_decision_rechecks_that_the_requester_may_still_be_promoted(mut t: Tes
         )
     };
     let alice = user(&t.ladder, "alice").await;
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     groups::remove_member(&mut tx, &t.system(), &writers, &alice, t.now())
         .await
         .unwrap();
@@ -889,7 +889,7 @@ async fn a_decision_rechecks_that_the_requester_may_still_be_promoted(mut t: Tes
     // The grant itself tests eligibility as it writes, for a change that lands
     // between the approver's reads and the write transaction.
     let erin = user(&t.ladder, "erin").await;
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     let granted = promotion_grant::grant_promotion(
         &mut tx,
         &Actor::user(erin.clone(), Source::Web),
@@ -906,7 +906,7 @@ async fn a_decision_rechecks_that_the_requester_may_still_be_promoted(mut t: Tes
     assert!(!in_group(&t.ladder, "alice", "Senior Writers").await);
 
     // Back in Writers, the approval goes through and grants once.
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     groups::add_member(&mut tx, &t.system(), &writers, &alice, t.now())
         .await
         .unwrap();

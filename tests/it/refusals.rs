@@ -76,7 +76,7 @@ async fn a_refused_library_change_writes_nothing_even_when_the_caller_commits(t:
     let now = t.now();
     for case in 0..12 {
         let before = t.fingerprint().await;
-        let mut tx = t.ladder.db.begin().await.unwrap();
+        let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
         let what = match case {
             0 => {
                 let r = grants::grant(
@@ -178,7 +178,7 @@ async fn a_refused_library_change_writes_nothing_even_when_the_caller_commits(t:
 async fn a_refused_cli_change_writes_nothing_and_exits_2_naming_why(t: TestLadder) {
     cast(&t).await;
     let bob = t.user("bob").await;
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     users::set_active(&mut tx, &t.system(), &bob, false, t.now())
         .await
         .unwrap();
@@ -243,7 +243,7 @@ async fn a_refused_cli_change_writes_nothing_and_exits_2_naming_why(t: TestLadde
 async fn a_refused_admin_form_writes_nothing_and_says_why(t: TestLadder) {
     let c = cast(&t).await;
     // Staff, so the admin routes let the delegate in; the domain rules refuse.
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     users::set_staff(&mut tx, &t.system(), &c.editor, true, t.now())
         .await
         .unwrap();

@@ -37,7 +37,7 @@ async fn as_dora_set_password(t: &TestLadder, dora: &User, target: &User) -> Res
         .hash()
         .await
         .unwrap();
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     let target = t.reload(target).await;
     let actor = Actor::user(dora.clone(), Source::Cli);
     let done = users::set_password(&mut tx, &actor, &target, hash, t.now()).await;
@@ -53,7 +53,7 @@ async fn as_dora_set_active(
     target: &User,
     active: bool,
 ) -> Result<User, Error> {
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     let target = t.reload(target).await;
     let actor = Actor::user(dora.clone(), Source::Cli);
     let done = users::set_active(&mut tx, &actor, &target, active, t.now()).await;
@@ -119,7 +119,7 @@ async fn a_delegate_cannot_take_over_an_account_that_holds_more_than_they_do(t: 
     // An inactive account is one reactivation away from all it holds:
     // reactivating it, or setting its password first, is refused too.
     let root = Actor::user(t.superuser("root").await, Source::Cli);
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     users::set_active(&mut tx, &root, &tina, false, t.now())
         .await
         .unwrap();

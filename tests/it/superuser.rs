@@ -25,13 +25,13 @@ async fn superusers(t: &TestLadder) -> Vec<String> {
 async fn transfer_superuser_is_refused_for_an_inactive_target_and_changes_nothing(t: TestLadder) {
     let admin = t.superuser("admin").await;
     let bob = t.user("bob").await;
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     let bob = users::set_active(&mut tx, &t.system(), &bob, false, t.now())
         .await
         .unwrap();
     tx.commit().await.unwrap();
     let before = t.fingerprint().await;
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     let err = users::transfer_superuser(&mut tx, &Actor::user(admin, Source::Cli), &bob, t.now())
         .await
         .unwrap_err();

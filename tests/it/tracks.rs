@@ -50,7 +50,7 @@ async fn group_admin(t: &TestLadder, name: &str) -> User {
         password: Some(password),
         is_staff: true,
     };
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     let user = users::create(&mut tx, &t.system(), new, t.now())
         .await
         .unwrap();
@@ -70,7 +70,7 @@ async fn group_admin(t: &TestLadder, name: &str) -> User {
 
 async fn rename(t: &TestLadder, actor: &Actor, from: &str, to: &str) -> ladder::Result<()> {
     let g = group(&t.ladder, from).await;
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     group_changes::rename_group(&mut tx, actor, &g, &GroupName::parse(to).unwrap(), t.now())
         .await?;
     tx.commit().await.unwrap();
@@ -130,7 +130,7 @@ async fn only_the_superuser_may_rename_or_delete_a_group_a_track_is_bound_to(t: 
             "{err}"
         );
         let g = group(&t.ladder, name).await;
-        let mut tx = t.ladder.db.begin().await.unwrap();
+        let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
         let err = group_changes::delete_group(&mut tx, &as_mallory, &g, t.now())
             .await
             .unwrap_err();
@@ -274,7 +274,7 @@ async fn a_start_creates_no_group_and_only_migrate_does_and_says_so(t: TestLadde
 
     // A deleted group is gone for the track too; migrate makes a new one and says so.
     let reviewers = group(&t.ladder, "Reviewers").await;
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     group_changes::delete_group(&mut tx, &system, &reviewers, t.now())
         .await
         .unwrap();
@@ -301,7 +301,7 @@ async fn a_group_change_that_breaks_a_tracks_rule_is_refused_naming_the_track(t:
         (&seniors, "auth.view_group", true),
         (&editors, "blog.publish_post", false),
     ] {
-        let mut tx = t.ladder.db.begin().await.unwrap();
+        let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
         let perms = names(&[perm]);
         let outcome = if grant {
             grants::grant(
@@ -356,7 +356,7 @@ async fn a_group_change_that_breaks_a_tracks_rule_is_refused_naming_the_track(t:
     assert_eq!(t.fingerprint().await, before);
 
     // Giving the approvers the permission first makes the same grant fine.
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     let perms = names(&["auth.view_group"]);
     grants::grant(
         &mut tx,
@@ -414,7 +414,7 @@ async fn a_broken_track_pauses_approvals_until_the_groups_are_fixed_without_a_re
 
     // Fixing the groups reopens the track at once, in the running process.
     let editors = group(&next, "Editors").await;
-    let mut tx = next.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&next.db).await.unwrap();
     grants::grant(
         &mut tx,
         &t.system(),

@@ -122,7 +122,7 @@ pub fn assert_security_headers(what: &str, headers: &HeaderMap) {
 }
 
 pub async fn post_by(t: &TestLadder, author: &User, title: &str, published: bool) -> i64 {
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     let draft = Draft::parse(title, "Some words.").unwrap();
     let post_id = blog::create(&mut tx, author.user_id, &draft, t.now())
         .await
@@ -136,7 +136,7 @@ pub async fn post_by(t: &TestLadder, author: &User, title: &str, published: bool
 
 /// Staff, set by the superuser's rule through the system actor.
 pub async fn make_staff(t: &TestLadder, user: &User) {
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     users::set_staff(&mut tx, &t.system(), user, true, t.now())
         .await
         .unwrap();
@@ -145,7 +145,7 @@ pub async fn make_staff(t: &TestLadder, user: &User) {
 
 pub async fn set_active(t: &TestLadder, user: &User, active: bool) {
     let current = t.reload(user).await;
-    let mut tx = t.ladder.db.begin().await.unwrap();
+    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     users::set_active(&mut tx, &t.system(), &current, active, t.now())
         .await
         .unwrap();
