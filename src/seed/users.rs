@@ -152,7 +152,7 @@ async fn seed_in(
     let mut group_ids = Vec::with_capacity(GROUPS.len());
     let mut made = Vec::with_capacity(GROUPS.len());
     for (name, _) in GROUPS {
-        let (group, created) = groups::find_or_create(&mut tx, &system, name, now).await?;
+        let (group, created) = groups::find_or_create(&mut *tx, &system, name, now).await?;
         if created {
             report.created_groups.push(group.name.clone());
         }
@@ -164,19 +164,26 @@ async fn seed_in(
     // last) first: a track's approvers must already hold what approval grants.
     let mut granted = Vec::new();
     for ((name, _), group) in GROUPS.iter().zip(&made).rev() {
-        if permissions::catalog::of_group(&mut tx, group.group_id)
+        if permissions::catalog::of_group(&mut *tx, group.group_id)
             .await?
             .is_empty()
         {
             let perms = demo::permissions_of(name)?;
-            grants::grant(&mut tx, &system, grants::Grantee::Group(group), &perms, now).await?;
+            grants::grant(
+                &mut *tx,
+                &system,
+                grants::Grantee::Group(group),
+                &perms,
+                now,
+            )
+            .await?;
             granted.push(group.name.clone());
         }
     }
     granted.reverse();
     report.granted_groups = granted;
     let direct_perm_id =
-        permissions::catalog::resolve(&mut tx, &[PermissionName::parse(DIRECT_PERM)?]).await?[0]
+        permissions::catalog::resolve(&mut *tx, &[PermissionName::parse(DIRECT_PERM)?]).await?[0]
             .permission_id;
 
     // Names already taken, so generation never proposes one twice. ON CONFLICT
@@ -275,7 +282,7 @@ async fn seed_in(
         progress(report.users);
     }
 
-    permissions::bump_epoch(&mut tx).await?;
+    permissions::bump_epoch(&mut *tx).await?;
     audit::record(
         &mut *tx,
         &system,
