@@ -3,7 +3,7 @@
 use crate::{
     Result,
     accounts::User,
-    db::Conn,
+    db::Sql,
     permissions::{EffectivePermissions, effective},
 };
 
@@ -64,11 +64,11 @@ impl Actor {
 
     /// Reads the actor's effective permissions inside the caller's transaction,
     /// never from a cache: a delegation decision must see the latest grants.
-    pub async fn permissions(&self, conn: &mut Conn) -> Result<ActorPermissions> {
+    pub async fn permissions(&self, sql: &mut dyn Sql) -> Result<ActorPermissions> {
         match &self.user {
             None => Ok(ActorPermissions::System),
             Some(user) => Ok(ActorPermissions::User(
-                effective::load(conn, user.user_id).await?,
+                effective::load(sql, user.user_id).await?,
             )),
         }
     }

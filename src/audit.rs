@@ -1,14 +1,12 @@
 //! The append-only audit log. Every change is recorded in the transaction
 //! that makes it, so the log and the data never disagree.
 
-use sqlx::FromRow;
-
 use crate::{
     Result,
     accounts::{Group, User},
     actor::Actor,
     binds,
-    db::{Conn, Writer},
+    db::Sql,
 };
 
 /// One event to record.
@@ -57,8 +55,8 @@ impl AuditEntry {
     }
 }
 
-pub async fn record(w: &mut dyn Writer, actor: &Actor, entry: AuditEntry, now: i64) -> Result<()> {
-    w.execute(
+pub async fn record(sql: &mut dyn Sql, actor: &Actor, entry: AuditEntry, now: i64) -> Result<()> {
+    sql.execute(
         "insert into audit_events (actor_id, actor_name, action, target_type, target_id, \
          target_name, before_state, after_state, source, created_at) \
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -79,7 +77,7 @@ pub async fn record(w: &mut dyn Writer, actor: &Actor, entry: AuditEntry, now: i
     Ok(())
 }
 
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct AuditEvent {
     pub audit_event_id: i64,
     pub actor_id: Option<i64>,
@@ -93,6 +91,20 @@ pub struct AuditEvent {
     pub source: String,
     pub created_at: i64,
 }
+
+crate::from_row!(AuditEvent {
+    audit_event_id,
+    actor_id,
+    actor_name,
+    action,
+    target_type,
+    target_id,
+    target_name,
+    before_state,
+    after_state,
+    source,
+    created_at,
+});
 
 #[derive(Debug, Default, Clone)]
 pub struct AuditFilter {
@@ -114,8 +126,8 @@ pub struct AuditFilter {
 }
 
 /// Newest first. Each filter is optional; `$n is null` lets one statement serve all combinations.
-pub async fn list(conn: &mut Conn, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
-    Ok(sqlx::query_as(
+pub async fn list(sql: &mut dyn Sql, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
+    sql.fetch_all(
         "select audit_event_id, actor_id, actor_name, action, target_type, target_id, target_name, \
          before_state, after_state, source, created_at from audit_events \
          where ($1 is null or actor_id = $1 or (target_type = 'user' and target_id = $1)) \
@@ -126,32 +138,31 @@ pub async fn list(conn: &mut Conn, filter: &AuditFilter) -> Result<Vec<AuditEven
            and ($6 is null or created_at >= $6) \
            and ($7 is null or created_at < $7) \
          order by audit_event_id desc limit $8",
+        binds![
+            filter.user_id,
+            filter.before_id,
+            filter.actor.clone(),
+            filter.target.clone(),
+            filter.action.clone(),
+            filter.since,
+            filter.until,
+            filter.limit,
+        ],
     )
-    .bind(filter.user_id)
-    .bind(filter.before_id)
-    .bind(filter.actor.clone())
-    .bind(filter.target.clone())
-    .bind(filter.action.clone())
-    .bind(filter.since)
-    .bind(filter.until)
-    .bind(filter.limit)
-    .fetch_all(conn)
-    .await?)
+    .await
 }
 
 /// Every event about one target (e.g. a promotion request), oldest first.
 pub async fn for_target(
-    conn: &mut Conn,
+    sql: &mut dyn Sql,
     target_type: &str,
     target_id: i64,
 ) -> Result<Vec<AuditEvent>> {
-    Ok(sqlx::query_as(
+    sql.fetch_all(
         "select audit_event_id, actor_id, actor_name, action, target_type, target_id, target_name, \
          before_state, after_state, source, created_at from audit_events \
          where target_type = $1 and target_id = $2 order by audit_event_id",
+        binds![target_type, target_id],
     )
-    .bind(target_type)
-    .bind(target_id)
-    .fetch_all(conn)
-    .await?)
+    .await
 }

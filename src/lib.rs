@@ -76,7 +76,7 @@ impl Ladder {
         db.migrate().await?;
         let secret = {
             let mut conn = db.write_conn().await?;
-            secret::ServerSecret::load(&mut conn, &settings.server.secret_key, clock.now()).await?
+            secret::ServerSecret::load(&mut *conn, &settings.server.secret_key, clock.now()).await?
         };
         let tracks = promotions::Track::parse_all(&settings.promotions)
             .map_err(|e| Error::invalid("promotions", e))?;

@@ -9,7 +9,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::{Error, Result, db::Conn};
+use crate::{Error, Result, binds, db::Sql};
 
 /// At least this many characters for a configured key.
 pub const MIN_KEY_CHARS: usize = 32;
@@ -27,7 +27,7 @@ impl std::fmt::Debug for ServerSecret {
 
 impl ServerSecret {
     /// The configured key, or the one stored in the database (made now if none is).
-    pub async fn load(conn: &mut Conn, configured: &str, now: i64) -> Result<ServerSecret> {
+    pub async fn load(sql: &mut dyn Sql, configured: &str, now: i64) -> Result<ServerSecret> {
         if !configured.is_empty() {
             if configured.chars().count() < MIN_KEY_CHARS {
                 return Err(Error::invalid(
@@ -39,20 +39,18 @@ impl ServerSecret {
         }
         let fresh = random_hex(32);
         // Two instances starting at once: the first insert wins, both read it.
-        sqlx::query(
+        sql.execute(
             "insert into instance_secrets (name, value, created_at) values ($1, $2, $3) \
              on conflict (name) do nothing",
+            binds!["server", &fresh, now],
         )
-        .bind("server")
-        .bind(&fresh)
-        .bind(now)
-        .execute(&mut *conn)
         .await?;
-        let stored: String =
-            sqlx::query_scalar("select value from instance_secrets where name = $1")
-                .bind("server")
-                .fetch_one(&mut *conn)
-                .await?;
+        let stored: String = sql
+            .fetch_one(
+                "select value from instance_secrets where name = $1",
+                binds!["server"],
+            )
+            .await?;
         Ok(ServerSecret::from_key(&stored))
     }
 

@@ -4,14 +4,14 @@
 use std::fmt;
 
 use serde_json::json;
-use sqlx::FromRow;
 
 use super::User;
 use crate::{
     Error, Result,
     actor::{Actor, ActorPermissions},
     audit::{self, AuditEntry},
-    db::{Conn, Writer},
+    binds,
+    db::Sql,
     permissions::{self, PermissionName, delegation::Change},
 };
 
@@ -51,15 +51,21 @@ impl fmt::Display for GroupName {
     }
 }
 
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct Group {
     pub group_id: i64,
     pub name: String,
     pub created_at: i64,
 }
 
+crate::from_row!(Group {
+    group_id,
+    name,
+    created_at,
+});
+
 /// A group with its member count, for listings.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct GroupSummary {
     pub group_id: i64,
     pub name: String,
@@ -67,93 +73,98 @@ pub struct GroupSummary {
     pub permissions: i64,
 }
 
-pub async fn find_by_name(conn: &mut Conn, name: &str) -> Result<Option<Group>> {
-    Ok(
-        sqlx::query_as("select group_id, name, created_at from groups where name = $1")
-            .bind(name.trim())
-            .fetch_optional(conn)
-            .await?,
+crate::from_row!(GroupSummary {
+    group_id,
+    name,
+    members,
+    permissions,
+});
+
+pub async fn find_by_name(sql: &mut dyn Sql, name: &str) -> Result<Option<Group>> {
+    sql.fetch_optional(
+        "select group_id, name, created_at from groups where name = $1",
+        binds![name.trim()],
     )
+    .await
 }
 
 /// The group named `name`, created (with no permissions) when there is none;
 /// the flag says whether it was created.
 pub async fn find_or_create(
-    conn: &mut Conn,
+    sql: &mut dyn Sql,
     actor: &Actor,
     name: &str,
     now: i64,
 ) -> Result<(Group, bool)> {
-    if let Some(group) = find_by_name(conn, name).await? {
+    if let Some(group) = find_by_name(sql, name).await? {
         return Ok((group, false));
     }
     Ok((
-        create(conn, actor, &GroupName::parse(name)?, now).await?,
+        create(sql, actor, &GroupName::parse(name)?, now).await?,
         true,
     ))
 }
 
-pub async fn get_by_name(conn: &mut Conn, name: &str) -> Result<Group> {
-    find_by_name(conn, name)
+pub async fn get_by_name(sql: &mut dyn Sql, name: &str) -> Result<Group> {
+    find_by_name(sql, name)
         .await?
         .ok_or_else(|| Error::NotFound(format!("group {:?}", name.trim())))
 }
 
-pub async fn list(conn: &mut Conn) -> Result<Vec<GroupSummary>> {
-    Ok(sqlx::query_as(
+pub async fn list(sql: &mut dyn Sql) -> Result<Vec<GroupSummary>> {
+    sql.fetch_all(
         "select g.group_id, g.name, \
            (select count(*) from user_groups ug where ug.group_id = g.group_id) as members, \
            (select count(*) from group_permissions gp where gp.group_id = g.group_id) as permissions \
          from groups g order by g.name",
+        binds![],
     )
-    .fetch_all(conn)
-    .await?)
+    .await
 }
 
 /// Every group's name, sorted; cheap enough for every page (no member counts).
-pub async fn names(conn: &mut Conn) -> Result<Vec<String>> {
-    Ok(sqlx::query_scalar("select name from groups order by name")
-        .fetch_all(conn)
-        .await?)
+pub async fn names(sql: &mut dyn Sql) -> Result<Vec<String>> {
+    sql.fetch_all("select name from groups order by name", binds![])
+        .await
 }
 
 /// Usernames of the group's members, sorted.
-pub async fn member_names(conn: &mut Conn, group_id: i64) -> Result<Vec<String>> {
-    Ok(sqlx::query_scalar(
+pub async fn member_names(sql: &mut dyn Sql, group_id: i64) -> Result<Vec<String>> {
+    sql.fetch_all(
         "select u.username from user_groups ug join users u on u.user_id = ug.user_id \
          where ug.group_id = $1 order by u.username_key",
+        binds![group_id],
     )
-    .bind(group_id)
-    .fetch_all(conn)
-    .await?)
+    .await
 }
 
-pub async fn is_member(conn: &mut Conn, user_id: i64, group_id: i64) -> Result<bool> {
-    let found: Option<i64> =
-        sqlx::query_scalar("select 1 from user_groups where user_id = $1 and group_id = $2")
-            .bind(user_id)
-            .bind(group_id)
-            .fetch_optional(conn)
-            .await?;
+pub async fn is_member(sql: &mut dyn Sql, user_id: i64, group_id: i64) -> Result<bool> {
+    let found = sql
+        .fetch_i64(
+            "select 1 from user_groups where user_id = $1 and group_id = $2",
+            binds![user_id, group_id],
+        )
+        .await?;
     Ok(found.is_some())
 }
 
 /// Creates a group; needs `auth.add_group`. A duplicate name is a conflict.
-pub async fn create(conn: &mut Conn, actor: &Actor, name: &GroupName, now: i64) -> Result<Group> {
-    let actor_perms = actor.permissions(conn).await?;
+pub async fn create(sql: &mut dyn Sql, actor: &Actor, name: &GroupName, now: i64) -> Result<Group> {
+    let actor_perms = actor.permissions(sql).await?;
     permissions::delegation::authorize(&actor_perms, &Change::CreateGroup)?;
-    let group: Group = sqlx::query_as(
-        "insert into groups (name, created_at) values ($1, $2) returning group_id, name, created_at",
-    )
-    .bind(name.as_str())
-    .bind(now)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(|e| {
-        Error::from(e).on_duplicate(|| Error::Conflict(format!("group {:?} already exists", name.as_str())))
-    })?;
+    let group: Group = sql
+        .fetch_one(
+            "insert into groups (name, created_at) values ($1, $2) returning group_id, name, created_at",
+            binds![name.as_str(), now],
+        )
+        .await
+        .map_err(|e| {
+            e.on_duplicate(|| {
+                Error::Conflict(format!("group {:?} already exists", name.as_str()))
+            })
+        })?;
     audit::record(
-        conn,
+        sql,
         actor,
         AuditEntry::group("group.create", &group).after(json!({ "name": group.name })),
         now,
@@ -162,33 +173,31 @@ pub async fn create(conn: &mut Conn, actor: &Actor, name: &GroupName, now: i64) 
     Ok(group)
 }
 
-pub async fn find_by_id(conn: &mut Conn, group_id: i64) -> Result<Option<Group>> {
-    Ok(
-        sqlx::query_as("select group_id, name, created_at from groups where group_id = $1")
-            .bind(group_id)
-            .fetch_optional(conn)
-            .await?,
+pub async fn find_by_id(sql: &mut dyn Sql, group_id: i64) -> Result<Option<Group>> {
+    sql.fetch_optional(
+        "select group_id, name, created_at from groups where group_id = $1",
+        binds![group_id],
     )
+    .await
 }
 
-pub async fn get_by_id(conn: &mut Conn, group_id: i64) -> Result<Group> {
-    find_by_id(conn, group_id)
+pub async fn get_by_id(sql: &mut dyn Sql, group_id: i64) -> Result<Group> {
+    find_by_id(sql, group_id)
         .await?
         .ok_or_else(|| Error::NotFound("That group".into()))
 }
 
-pub async fn member_count(conn: &mut Conn, group_id: i64) -> Result<i64> {
-    Ok(
-        sqlx::query_scalar("select count(*) from user_groups where group_id = $1")
-            .bind(group_id)
-            .fetch_one(conn)
-            .await?,
+pub async fn member_count(sql: &mut dyn Sql, group_id: i64) -> Result<i64> {
+    sql.fetch_one(
+        "select count(*) from user_groups where group_id = $1",
+        binds![group_id],
     )
+    .await
 }
 
 /// Members whose username contains `search` (all when empty), by username, at most `limit`.
 pub async fn members(
-    conn: &mut Conn,
+    sql: &mut dyn Sql,
     group_id: i64,
     search: &str,
     limit: i64,
@@ -197,18 +206,15 @@ pub async fn members(
         "%{}%",
         crate::accounts::username_key(search).replace(['%', '_'], "")
     );
-    Ok(sqlx::query_as(
+    sql.fetch_all(
         "select u.user_id, u.username, u.email, u.display_name, u.password_hash, u.is_active, \
                 u.is_staff, u.is_superuser, u.last_login, u.created_at \
            from user_groups ug join users u on u.user_id = ug.user_id \
           where ug.group_id = $1 and u.username_key like $2 \
           order by u.username_key limit $3",
+        binds![group_id, pattern, limit],
     )
-    .bind(group_id)
-    .bind(pattern)
-    .bind(limit)
-    .fetch_all(conn)
-    .await?)
+    .await
 }
 
 /// A further rule a rename or delete must pass once the delegation rule has,
@@ -220,32 +226,30 @@ pub type Guard<'a> = &'a (dyn Fn(&ActorPermissions) -> Result<()> + Sync);
 /// Renames a group; needs `auth.change_group`, then `guard`. Callers go
 /// through `promotions::group_changes::rename_group`.
 pub(crate) async fn rename(
-    conn: &mut Conn,
+    sql: &mut dyn Sql,
     actor: &Actor,
     group: &Group,
     name: &GroupName,
     now: i64,
     guard: Guard<'_>,
 ) -> Result<Group> {
-    let actor_perms = actor.permissions(conn).await?;
+    let actor_perms = actor.permissions(sql).await?;
     permissions::delegation::authorize(&actor_perms, &Change::RenameGroup)?;
     guard(&actor_perms)?;
-    sqlx::query("update groups set name = $1 where group_id = $2")
-        .bind(name.as_str())
-        .bind(group.group_id)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| {
-            Error::from(e).on_duplicate(|| {
-                Error::Conflict(format!("group {:?} already exists", name.as_str()))
-            })
-        })?;
+    sql.execute(
+        "update groups set name = $1 where group_id = $2",
+        binds![name.as_str(), group.group_id],
+    )
+    .await
+    .map_err(|e| {
+        e.on_duplicate(|| Error::Conflict(format!("group {:?} already exists", name.as_str())))
+    })?;
     let renamed = Group {
         name: name.as_str().to_string(),
         ..group.clone()
     };
     audit::record(
-        conn,
+        sql,
         actor,
         AuditEntry::group("group.rename", &renamed)
             .before(json!({ "name": group.name }))
@@ -260,18 +264,18 @@ pub(crate) async fn rename(
 /// and, like any revocation, every permission the group holds; then `guard`.
 /// Callers go through `promotions::group_changes::delete_group`.
 pub(crate) async fn delete(
-    conn: &mut Conn,
+    sql: &mut dyn Sql,
     actor: &Actor,
     group: &Group,
     now: i64,
     guard: Guard<'_>,
 ) -> Result<()> {
-    let group_perms: Vec<PermissionName> = permissions::catalog::of_group(conn, group.group_id)
+    let group_perms: Vec<PermissionName> = permissions::catalog::of_group(sql, group.group_id)
         .await?
         .into_iter()
         .map(|p| p.name())
         .collect();
-    let actor_perms = actor.permissions(conn).await?;
+    let actor_perms = actor.permissions(sql).await?;
     permissions::delegation::authorize(
         &actor_perms,
         &Change::DeleteGroup {
@@ -280,23 +284,26 @@ pub(crate) async fn delete(
         },
     )?;
     guard(&actor_perms)?;
-    let members = member_names(conn, group.group_id).await?;
-    sqlx::query("delete from user_groups where group_id = $1")
-        .bind(group.group_id)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("delete from group_permissions where group_id = $1")
-        .bind(group.group_id)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("delete from groups where group_id = $1")
-        .bind(group.group_id)
-        .execute(&mut *conn)
-        .await?;
-    permissions::bump_epoch(conn).await?;
+    let members = member_names(sql, group.group_id).await?;
+    sql.execute(
+        "delete from user_groups where group_id = $1",
+        binds![group.group_id],
+    )
+    .await?;
+    sql.execute(
+        "delete from group_permissions where group_id = $1",
+        binds![group.group_id],
+    )
+    .await?;
+    sql.execute(
+        "delete from groups where group_id = $1",
+        binds![group.group_id],
+    )
+    .await?;
+    permissions::bump_epoch(sql).await?;
     let names: Vec<&str> = group_perms.iter().map(PermissionName::as_str).collect();
     audit::record(
-        conn,
+        sql,
         actor,
         AuditEntry::group("group.delete", group)
             .before(json!({ "name": group.name, "members": members, "permissions": names })),
@@ -310,28 +317,28 @@ pub(crate) async fn delete(
 /// permission of the group, so the actor must hold them all.
 /// Returns false when the user was already a member.
 pub async fn add_member(
-    conn: &mut Conn,
+    sql: &mut dyn Sql,
     actor: &Actor,
     group: &Group,
     user: &User,
     now: i64,
 ) -> Result<bool> {
-    change_membership(conn, actor, group, user, true, now).await
+    change_membership(sql, actor, group, user, true, now).await
 }
 
 /// Removes `user` from `group`; returns false when they were not a member.
 pub async fn remove_member(
-    conn: &mut Conn,
+    sql: &mut dyn Sql,
     actor: &Actor,
     group: &Group,
     user: &User,
     now: i64,
 ) -> Result<bool> {
-    change_membership(conn, actor, group, user, false, now).await
+    change_membership(sql, actor, group, user, false, now).await
 }
 
 async fn change_membership(
-    conn: &mut Conn,
+    sql: &mut dyn Sql,
     actor: &Actor,
     group: &Group,
     user: &User,
@@ -344,7 +351,7 @@ async fn change_membership(
         add,
         request_id: None,
     };
-    write_membership(conn, actor, membership, now).await
+    write_membership(sql, actor, membership, now).await
 }
 
 /// One membership change; `request_id` marks one made by a promotion.
@@ -358,13 +365,13 @@ pub(super) struct Membership<'a> {
 /// Authorises and writes a membership change: the delegation rule for a
 /// promotion needs only the group's permissions; otherwise auth.change_user too.
 pub(super) async fn write_membership(
-    conn: &mut Conn,
+    sql: &mut dyn Sql,
     actor: &Actor,
     m: Membership<'_>,
     now: i64,
 ) -> Result<bool> {
-    let group_perms = perms_of(conn, m.group).await?;
-    let actor_perms = actor.permissions(conn).await?;
+    let group_perms = perms_of(sql, m.group).await?;
+    let actor_perms = actor.permissions(sql).await?;
     let change = match m.request_id {
         Some(_) => Change::PromotionGrant {
             group: &m.group.name,
@@ -378,34 +385,29 @@ pub(super) async fn write_membership(
     };
     permissions::delegation::authorize(&actor_perms, &change)?;
     let changed = if m.add {
-        sqlx::query(
+        sql.execute(
             "insert into user_groups (user_id, group_id, created_at) values ($1, $2, $3) \
              on conflict do nothing",
+            binds![m.user.user_id, m.group.group_id, now],
         )
-        .bind(m.user.user_id)
-        .bind(m.group.group_id)
-        .bind(now)
-        .execute(&mut *conn)
         .await?
-        .rows_affected()
     } else {
-        sqlx::query("delete from user_groups where user_id = $1 and group_id = $2")
-            .bind(m.user.user_id)
-            .bind(m.group.group_id)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected()
+        sql.execute(
+            "delete from user_groups where user_id = $1 and group_id = $2",
+            binds![m.user.user_id, m.group.group_id],
+        )
+        .await?
     };
     if changed == 0 {
         return Ok(false);
     }
-    permissions::bump_user(conn, m.user.user_id).await?;
-    record_membership(conn, actor, &m, now).await?;
+    permissions::bump_user(sql, m.user.user_id).await?;
+    record_membership(sql, actor, &m, now).await?;
     Ok(true)
 }
 
-pub(super) async fn perms_of(conn: &mut Conn, group: &Group) -> Result<Vec<PermissionName>> {
-    Ok(permissions::catalog::of_group(conn, group.group_id)
+pub(super) async fn perms_of(sql: &mut dyn Sql, group: &Group) -> Result<Vec<PermissionName>> {
+    Ok(permissions::catalog::of_group(sql, group.group_id)
         .await?
         .into_iter()
         .map(|p| p.name())
@@ -413,7 +415,7 @@ pub(super) async fn perms_of(conn: &mut Conn, group: &Group) -> Result<Vec<Permi
 }
 
 pub(super) async fn record_membership(
-    w: &mut dyn Writer,
+    sql: &mut dyn Sql,
     actor: &Actor,
     m: &Membership<'_>,
     now: i64,
@@ -428,7 +430,7 @@ pub(super) async fn record_membership(
         after["promotion_request"] = json!(id);
     }
     audit::record(
-        w,
+        sql,
         actor,
         AuditEntry::user(action, m.user)
             .before(json!({ "group": m.group.name, "member": !m.add }))

@@ -10,7 +10,7 @@ use crate::{
     Result,
     actor::Actor,
     binds,
-    db::{Conn, Writer},
+    db::Sql,
     permissions::{self, delegation::Change},
 };
 
@@ -18,7 +18,7 @@ use crate::{
 /// (the deciding approver, or Ladder's scheduler) needs no auth.change_user but
 /// must hold every permission of the group. Returns false when nothing changed.
 pub async fn change_membership_for_promotion(
-    conn: &mut Conn,
+    sql: &mut dyn Sql,
     actor: &Actor,
     group: &Group,
     user: &User,
@@ -32,15 +32,15 @@ pub async fn change_membership_for_promotion(
         add,
         request_id: Some(request_id),
     };
-    write_membership(conn, actor, membership, now).await
+    write_membership(sql, actor, membership, now).await
 }
 
 /// The first half of a promotion's grant, read before its write transaction
 /// (so that, on SQLite, the write turn lasts only as long as the writes): the
 /// delegation rule, that `actor` holds every permission of `group`.
-pub async fn authorize_promotion(conn: &mut Conn, actor: &Actor, group: &Group) -> Result<()> {
-    let group_perms = perms_of(conn, group).await?;
-    let actor_perms = actor.permissions(conn).await?;
+pub async fn authorize_promotion(sql: &mut dyn Sql, actor: &Actor, group: &Group) -> Result<()> {
+    let group_perms = perms_of(sql, group).await?;
+    let actor_perms = actor.permissions(sql).await?;
     permissions::delegation::authorize(
         &actor_perms,
         &Change::PromotionGrant {
@@ -58,7 +58,7 @@ pub async fn authorize_promotion(conn: &mut Conn, actor: &Actor, group: &Group) 
 /// again here at write time so that a change made since the check cannot
 /// slip through; a change to the rule changes both.
 pub async fn grant_promotion(
-    w: &mut dyn Writer,
+    sql: &mut dyn Sql,
     actor: &Actor,
     group: &Group,
     from_group_id: i64,
@@ -66,7 +66,7 @@ pub async fn grant_promotion(
     request_id: i64,
     now: i64,
 ) -> Result<bool> {
-    let added = w
+    let added = sql
         .execute(
             "insert into user_groups (user_id, group_id, created_at) \
              select u.user_id, $2, $3 from users u where u.user_id = $1 and u.is_active = $4 \
@@ -78,13 +78,13 @@ pub async fn grant_promotion(
     if added == 0 {
         return Ok(false);
     }
-    permissions::bump_user(w, user.user_id).await?;
+    permissions::bump_user(sql, user.user_id).await?;
     let m = Membership {
         group,
         user,
         add: true,
         request_id: Some(request_id),
     };
-    record_membership(w, actor, &m, now).await?;
+    record_membership(sql, actor, &m, now).await?;
     Ok(true)
 }

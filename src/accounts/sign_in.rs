@@ -4,8 +4,8 @@ use std::sync::LazyLock;
 
 use super::{User, password, users};
 use crate::{
-    Result,
-    db::{Conn, Db},
+    Result, binds,
+    db::{Db, Sql},
 };
 
 /// A hash to verify against when the username is unknown, so that an unknown
@@ -35,11 +35,12 @@ pub async fn authenticate(db: &Db, username: &str, pw: &str, now: i64) -> Result
         return Ok(None);
     };
     let mut tx = db.begin().await?;
-    sqlx::query("update users set last_login = $1 where user_id = $2")
-        .bind(now)
-        .bind(user.user_id)
-        .execute(&mut *tx)
-        .await?;
+    Sql::execute(
+        &mut tx,
+        "update users set last_login = $1 where user_id = $2",
+        binds![now, user.user_id],
+    )
+    .await?;
     tx.commit().await?;
     Ok(Some(User {
         last_login: Some(now),
@@ -68,7 +69,7 @@ pub enum LoginLimit {
 /// Counts a sign-in attempt by `address` for `username_key`, per address and
 /// username together, per address, and per username; see `LoginLimit`.
 pub async fn login_limit(
-    conn: &mut Conn,
+    sql: &mut dyn Sql,
     address: &str,
     username_key: &str,
     per_minute: u32,
@@ -84,11 +85,11 @@ pub async fn login_limit(
             per_minute.saturating_mul(ADDRESS_FACTOR),
         ),
     ];
-    if let Some(wait) = over_limit(conn, &hard, now).await? {
+    if let Some(wait) = over_limit(sql, &hard, now).await? {
         return Ok(LoginLimit::Blocked(wait));
     }
-    let soft = over_limit(conn, &[(user.as_str(), per_minute)], now).await?;
-    record(conn, &[&pair, &address_key, &user], now).await?;
+    let soft = over_limit(sql, &[(user.as_str(), per_minute)], now).await?;
+    record(sql, &[&pair, &address_key, &user], now).await?;
     Ok(soft.map_or(LoginLimit::Open, LoginLimit::UsernameOnly))
 }
 
@@ -96,34 +97,33 @@ pub async fn login_limit(
 /// username) and says how long to wait if any key is over `per_minute`.
 /// Counted in the database, so the limit holds across instances.
 pub async fn rate_limit(
-    conn: &mut Conn,
+    sql: &mut dyn Sql,
     keys: &[String],
     per_minute: u32,
     now: i64,
 ) -> Result<Option<u64>> {
     let limits: Vec<(&str, u32)> = keys.iter().map(|k| (k.as_str(), per_minute)).collect();
-    if let Some(wait) = over_limit(conn, &limits, now).await? {
+    if let Some(wait) = over_limit(sql, &limits, now).await? {
         return Ok(Some(wait));
     }
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-    record(conn, &keys, now).await?;
+    record(sql, &keys, now).await?;
     Ok(None)
 }
 
 /// The longest wait among the keys that reached their limit in the last minute.
-async fn over_limit(conn: &mut Conn, limits: &[(&str, u32)], now: i64) -> Result<Option<u64>> {
+async fn over_limit(sql: &mut dyn Sql, limits: &[(&str, u32)], now: i64) -> Result<Option<u64>> {
     let window_start = now - 60;
     let mut wait = None;
     for (key, per_minute) in limits {
         let per_minute = (*per_minute).max(1) as usize;
-        let recent: Vec<i64> = sqlx::query_scalar(
-            "select created_at from login_attempts where attempt_key = $1 and created_at > $2 \
-             order by created_at",
-        )
-        .bind(*key)
-        .bind(window_start)
-        .fetch_all(&mut *conn)
-        .await?;
+        let recent = sql
+            .fetch_i64s(
+                "select created_at from login_attempts where attempt_key = $1 and created_at > $2 \
+                 order by created_at",
+                binds![*key, window_start],
+            )
+            .await?;
         if recent.len() >= per_minute {
             // The window frees up when the oldest counted attempt is a minute old.
             let oldest = recent[recent.len() - per_minute];
@@ -134,17 +134,18 @@ async fn over_limit(conn: &mut Conn, limits: &[(&str, u32)], now: i64) -> Result
     Ok(wait)
 }
 
-async fn record(conn: &mut Conn, keys: &[&str], now: i64) -> Result<()> {
+async fn record(sql: &mut dyn Sql, keys: &[&str], now: i64) -> Result<()> {
     for key in keys {
-        sqlx::query("insert into login_attempts (attempt_key, created_at) values ($1, $2)")
-            .bind(*key)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-    }
-    sqlx::query("delete from login_attempts where created_at < $1")
-        .bind(now - 3600)
-        .execute(&mut *conn)
+        sql.execute(
+            "insert into login_attempts (attempt_key, created_at) values ($1, $2)",
+            binds![*key, now],
+        )
         .await?;
+    }
+    sql.execute(
+        "delete from login_attempts where created_at < $1",
+        binds![now - 3600],
+    )
+    .await?;
     Ok(())
 }

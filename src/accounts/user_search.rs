@@ -4,7 +4,7 @@
 use super::users::{COLUMNS, User};
 use crate::{
     Error, Result,
-    db::{Backend, Bind, Binds, Conn},
+    db::{Backend, Bind, Binds, Sql},
 };
 
 /// How a user listing is ordered.
@@ -72,7 +72,7 @@ pub struct UserPage {
 /// later match sorts after them. Otherwise the index answers, and then it has
 /// at most a few thousand matches per million users to sort (more only when
 /// the matches cluster in the sort order). docs/benchmarks.md has the numbers.
-pub async fn list(conn: &mut Conn, backend: Backend, filter: &UserFilter) -> Result<UserPage> {
+pub async fn list(sql: &mut dyn Sql, backend: Backend, filter: &UserFilter) -> Result<UserPage> {
     let term = filter
         .search
         .as_deref()
@@ -80,25 +80,25 @@ pub async fn list(conn: &mut Conn, backend: Backend, filter: &UserFilter) -> Res
         .filter(|t| !t.is_empty())
         .map(str::to_lowercase);
     let mut users = match term.as_deref() {
-        None => fetch(conn, backend, filter, Search::All).await?,
+        None => fetch(sql, backend, filter, Search::All).await?,
         // Too short for a trigram index: a username prefix, by index range.
         Some(term) if term.chars().count() < 3 => {
-            fetch(conn, backend, filter, Search::Prefix(term)).await?
+            fetch(sql, backend, filter, Search::Prefix(term)).await?
         }
         Some(term)
             if filter.limit < SEARCH_SCAN_ROWS / 4
                 && (backend == Backend::Postgres || term.is_ascii()) =>
         {
-            let bound = scan_bound(conn, filter).await?;
-            let scanned = fetch(conn, backend, filter, Search::Scan(term, bound.as_ref())).await?;
+            let bound = scan_bound(sql, filter).await?;
+            let scanned = fetch(sql, backend, filter, Search::Scan(term, bound.as_ref())).await?;
             // No bound: the scan reached the end, so it found every match.
             if bound.is_none() || scanned.len() as i64 > filter.limit {
                 scanned
             } else {
-                fetch(conn, backend, filter, Search::Index(term)).await?
+                fetch(sql, backend, filter, Search::Index(term)).await?
             }
         }
-        Some(term) => fetch(conn, backend, filter, Search::Index(term)).await?,
+        Some(term) => fetch(sql, backend, filter, Search::Index(term)).await?,
     };
     let next = if users.len() as i64 > filter.limit {
         users.truncate(filter.limit as usize);
@@ -137,31 +137,27 @@ enum Search<'a> {
 
 /// The bound of a scan; None when fewer than SEARCH_SCAN_ROWS users follow the
 /// cursor. Reads the sort index only.
-async fn scan_bound(conn: &mut Conn, filter: &UserFilter) -> Result<Option<Bound>> {
+async fn scan_bound(sql: &mut dyn Sql, filter: &UserFilter) -> Result<Option<Bound>> {
     let mut binds = Binds::default();
-    let mut sql = String::from("select ");
-    sql += match filter.sort {
+    let mut query = String::from("select ");
+    query += match filter.sort {
         UserSort::Username | UserSort::UsernameDesc => "u.username_key",
         UserSort::Joined | UserSort::JoinedDesc => "u.created_at, u.user_id",
     };
-    sql += " from users u where 1 = 1";
-    sql += &cursor_condition(filter, &mut binds)?;
-    sql += order_by(filter.sort);
+    query += " from users u where 1 = 1";
+    query += &cursor_condition(filter, &mut binds)?;
+    query += order_by(filter.sort);
     let offset = binds.push(Bind::Int(SEARCH_SCAN_ROWS - 1));
-    sql += &format!(" limit 1 offset {offset}");
+    query += &format!(" limit 1 offset {offset}");
     Ok(match filter.sort {
-        UserSort::Username | UserSort::UsernameDesc => {
-            sqlx::query_as_with::<_, (String,), _>(&sql, binds.into_arguments()?)
-                .fetch_optional(conn)
-                .await?
-                .map(|(key,)| Bound::Username(key))
-        }
-        UserSort::Joined | UserSort::JoinedDesc => {
-            sqlx::query_as_with::<_, (i64, i64), _>(&sql, binds.into_arguments()?)
-                .fetch_optional(conn)
-                .await?
-                .map(|(at, id)| Bound::Joined(at, id))
-        }
+        UserSort::Username | UserSort::UsernameDesc => sql
+            .fetch_optional::<(String,)>(&query, binds.into_vec())
+            .await?
+            .map(|(key,)| Bound::Username(key)),
+        UserSort::Joined | UserSort::JoinedDesc => sql
+            .fetch_optional::<(i64, i64)>(&query, binds.into_vec())
+            .await?
+            .map(|(at, id)| Bound::Joined(at, id)),
     })
 }
 
@@ -226,12 +222,12 @@ fn order_by(sort: UserSort) -> &'static str {
 
 /// Up to `filter.limit + 1` users for one plan of `list`.
 async fn fetch(
-    conn: &mut Conn,
+    sql: &mut dyn Sql,
     backend: Backend,
     filter: &UserFilter,
     search: Search<'_>,
 ) -> Result<Vec<User>> {
-    let mut sql = match (search, backend) {
+    let mut query = match (search, backend) {
         // Only ids: on SQLite users_list_search_idx covers the scan.
         (Search::Scan(..), _) => "select u.user_id from users u where 1 = 1".to_string(),
         // Materialized below; the sort key comes along.
@@ -246,26 +242,26 @@ async fn fetch(
         Search::Prefix(term) => {
             let lo = binds.push(Bind::Text(term.to_string()));
             let hi = binds.push(Bind::Text(format!("{term}\u{10ffff}")));
-            sql += &format!(" and u.username_key >= {lo} and u.username_key < {hi}");
+            query += &format!(" and u.username_key >= {lo} and u.username_key < {hi}");
         }
         Search::Index(term) => match backend {
             Backend::Sqlite => {
                 let phrase = format!("\"{}\"", term.replace('"', "\"\""));
                 let p = binds.push(Bind::Text(phrase));
-                sql += &format!(
+                query += &format!(
                     " and u.user_id in (select rowid from users_search where users_search match {p})"
                 );
             }
             Backend::Postgres => {
                 let p = binds.push(Bind::Text(like_pattern(term)));
-                sql += &format!(" and {PG_SEARCH_TEXT} like {p} escape '\\'");
+                query += &format!(" and {PG_SEARCH_TEXT} like {p} escape '\\'");
             }
         },
         Search::Scan(term, bound) => {
             if let Some(bound) = bound {
-                sql += &bound_condition(filter.sort, bound, &mut binds);
+                query += &bound_condition(filter.sort, bound, &mut binds);
             }
-            sql += &match backend {
+            query += &match backend {
                 Backend::Sqlite => {
                     let t = binds.push(Bind::Text(term.to_string()));
                     format!(
@@ -284,23 +280,23 @@ async fn fetch(
     }
     if let Some(group) = &filter.group {
         let p = binds.push(Bind::Text(group.clone()));
-        sql += &format!(
+        query += &format!(
             " and exists (select 1 from user_groups ug join groups g on g.group_id = ug.group_id \
              where ug.user_id = u.user_id and g.name = {p})"
         );
     }
     if let Some(active) = filter.is_active {
-        sql += &format!(" and u.is_active = {}", binds.push(Bind::Bool(active)));
+        query += &format!(" and u.is_active = {}", binds.push(Bind::Bool(active)));
     }
     if let Some(staff) = filter.is_staff {
-        sql += &format!(" and u.is_staff = {}", binds.push(Bind::Bool(staff)));
+        query += &format!(" and u.is_staff = {}", binds.push(Bind::Bool(staff)));
     }
-    sql += &cursor_condition(filter, &mut binds)?;
+    query += &cursor_condition(filter, &mut binds)?;
     match (search, backend) {
         (Search::Scan(..), _) => {
             let limit = binds.push(Bind::Int(filter.limit + 1));
-            sql = format!(
-                "select {COLUMNS} from users u where u.user_id in ({sql}{} limit {limit})",
+            query = format!(
+                "select {COLUMNS} from users u where u.user_id in ({query}{} limit {limit})",
                 order_by(filter.sort)
             );
         }
@@ -308,19 +304,15 @@ async fn fetch(
         // the fence the planner may walk the sort order instead and, for
         // matches that cluster (a first name, in usernames), read most of the table.
         (Search::Index(_), Backend::Postgres) => {
-            sql = format!("with found as materialized ({sql}) select {COLUMNS} from found u");
+            query = format!("with found as materialized ({query}) select {COLUMNS} from found u");
         }
         _ => {}
     }
-    sql += order_by(filter.sort);
+    query += order_by(filter.sort);
     let limit = binds.push(Bind::Int(filter.limit + 1));
-    sql += &format!(" limit {limit}");
+    query += &format!(" limit {limit}");
 
-    Ok(
-        sqlx::query_as_with::<_, User, _>(&sql, binds.into_arguments()?)
-            .fetch_all(conn)
-            .await?,
-    )
+    sql.fetch_all::<User>(&query, binds.into_vec()).await
 }
 
 /// What a PostgreSQL search matches: the stored column

@@ -118,7 +118,7 @@ pub async fn run_once(ladder: &Ladder, job: JobName, transport: &Transport) -> R
         JobName::Sessions => {
             let mut conn = ladder.db.write_conn().await?;
             let (sessions, attempts) =
-                crate::web::session_store::sweep(&mut conn, ladder.clock.now()).await?;
+                crate::web::session_store::sweep(&mut *conn, ladder.clock.now()).await?;
             format!("{sessions} expired session(s) and {attempts} old sign-in attempt(s) deleted")
         }
     };

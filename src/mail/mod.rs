@@ -12,13 +12,8 @@ pub mod transport;
 pub mod worker;
 
 use serde::Serialize;
-use sqlx::FromRow;
 
-use crate::{
-    Result, binds,
-    db::{Conn, Sql},
-    templates::render_string,
-};
+use crate::{Result, binds, db::Sql, templates::render_string};
 
 /// A finished email, rendered before the transaction that queues it (slow
 /// work stays outside the write lock), so the outbox stores what is sent.
@@ -90,7 +85,7 @@ pub async fn enqueue(sql: &mut dyn Sql, message: Message, now: i64) -> Result<bo
 }
 
 /// An outbox row, for the admin console.
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct OutboxRow {
     pub outbox_id: i64,
     pub message_id: String,
@@ -105,29 +100,39 @@ pub struct OutboxRow {
     pub created_at: i64,
 }
 
+crate::from_row!(OutboxRow {
+    outbox_id,
+    message_id,
+    template,
+    recipient,
+    subject,
+    state,
+    attempts,
+    last_error,
+    next_attempt_at,
+    sent_at,
+    created_at,
+});
+
 /// Emails in `state` ("pending", "sent" or "failed"), newest first.
-pub async fn list(conn: &mut Conn, state: &str, limit: i64) -> Result<Vec<OutboxRow>> {
-    Ok(sqlx::query_as(
+pub async fn list(sql: &mut dyn Sql, state: &str, limit: i64) -> Result<Vec<OutboxRow>> {
+    sql.fetch_all(
         "select outbox_id, message_id, template, recipient, subject, state, attempts, last_error, \
          next_attempt_at, sent_at, created_at from mail_outbox where state = $1 \
          order by outbox_id desc limit $2",
+        binds![state, limit],
     )
-    .bind(state)
-    .bind(limit)
-    .fetch_all(conn)
-    .await?)
+    .await
 }
 
 /// Puts a failed email back in the queue, due now, with a fresh attempt budget.
-pub async fn retry(conn: &mut Conn, outbox_id: i64, now: i64) -> Result<bool> {
-    let done = sqlx::query(
-        "update mail_outbox set state = 'pending', attempts = 0, next_attempt_at = $1, claimed_until = null \
-         where outbox_id = $2 and state = 'failed'",
-    )
-    .bind(now)
-    .bind(outbox_id)
-    .execute(conn)
-    .await?
-    .rows_affected();
+pub async fn retry(sql: &mut dyn Sql, outbox_id: i64, now: i64) -> Result<bool> {
+    let done = sql
+        .execute(
+            "update mail_outbox set state = 'pending', attempts = 0, next_attempt_at = $1, claimed_until = null \
+             where outbox_id = $2 and state = 'failed'",
+            binds![now, outbox_id],
+        )
+        .await?;
     Ok(done == 1)
 }

@@ -22,7 +22,7 @@ use std::{
 };
 
 use super::{EffectivePermissions, effective};
-use crate::{Result, db::Conn};
+use crate::{Result, db::Sql};
 
 pub struct PermissionCache {
     capacity: usize,
@@ -52,17 +52,17 @@ impl PermissionCache {
     /// is unchanged, from the database otherwise.
     pub async fn snapshot(
         &self,
-        conn: &mut Conn,
+        sql: &mut dyn Sql,
         user_id: i64,
     ) -> Result<Arc<EffectivePermissions>> {
-        let (epoch, version) = super::current_versions(conn, user_id).await?;
-        self.snapshot_at(conn, user_id, epoch, version).await
+        let (epoch, version) = super::current_versions(sql, user_id).await?;
+        self.snapshot_at(sql, user_id, epoch, version).await
     }
 
     /// As `snapshot`, with the versions just read by the caller (with the user).
     pub async fn snapshot_at(
         &self,
-        conn: &mut Conn,
+        sql: &mut dyn Sql,
         user_id: i64,
         epoch: i64,
         version: Option<i64>,
@@ -70,14 +70,14 @@ impl PermissionCache {
         if let Some(hit) = self.get(epoch, version, user_id) {
             return Ok(hit);
         }
-        let loaded = Arc::new(effective::load(conn, user_id).await?);
+        let loaded = Arc::new(effective::load(sql, user_id).await?);
         self.put(epoch, version, loaded.clone());
         Ok(loaded)
     }
 
     /// Convenience for a single check.
-    pub async fn has_perm(&self, conn: &mut Conn, user_id: i64, perm: &str) -> Result<bool> {
-        Ok(self.snapshot(conn, user_id).await?.has_perm(perm))
+    pub async fn has_perm(&self, sql: &mut dyn Sql, user_id: i64, perm: &str) -> Result<bool> {
+        Ok(self.snapshot(sql, user_id).await?.has_perm(perm))
     }
 
     fn get(

@@ -3,19 +3,18 @@
 
 use std::collections::BTreeSet;
 
-use sqlx::FromRow;
-
 use super::PermissionName;
 use crate::{
     Error, Result,
     actor::Actor,
     audit::{self, AuditEntry},
+    binds,
     config::ResourceSettings,
-    db::Conn,
+    db::Sql,
 };
 
 /// A permission row.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct Permission {
     pub permission_id: i64,
     pub app_label: String,
@@ -23,6 +22,14 @@ pub struct Permission {
     pub codename: String,
     pub name: String,
 }
+
+crate::from_row!(Permission {
+    permission_id,
+    app_label,
+    model,
+    codename,
+    name,
+});
 
 impl Permission {
     pub fn name(&self) -> PermissionName {
@@ -112,12 +119,11 @@ pub struct SyncReport {
 /// Creates missing permissions for built-in and configured resources and
 /// updates changed human names. Idempotent; never deletes.
 pub async fn sync(
-    conn: &mut Conn,
+    sql: &mut dyn Sql,
     configured: &[ResourceSettings],
     now: i64,
 ) -> Result<SyncReport> {
-    let existing: BTreeSet<PermissionName> =
-        all(conn).await?.iter().map(Permission::name).collect();
+    let existing: BTreeSet<PermissionName> = all(sql).await?.iter().map(Permission::name).collect();
     let mut wanted = BTreeSet::new();
     let mut report = SyncReport::default();
     let system = Actor::system(crate::actor::Source::System);
@@ -126,33 +132,24 @@ pub async fn sync(
             let name = PermissionName::from_parts(&resource.app, &codename);
             wanted.insert(name.clone());
             if existing.contains(&name) {
-                sqlx::query(
+                sql.execute(
                     "update permissions set name = $1, model = $2 \
                      where app_label = $3 and codename = $4 and (name <> $1 or model <> $2)",
+                    binds![&human, &resource.model, &resource.app, &codename],
                 )
-                .bind(&human)
-                .bind(&resource.model)
-                .bind(&resource.app)
-                .bind(&codename)
-                .execute(&mut *conn)
                 .await?;
                 continue;
             }
-            let inserted = sqlx::query(
-                "insert into permissions (app_label, model, codename, name, created_at) \
-                 values ($1, $2, $3, $4, $5) on conflict (app_label, codename) do nothing",
-            )
-            .bind(&resource.app)
-            .bind(&resource.model)
-            .bind(&codename)
-            .bind(&human)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
+            let inserted = sql
+                .execute(
+                    "insert into permissions (app_label, model, codename, name, created_at) \
+                     values ($1, $2, $3, $4, $5) on conflict (app_label, codename) do nothing",
+                    binds![&resource.app, &resource.model, &codename, &human, now],
+                )
+                .await?;
             if inserted > 0 {
                 audit::record(
-                    conn,
+                    sql,
                     &system,
                     AuditEntry::new("permission.create", "permission", None, name.as_str())
                         .after(serde_json::json!({ "name": human })),
@@ -167,52 +164,49 @@ pub async fn sync(
     Ok(report)
 }
 
-pub async fn all(conn: &mut Conn) -> Result<Vec<Permission>> {
-    Ok(sqlx::query_as(
+pub async fn all(sql: &mut dyn Sql) -> Result<Vec<Permission>> {
+    sql.fetch_all(
         "select permission_id, app_label, model, codename, name from permissions \
          order by app_label, model, codename",
+        binds![],
     )
-    .fetch_all(conn)
-    .await?)
+    .await
 }
 
 /// Looks up each name; the first unknown one is an error that names it.
-pub async fn resolve(conn: &mut Conn, names: &[PermissionName]) -> Result<Vec<Permission>> {
+pub async fn resolve(sql: &mut dyn Sql, names: &[PermissionName]) -> Result<Vec<Permission>> {
     let mut found = Vec::with_capacity(names.len());
     for name in names {
-        let row: Option<Permission> = sqlx::query_as(
-            "select permission_id, app_label, model, codename, name from permissions \
-             where app_label = $1 and codename = $2",
-        )
-        .bind(name.app_label())
-        .bind(name.codename())
-        .fetch_optional(&mut *conn)
-        .await?;
+        let row: Option<Permission> = sql
+            .fetch_optional(
+                "select permission_id, app_label, model, codename, name from permissions \
+                 where app_label = $1 and codename = $2",
+                binds![name.app_label(), name.codename()],
+            )
+            .await?;
         found.push(row.ok_or_else(|| Error::NotFound(format!("permission {:?}", name.as_str())))?);
     }
     Ok(found)
 }
 
 /// A group's own permissions.
-pub async fn of_group(conn: &mut Conn, group_id: i64) -> Result<Vec<Permission>> {
-    Ok(sqlx::query_as(
+pub async fn of_group(sql: &mut dyn Sql, group_id: i64) -> Result<Vec<Permission>> {
+    sql.fetch_all(
         "select p.permission_id, p.app_label, p.model, p.codename, p.name \
          from group_permissions gp join permissions p on p.permission_id = gp.permission_id \
          where gp.group_id = $1 order by p.app_label, p.codename",
+        binds![group_id],
     )
-    .bind(group_id)
-    .fetch_all(conn)
-    .await?)
+    .await
 }
 
 /// A user's directly granted permissions (not through groups).
-pub async fn of_user(conn: &mut Conn, user_id: i64) -> Result<Vec<Permission>> {
-    Ok(sqlx::query_as(
+pub async fn of_user(sql: &mut dyn Sql, user_id: i64) -> Result<Vec<Permission>> {
+    sql.fetch_all(
         "select p.permission_id, p.app_label, p.model, p.codename, p.name \
          from user_permissions up join permissions p on p.permission_id = up.permission_id \
          where up.user_id = $1 order by p.app_label, p.codename",
+        binds![user_id],
     )
-    .bind(user_id)
-    .fetch_all(conn)
-    .await?)
+    .await
 }

@@ -2,14 +2,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use sqlx::FromRow;
-
 use super::PermissionName;
-use crate::{
-    Result,
-    accounts::User,
-    db::{Conn, Flag},
-};
+use crate::{Result, accounts::User, binds, db::Sql};
 
 /// Where a held permission comes from.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -127,37 +121,46 @@ impl EffectivePermissions {
     }
 }
 
-#[derive(FromRow)]
 struct GrantRow {
     app_label: String,
     codename: String,
     group_name: Option<String>,
 }
 
-#[derive(FromRow)]
+crate::from_row!(GrantRow {
+    app_label,
+    codename,
+    group_name,
+});
+
 struct Flags {
-    #[sqlx(try_from = "Flag")]
     is_active: bool,
-    #[sqlx(try_from = "Flag")]
     is_superuser: bool,
 }
 
+crate::from_row!(Flags {
+    is_active,
+    is_superuser,
+});
+
 /// Reads a user's effective permissions from the database (two queries).
 /// An unknown user has none.
-pub async fn load(conn: &mut Conn, user_id: i64) -> Result<EffectivePermissions> {
-    let flags: Option<Flags> =
-        sqlx::query_as("select is_active, is_superuser from users where user_id = $1")
-            .bind(user_id)
-            .fetch_optional(&mut *conn)
-            .await?;
+pub async fn load(sql: &mut dyn Sql, user_id: i64) -> Result<EffectivePermissions> {
+    let flags: Option<Flags> = sql
+        .fetch_optional(
+            "select is_active, is_superuser from users where user_id = $1",
+            binds![user_id],
+        )
+        .await?;
     let Some(flags) = flags else {
         return Ok(EffectivePermissions {
             user_id,
             ..Default::default()
         });
     };
-    let rows: Vec<GrantRow> = sqlx::query_as(
-        "select p.app_label, p.codename, null as group_name \
+    let rows: Vec<GrantRow> = sql
+        .fetch_all(
+            "select p.app_label, p.codename, null as group_name \
            from user_permissions up join permissions p on p.permission_id = up.permission_id \
           where up.user_id = $1 \
          union all \
@@ -167,10 +170,9 @@ pub async fn load(conn: &mut Conn, user_id: i64) -> Result<EffectivePermissions>
            join group_permissions gp on gp.group_id = ug.group_id \
            join permissions p on p.permission_id = gp.permission_id \
           where ug.user_id = $1",
-    )
-    .bind(user_id)
-    .fetch_all(&mut *conn)
-    .await?;
+            binds![user_id],
+        )
+        .await?;
     Ok(from_rows(
         user_id,
         flags.is_active,
@@ -210,8 +212,8 @@ fn from_rows(
 }
 
 /// Active users who hold `perm`: directly, through a group, or as the superuser.
-pub async fn users_with_perm(conn: &mut Conn, perm: &PermissionName) -> Result<Vec<User>> {
-    Ok(sqlx::query_as(
+pub async fn users_with_perm(sql: &mut dyn Sql, perm: &PermissionName) -> Result<Vec<User>> {
+    sql.fetch_all(
         "select u.user_id, u.username, u.email, u.display_name, u.password_hash, u.is_active, \
                 u.is_staff, u.is_superuser, u.last_login, u.created_at \
            from users u \
@@ -224,11 +226,9 @@ pub async fn users_with_perm(conn: &mut Conn, perm: &PermissionName) -> Result<V
                           join permissions p on p.permission_id = gp.permission_id \
                          where ug.user_id = u.user_id and p.app_label = $1 and p.codename = $2)) \
           order by u.username_key",
+        binds![perm.app_label(), perm.codename()],
     )
-    .bind(perm.app_label())
-    .bind(perm.codename())
-    .fetch_all(conn)
-    .await?)
+    .await
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@ use crate::{
     accounts::{Group, User},
     actor::Actor,
     audit::{self, AuditEntry},
-    db::Conn,
+    binds,
+    db::Sql,
 };
 
 /// Whom a grant is for.
@@ -21,36 +22,36 @@ pub enum Grantee<'a> {
 
 /// Grants `perms`; returns the ones that were not already held directly.
 pub async fn grant(
-    conn: &mut Conn,
+    sql: &mut dyn Sql,
     actor: &Actor,
     grantee: Grantee<'_>,
     perms: &[PermissionName],
     now: i64,
 ) -> Result<Vec<PermissionName>> {
-    change(conn, actor, grantee, perms, true, now).await
+    change(sql, actor, grantee, perms, true, now).await
 }
 
 /// Revokes `perms`; returns the ones that were actually held directly.
 pub async fn revoke(
-    conn: &mut Conn,
+    sql: &mut dyn Sql,
     actor: &Actor,
     grantee: Grantee<'_>,
     perms: &[PermissionName],
     now: i64,
 ) -> Result<Vec<PermissionName>> {
-    change(conn, actor, grantee, perms, false, now).await
+    change(sql, actor, grantee, perms, false, now).await
 }
 
 async fn change(
-    conn: &mut Conn,
+    sql: &mut dyn Sql,
     actor: &Actor,
     grantee: Grantee<'_>,
     perms: &[PermissionName],
     grant: bool,
     now: i64,
 ) -> Result<Vec<PermissionName>> {
-    let rows = catalog::resolve(conn, perms).await?;
-    let actor_perms = actor.permissions(conn).await?;
+    let rows = catalog::resolve(sql, perms).await?;
+    let actor_perms = actor.permissions(sql).await?;
     let check = match &grantee {
         Grantee::User(target) => Change::UserPerms { target, perms },
         Grantee::Group(group) => Change::GroupPerms {
@@ -72,20 +73,11 @@ async fn change(
     let mut changed = Vec::new();
     for row in &rows {
         let affected = if grant {
-            sqlx::query(&insert)
-                .bind(id)
-                .bind(row.permission_id)
-                .bind(now)
-                .execute(&mut *conn)
+            sql.execute(&insert, binds![id, row.permission_id, now])
                 .await?
         } else {
-            sqlx::query(&delete)
-                .bind(id)
-                .bind(row.permission_id)
-                .execute(&mut *conn)
-                .await?
-        }
-        .rows_affected();
+            sql.execute(&delete, binds![id, row.permission_id]).await?
+        };
         if affected > 0 {
             changed.push(row.name());
         }
@@ -95,12 +87,12 @@ async fn change(
     }
     // A track's approvers must keep holding what approval grants.
     if let Grantee::Group(g) = &grantee {
-        crate::promotions::track::check_rules_for_group(conn, g.group_id).await?;
+        crate::promotions::track::check_rules_for_group(sql, g.group_id).await?;
     }
     // A user's own grants concern only them; a group's reach its members.
     match &grantee {
-        Grantee::User(u) => super::bump_user(conn, u.user_id).await?,
-        Grantee::Group(_) => super::bump_epoch(conn).await?,
+        Grantee::User(u) => super::bump_user(sql, u.user_id).await?,
+        Grantee::Group(_) => super::bump_epoch(sql).await?,
     }
     let names: Vec<&str> = changed.iter().map(PermissionName::as_str).collect();
     let action = if grant {
@@ -115,6 +107,6 @@ async fn change(
     let entry = entry
         .before(json!({ "permissions": names, "held": !grant }))
         .after(json!({ "permissions": names, "held": grant }));
-    audit::record(conn, actor, entry, now).await?;
+    audit::record(sql, actor, entry, now).await?;
     Ok(changed)
 }

@@ -13,24 +13,23 @@ pub use cache::PermissionCache;
 pub use effective::{Denial, EffectivePermissions, Explanation, Via};
 pub use name::PermissionName;
 
-use crate::{
-    Result, binds,
-    db::{Conn, Writer},
-};
+use crate::{Result, binds, db::Sql};
 
 /// Marks that someone's effective permissions may have changed. Call it in the
 /// transaction that makes the change; see `cache` for why this is enough.
-pub async fn bump_epoch(conn: &mut Conn) -> Result<()> {
-    sqlx::query("update permission_epoch set version = version + 1 where permission_epoch_id = 1")
-        .execute(conn)
-        .await?;
+pub async fn bump_epoch(sql: &mut dyn Sql) -> Result<()> {
+    sql.execute(
+        "update permission_epoch set version = version + 1 where permission_epoch_id = 1",
+        binds![],
+    )
+    .await?;
     Ok(())
 }
 
 /// Marks that one user's effective permissions may have changed (their
 /// groups or direct permissions), in the transaction that makes the change.
-pub async fn bump_user(w: &mut dyn Writer, user_id: i64) -> Result<()> {
-    w.execute(
+pub async fn bump_user(sql: &mut dyn Sql, user_id: i64) -> Result<()> {
+    sql.execute(
         "update users set perm_version = perm_version + 1 where user_id = $1",
         binds![user_id],
     )
@@ -38,21 +37,20 @@ pub async fn bump_user(w: &mut dyn Writer, user_id: i64) -> Result<()> {
     Ok(())
 }
 
-pub async fn current_epoch(conn: &mut Conn) -> Result<i64> {
-    Ok(
-        sqlx::query_scalar("select version from permission_epoch where permission_epoch_id = 1")
-            .fetch_one(conn)
-            .await?,
+pub async fn current_epoch(sql: &mut dyn Sql) -> Result<i64> {
+    sql.fetch_one(
+        "select version from permission_epoch where permission_epoch_id = 1",
+        binds![],
     )
+    .await
 }
 
 /// The global epoch and `user_id`'s own version (None for no such user), in one read.
-pub async fn current_versions(conn: &mut Conn, user_id: i64) -> Result<(i64, Option<i64>)> {
-    Ok(sqlx::query_as(
+pub async fn current_versions(sql: &mut dyn Sql, user_id: i64) -> Result<(i64, Option<i64>)> {
+    sql.fetch_one(
         "select e.version, u.perm_version from permission_epoch e \
          left join users u on u.user_id = $1 where e.permission_epoch_id = 1",
+        binds![user_id],
     )
-    .bind(user_id)
-    .fetch_one(conn)
-    .await?)
+    .await
 }

@@ -10,7 +10,8 @@ use crate::{
     Error, Ladder, Result,
     accounts::{Group, User, groups, promotion_grant, users},
     actor::Actor,
-    db::Conn,
+    binds,
+    db::{Conn, Sql},
 };
 
 /// Why someone may not be promoted on a track.
@@ -109,19 +110,18 @@ pub(super) async fn approver_group(conn: &mut Conn, track: &Track) -> Result<Vec
     let Some(ids) = track.groups else {
         return Ok(vec![]);
     };
-    Ok(sqlx::query_as(
+    // `User` decodes through `Sql` only.
+    let sql: &mut dyn Sql = conn;
+    sql.fetch_all(
         "select u.user_id, u.username, u.email, u.display_name, u.password_hash, u.is_active, \
                 u.is_staff, u.is_superuser, u.last_login, u.created_at \
            from promotion_track_groups b \
            join user_groups ug on ug.group_id = b.group_id \
            join users u on u.user_id = ug.user_id \
           where b.track = $1 and b.role = $2 and b.group_id = $3 order by u.username_key",
+        binds![&track.name, Role::Approver.as_str(), ids.approver],
     )
-    .bind(&track.name)
-    .bind(Role::Approver.as_str())
-    .bind(ids.approver)
-    .fetch_all(&mut *conn)
-    .await?)
+    .await
 }
 
 /// Who of `members` gets a track's emails: the active ones with an email, except `except`.

@@ -19,7 +19,14 @@ use std::collections::BTreeSet;
 
 use sqlx::FromRow;
 
-use crate::{Error, Result, accounts::groups, actor::Actor, config::TrackSettings, db::Conn};
+use crate::{
+    Error, Result,
+    accounts::groups,
+    actor::Actor,
+    binds,
+    config::TrackSettings,
+    db::{Conn, Sql},
+};
 
 /// The part a group plays in a track; stored as `promotion_track_groups.role`,
 /// named like the config key.
@@ -327,36 +334,35 @@ pub async fn bind(
 /// grants (so approving never grants more than the approvers hold). Reads the
 /// current state; says how it is broken, naming the track, or None.
 pub async fn rule_violation(
-    conn: &mut Conn,
+    sql: &mut dyn Sql,
     track: &str,
     to: i64,
     approver: i64,
 ) -> Result<Option<String>> {
-    let missing: Vec<(String, String)> = sqlx::query_as(
-        "select p.app_label, p.codename from group_permissions t \
-           join permissions p on p.permission_id = t.permission_id \
-          where t.group_id = $1 and not exists \
-                (select 1 from group_permissions a where a.group_id = $2 and a.permission_id = t.permission_id) \
-          order by p.app_label, p.codename",
-    )
-    .bind(to)
-    .bind(approver)
-    .fetch_all(&mut *conn)
-    .await?;
+    let missing: Vec<(String, String)> = sql
+        .fetch_all(
+            "select p.app_label, p.codename from group_permissions t \
+               join permissions p on p.permission_id = t.permission_id \
+              where t.group_id = $1 and not exists \
+                    (select 1 from group_permissions a where a.group_id = $2 and a.permission_id = t.permission_id) \
+              order by p.app_label, p.codename",
+            binds![to, approver],
+        )
+        .await?;
     if missing.is_empty() {
         return Ok(None);
     }
-    let name = async |conn: &mut Conn, id| -> Result<String> {
-        Ok(groups::find_by_id(conn, id)
+    let name = async |sql: &mut dyn Sql, id| -> Result<String> {
+        Ok(groups::find_by_id(sql, id)
             .await?
             .map_or_else(|| format!("#{id}"), |g| g.name))
     };
     let list: Vec<String> = missing.iter().map(|(a, c)| format!("{a}.{c}")).collect();
     Ok(Some(format!(
         "track {track}: approver group {:?} lacks {} held by {:?}; approvers may grant only what they hold",
-        name(conn, approver).await?,
+        name(sql, approver).await?,
         list.join(", "),
-        name(conn, to).await?,
+        name(sql, to).await?,
     )))
 }
 
@@ -421,23 +427,24 @@ pub async fn bound_to(conn: &mut Conn, group_id: i64) -> Result<Vec<(String, Str
 
 /// After a change to a group's permissions (in the same transaction): refuses
 /// it, naming the track, when a track the group is bound to would break its rule.
-pub async fn check_rules_for_group(conn: &mut Conn, group_id: i64) -> Result<()> {
-    let tracks: Vec<String> = sqlx::query_scalar(
-        "select distinct track from promotion_track_groups where group_id = $1 \
-         and role in ('to_group', 'approver_group') order by track",
-    )
-    .bind(group_id)
-    .fetch_all(&mut *conn)
-    .await?;
+pub async fn check_rules_for_group(sql: &mut dyn Sql, group_id: i64) -> Result<()> {
+    let tracks: Vec<String> = sql
+        .fetch_all(
+            "select distinct track from promotion_track_groups where group_id = $1 \
+             and role in ('to_group', 'approver_group') order by track",
+            binds![group_id],
+        )
+        .await?;
     for track in tracks {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("select role, group_id from promotion_track_groups where track = $1")
-                .bind(&track)
-                .fetch_all(&mut *conn)
-                .await?;
+        let rows: Vec<(String, i64)> = sql
+            .fetch_all(
+                "select role, group_id from promotion_track_groups where track = $1",
+                binds![&track],
+            )
+            .await?;
         let id = |role: Role| rows.iter().find(|(r, _)| r == role.as_str()).map(|r| r.1);
         if let (Some(to), Some(approver)) = (id(Role::To), id(Role::Approver))
-            && let Some(why) = rule_violation(conn, &track, to, approver).await?
+            && let Some(why) = rule_violation(sql, &track, to, approver).await?
         {
             return Err(Error::Conflict(format!(
                 "Refused: {why}. Give the approver group the permission first."

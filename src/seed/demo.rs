@@ -4,6 +4,7 @@ use crate::{
     Error, Ladder, Result,
     accounts::{Email, NewPassword, Username, groups, password, users},
     actor::{Actor, Source},
+    db::Sql,
     permissions::{PermissionName, grants},
 };
 
@@ -155,15 +156,15 @@ pub async fn seed(ladder: &Ladder, fixed_password: Option<&str>) -> Result<Vec<D
 }
 
 async fn add_to_group(
-    conn: &mut crate::db::Conn,
+    sql: &mut dyn Sql,
     actor: &Actor,
     user: &users::User,
     group: Option<&str>,
     now: i64,
 ) -> Result<()> {
     if let Some(group) = group {
-        let group = groups::get_by_name(conn, group).await?;
-        groups::add_member(conn, actor, &group, user, now).await?;
+        let group = groups::get_by_name(sql, group).await?;
+        groups::add_member(sql, actor, &group, user, now).await?;
     }
     Ok(())
 }

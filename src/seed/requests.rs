@@ -7,7 +7,8 @@ use crate::{
     Error, Ladder, Result,
     actor::{Actor, Source},
     audit::{self, AuditEntry},
-    db::Backend,
+    binds,
+    db::{Backend, Sql},
     seed::Rng,
 };
 
@@ -61,22 +62,19 @@ pub async fn seed_requests(
     let mut tx = ladder.db.begin().await?;
     let ids = track.bound()?;
     let limit = i64::try_from(count).map_err(|_| Error::invalid("requests", "is too large"))?;
-    let requesters: Vec<i64> = sqlx::query_scalar(
-        "select u.user_id from users u \
-         join user_groups f on f.user_id = u.user_id and f.group_id = $1 \
-         where u.is_active = $2 \
-           and not exists (select 1 from user_groups t where t.user_id = u.user_id and t.group_id = $3) \
-           and not exists (select 1 from promotion_requests r \
-                           where r.requester_id = u.user_id and r.track = $4 and r.state = 'pending') \
-         order by u.user_id limit $5",
-    )
-    .bind(ids.from)
-    .bind(true)
-    .bind(ids.to)
-    .bind(&track.name)
-    .bind(limit)
-    .fetch_all(&mut *tx)
-    .await?;
+    let sql: &mut dyn Sql = &mut tx;
+    let requesters = sql
+        .fetch_i64s(
+            "select u.user_id from users u \
+             join user_groups f on f.user_id = u.user_id and f.group_id = $1 \
+             where u.is_active = $2 \
+               and not exists (select 1 from user_groups t where t.user_id = u.user_id and t.group_id = $3) \
+               and not exists (select 1 from promotion_requests r \
+                               where r.requester_id = u.user_id and r.track = $4 and r.state = 'pending') \
+             order by u.user_id limit $5",
+            binds![ids.from, true, ids.to, &track.name, limit],
+        )
+        .await?;
     if (requesters.len() as u64) < count {
         return Err(Error::invalid(
             "requests",
@@ -94,7 +92,7 @@ pub async fn seed_requests(
     let mut oldest_age = 0;
     let mut done = 0;
     for chunk in requesters.chunks(BATCH_ROWS) {
-        let mut sql = String::from(
+        let mut insert = String::from(
             "insert into promotion_requests (track, requester_id, justification, state, \
              expires_at, last_reminded_at, created_at, updated_at) values ",
         );
@@ -105,10 +103,10 @@ pub async fn seed_requests(
             let created = now - age;
             let justification = JUSTIFICATIONS[rng.below(JUSTIFICATIONS.len() as u64) as usize];
             if i > 0 {
-                sql.push(',');
+                insert.push(',');
             }
             let p = i * 4;
-            sql.push_str(&format!(
+            insert.push_str(&format!(
                 "(${}, ${}, ${}, 'pending', ${}, {now}, {created}, {created})",
                 p + 1,
                 p + 2,
@@ -121,7 +119,9 @@ pub async fn seed_requests(
                 track.pending_expires_after.map(|d| created + d),
             ));
         }
-        let mut query = sqlx::query(&sql).persistent(false);
+        // Not through `Sql`: every statement is new (its literals differ), so
+        // it is not kept in the connection's statement cache.
+        let mut query = sqlx::query(&insert).persistent(false);
         for (user_id, justification, expires_at) in rows {
             query = query
                 .bind(&track.name)
@@ -151,9 +151,8 @@ pub async fn seed_requests(
         // Fresh statistics after a bulk load: without them the planner takes
         // the review queue for a handful of rows and reads all of it (170 ms
         // for a dashboard page over 100,000 pending requests, 2 ms after).
-        sqlx::query("analyze promotion_requests")
-            .execute(ladder.db.pool())
-            .await?;
+        let mut conn = ladder.db.acquire().await?;
+        Sql::execute(&mut conn, "analyze promotion_requests", binds![]).await?;
     }
     Ok(RequestSeedReport {
         track: track.name.clone(),

@@ -26,7 +26,8 @@ use crate::{
     accounts::groups,
     actor::{Actor, Source},
     audit::{self, AuditEntry},
-    db::{Backend, Conn, Db, Flag},
+    binds,
+    db::{Backend, Conn, Db, Flag, Sql},
     permissions::{self, PermissionName, grants},
 };
 
@@ -93,19 +94,18 @@ pub async fn seed_users(
     if backend == Backend::Sqlite {
         // A bigger page cache for this connection while it loads: index pages
         // stay in memory instead of spilling to the WAL and being read back.
-        let old: i64 = sqlx::query_scalar("pragma cache_size")
-            .fetch_one(&mut *conn)
-            .await?;
+        let sql: &mut dyn Sql = &mut conn;
+        let old: i64 = sql.fetch_one("pragma cache_size", binds![]).await?;
         cache_size = Some(old);
-        sqlx::query(&format!("pragma cache_size = -{SQLITE_CACHE_KIB}"))
-            .execute(&mut *conn)
-            .await?;
+        sql.execute(
+            &format!("pragma cache_size = -{SQLITE_CACHE_KIB}"),
+            binds![],
+        )
+        .await?;
     }
     let result = seed_in(&mut conn, backend, count, now, rng_seed, &mut progress).await;
     if let Some(old) = cache_size {
-        let _ = sqlx::query(&format!("pragma cache_size = {old}"))
-            .execute(&mut *conn)
-            .await;
+        let _ = Sql::execute(&mut conn, &format!("pragma cache_size = {old}"), binds![]).await;
     }
     drop(conn);
     let report = result?;
@@ -113,9 +113,13 @@ pub async fn seed_users(
         // After a bulk load: fresh statistics, so the planner knows how common
         // a search term is, and the visibility map and the trigram index's
         // pending list done now rather than by autovacuum under live traffic.
-        sqlx::query("vacuum (analyze) users, user_groups, user_permissions")
-            .execute(db.pool())
-            .await?;
+        let mut conn = db.acquire().await?;
+        Sql::execute(
+            &mut conn,
+            "vacuum (analyze) users, user_groups, user_permissions",
+            binds![],
+        )
+        .await?;
     }
     Ok(report)
 }
@@ -130,7 +134,8 @@ async fn seed_in(
 ) -> Result<SeedReport> {
     use sqlx::Connection;
     let system = Actor::system(Source::Cli);
-    // As Db::begin: on SQLite take the write lock up front.
+    // A transaction of this connection's own (`Sql` has none): the cache_size
+    // set above applies to it. As Db::begin: on SQLite take the write lock up front.
     let mut tx = conn
         .begin_with(match backend {
             Backend::Sqlite => "begin immediate",
@@ -152,7 +157,7 @@ async fn seed_in(
     let mut group_ids = Vec::with_capacity(GROUPS.len());
     let mut made = Vec::with_capacity(GROUPS.len());
     for (name, _) in GROUPS {
-        let (group, created) = groups::find_or_create(&mut tx, &system, name, now).await?;
+        let (group, created) = groups::find_or_create(&mut *tx, &system, name, now).await?;
         if created {
             report.created_groups.push(group.name.clone());
         }
@@ -164,29 +169,37 @@ async fn seed_in(
     // last) first: a track's approvers must already hold what approval grants.
     let mut granted = Vec::new();
     for ((name, _), group) in GROUPS.iter().zip(&made).rev() {
-        if permissions::catalog::of_group(&mut tx, group.group_id)
+        if permissions::catalog::of_group(&mut *tx, group.group_id)
             .await?
             .is_empty()
         {
             let perms = demo::permissions_of(name)?;
-            grants::grant(&mut tx, &system, grants::Grantee::Group(group), &perms, now).await?;
+            grants::grant(
+                &mut *tx,
+                &system,
+                grants::Grantee::Group(group),
+                &perms,
+                now,
+            )
+            .await?;
             granted.push(group.name.clone());
         }
     }
     granted.reverse();
     report.granted_groups = granted;
     let direct_perm_id =
-        permissions::catalog::resolve(&mut tx, &[PermissionName::parse(DIRECT_PERM)?]).await?[0]
+        permissions::catalog::resolve(&mut *tx, &[PermissionName::parse(DIRECT_PERM)?]).await?[0]
             .permission_id;
 
     // Names already taken, so generation never proposes one twice. ON CONFLICT
     // below still covers a user created by someone else meanwhile.
-    let mut taken: HashSet<String> =
-        sqlx::query_scalar::<_, String>("select username_key from users")
-            .fetch_all(&mut *tx)
+    let mut taken: HashSet<String> = {
+        let sql: &mut dyn Sql = &mut *tx;
+        sql.fetch_all::<String>("select username_key from users", binds![])
             .await?
             .into_iter()
-            .collect();
+            .collect()
+    };
 
     let mut rng = Rng::new(rng_seed);
     let names = Names::new();
@@ -209,6 +222,7 @@ async fn seed_in(
             partial_sql = users_insert_sql(backend, rows);
             &partial_sql
         };
+        // Not through `Sql`, which takes `$n` only: see `users_insert_sql`.
         let mut query = sqlx::query_as::<_, (i64, i64, Flag)>(sql);
         for person in batch.drain(..) {
             if backend == Backend::Sqlite {
@@ -255,6 +269,8 @@ async fn seed_in(
             }
         }
         // Integer literals of our own making: no injection, no parameter limit.
+        // Not through `Sql`: each statement is new, so it stays out of the
+        // connection's statement cache (`persistent(false)`).
         if !memberships.is_empty() {
             sqlx::query(&format!(
                 "insert into user_groups (user_id, group_id, created_at) values {memberships}"
@@ -275,7 +291,7 @@ async fn seed_in(
         progress(report.users);
     }
 
-    permissions::bump_epoch(&mut tx).await?;
+    permissions::bump_epoch(&mut *tx).await?;
     audit::record(
         &mut *tx,
         &system,

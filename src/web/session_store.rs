@@ -10,9 +10,9 @@ use tower_sessions::{
 };
 
 use crate::{
-    Result,
+    Result, binds,
     clock::Clock,
-    db::{Conn, Db},
+    db::{Db, Sql},
 };
 
 /// Times in the table are on Ladder's clock (`Clock`), so a test that moves
@@ -54,21 +54,23 @@ fn backend(e: impl std::fmt::Display) -> session_store::Error {
 impl SessionStore for DbSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         let mut conn = self.db.write_conn().await.map_err(backend)?;
+        let sql: &mut dyn Sql = &mut *conn;
         // Ids are random; on the rare collision pick another rather than overwrite.
         loop {
             let data = serde_json::to_string(&record.data).map_err(backend)?;
-            let inserted = sqlx::query(
-                "insert into sessions (session_id, data, expires_at, created_at) \
-                 values ($1, $2, $3, $4) on conflict (session_id) do nothing",
-            )
-            .bind(record.id.to_string())
-            .bind(data)
-            .bind(self.expires_at(record))
-            .bind(self.now())
-            .execute(&mut *conn)
-            .await
-            .map_err(backend)?
-            .rows_affected();
+            let inserted = sql
+                .execute(
+                    "insert into sessions (session_id, data, expires_at, created_at) \
+                     values ($1, $2, $3, $4) on conflict (session_id) do nothing",
+                    binds![
+                        record.id.to_string(),
+                        data,
+                        self.expires_at(record),
+                        self.now()
+                    ],
+                )
+                .await
+                .map_err(backend)?;
             if inserted == 1 {
                 return Ok(());
             }
@@ -79,29 +81,33 @@ impl SessionStore for DbSessionStore {
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let data = serde_json::to_string(&record.data).map_err(backend)?;
         let mut conn = self.db.write_conn().await.map_err(backend)?;
-        sqlx::query(
+        Sql::execute(
+            &mut *conn,
             "insert into sessions (session_id, data, expires_at, created_at) values ($1, $2, $3, $4) \
              on conflict (session_id) do update set data = excluded.data, expires_at = excluded.expires_at",
+            binds![
+                record.id.to_string(),
+                data,
+                self.expires_at(record),
+                self.now()
+            ],
         )
-        .bind(record.id.to_string())
-        .bind(data)
-        .bind(self.expires_at(record))
-        .bind(self.now())
-        .execute(&mut *conn)
         .await
         .map_err(backend)?;
         Ok(())
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let row: Option<(String, i64)> = sqlx::query_as(
-            "select data, expires_at from sessions where session_id = $1 and expires_at > $2",
-        )
-        .bind(id.to_string())
-        .bind(self.now())
-        .fetch_optional(self.db.pool())
-        .await
-        .map_err(backend)?;
+        let mut conn = self.db.acquire().await.map_err(backend)?;
+        let sql: &mut dyn Sql = &mut conn;
+        let row: Option<(String, i64)> = sql
+            .fetch_optional(
+                "select data, expires_at from sessions where session_id = $1 and expires_at > $2",
+                binds![id.to_string(), self.now()],
+            )
+            .await
+            .map_err(backend)?;
+        drop(conn);
         let Some((data, expires_at)) = row else {
             return Ok(None);
         };
@@ -115,11 +121,13 @@ impl SessionStore for DbSessionStore {
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         let mut conn = self.db.write_conn().await.map_err(backend)?;
-        sqlx::query("delete from sessions where session_id = $1")
-            .bind(id.to_string())
-            .execute(&mut *conn)
-            .await
-            .map_err(backend)?;
+        Sql::execute(
+            &mut *conn,
+            "delete from sessions where session_id = $1",
+            binds![id.to_string()],
+        )
+        .await
+        .map_err(backend)?;
         Ok(())
     }
 }
@@ -128,11 +136,13 @@ impl SessionStore for DbSessionStore {
 impl ExpiredDeletion for DbSessionStore {
     async fn delete_expired(&self) -> session_store::Result<()> {
         let mut conn = self.db.write_conn().await.map_err(backend)?;
-        sqlx::query("delete from sessions where expires_at <= $1")
-            .bind(self.now())
-            .execute(&mut *conn)
-            .await
-            .map_err(backend)?;
+        Sql::execute(
+            &mut *conn,
+            "delete from sessions where expires_at <= $1",
+            binds![self.now()],
+        )
+        .await
+        .map_err(backend)?;
         Ok(())
     }
 }
@@ -140,16 +150,15 @@ impl ExpiredDeletion for DbSessionStore {
 /// Deletes expired sessions and sign-in attempts older than an hour (the
 /// limit looks back one minute); the `sessions` job runs it. Answers how
 /// many of each went.
-pub async fn sweep(conn: &mut Conn, now: i64) -> Result<(u64, u64)> {
-    let sessions = sqlx::query("delete from sessions where expires_at <= $1")
-        .bind(now)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-    let attempts = sqlx::query("delete from login_attempts where created_at < $1")
-        .bind(now - 3600)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
+pub async fn sweep(sql: &mut dyn Sql, now: i64) -> Result<(u64, u64)> {
+    let sessions = sql
+        .execute("delete from sessions where expires_at <= $1", binds![now])
+        .await?;
+    let attempts = sql
+        .execute(
+            "delete from login_attempts where created_at < $1",
+            binds![now - 3600],
+        )
+        .await?;
     Ok((sessions, attempts))
 }

@@ -6,6 +6,7 @@ use ladder::{
     accounts::{Email, GroupName, NewPassword, User, Username, groups, users},
     actor::{Actor, Source},
     audit::AuditEvent,
+    db::Sql,
     permissions::grants::{self, Grantee},
     promotions::group_changes,
 };
@@ -301,13 +302,14 @@ async fn max_event_id_in(tx: &mut crate::helpers::TestTx) -> i64 {
 }
 
 async fn events_after(t: &TestLadder, id: i64) -> Vec<AuditEvent> {
-    sqlx::query_as(
+    let mut conn = t.ladder.db.acquire().await.unwrap();
+    let sql: &mut dyn Sql = &mut conn;
+    sql.fetch_all(
         "select audit_event_id, actor_id, actor_name, action, target_type, target_id, target_name, \
          before_state, after_state, source, created_at from audit_events \
          where audit_event_id > $1 order by audit_event_id",
+        ladder::binds![id],
     )
-    .bind(id)
-    .fetch_all(t.ladder.db.pool())
     .await
     .unwrap()
 }
