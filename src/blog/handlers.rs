@@ -2,22 +2,23 @@
 //! post itself (whose it is, its state) through the rules in `blog`.
 
 use crate::web::error::Id;
-use std::collections::BTreeMap;
 
 use axum::{
     Form,
     extract::State,
-    http::StatusCode,
     response::{IntoResponse, Redirect, Response},
 };
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
-use super::{Draft, Post};
+use super::{Action, CreateDraft, DeletePost, Draft, EditPost, FeaturePost, Post, PublishPost};
 use crate::{
-    Error, Result,
+    Result,
+    permissions::EffectivePermissions,
     web::{
         auth::{SignedIn, Viewer, flash},
+        form::{FieldErrors, form_page},
+        outcome::flash_and_redirect,
         page::Page,
         state::AppState,
         templates::render,
@@ -37,9 +38,8 @@ struct PostView {
 
 fn view(viewer: &Viewer, post: Post) -> PostView {
     let perms = viewer.0.as_deref().map(|c| c.perms.as_ref());
-    let check = |rule: fn(&crate::permissions::EffectivePermissions, &Post) -> bool| {
-        perms.is_some_and(|p| rule(p, &post))
-    };
+    let check =
+        |rule: fn(&EffectivePermissions, &Post) -> bool| perms.is_some_and(|p| rule(p, &post));
     PostView {
         can_edit: check(super::may_edit),
         can_publish: check(super::may_publish),
@@ -49,33 +49,37 @@ fn view(viewer: &Viewer, post: Post) -> PostView {
     }
 }
 
-/// Loads a post the viewer may see. A draft they may not see is "not found",
-/// exactly like a missing post, on every route: a 403 would tell that it exists.
-async fn visible(
+fn views(viewer: &Viewer, posts: Vec<Post>) -> Vec<PostView> {
+    posts.into_iter().map(|p| view(viewer, p)).collect()
+}
+
+/// Loads a post the viewer may see (see `blog::visible`) and, with an
+/// `action`, may do that to.
+async fn load(
     state: &AppState,
-    perms: Option<&crate::permissions::EffectivePermissions>,
+    perms: Option<&EffectivePermissions>,
     post_id: i64,
+    action: Option<Action>,
 ) -> Result<Post> {
     let mut conn = state.ladder.db.acquire().await?;
-    super::find(&mut conn, post_id)
-        .await?
-        .filter(|post| super::may_view(perms, post))
-        .ok_or_else(|| Error::NotFound("That post".into()))
+    let post = super::visible(&mut conn, perms, post_id).await?;
+    if let (Some(action), Some(perms)) = (action, perms) {
+        action.check(perms, &post)?;
+    }
+    Ok(post)
+}
+
+fn post_url(post_id: i64) -> String {
+    format!("/posts/{post_id}")
 }
 
 pub async fn published(
     State(state): State<AppState>,
     viewer: Viewer,
-    session: Session,
+    page: Page,
 ) -> Result<Response> {
     let mut conn = state.ladder.db.acquire().await?;
-    let posts: Vec<PostView> = super::published(&mut conn, 100)
-        .await?
-        .into_iter()
-        .map(|p| view(&viewer, p))
-        .collect();
-    drop(conn);
-    let page = Page::new(&state, &viewer, &session).await?;
+    let posts = views(&viewer, super::published(&mut conn, 100).await?);
     Ok(render("posts/list.html", crate::ctx! { page, posts })?.into_response())
 }
 
@@ -83,32 +87,26 @@ pub async fn mine(
     State(state): State<AppState>,
     viewer: Viewer,
     SignedIn(current): SignedIn,
-    session: Session,
+    page: Page,
 ) -> Result<Response> {
     let mut conn = state.ladder.db.acquire().await?;
-    let posts: Vec<PostView> = super::by_author(&mut conn, current.user.user_id)
-        .await?
-        .into_iter()
-        .map(|p| view(&viewer, p))
-        .collect();
-    drop(conn);
-    let page = Page::new(&state, &viewer, &session).await?;
+    let posts = super::by_author(&mut conn, current.user.user_id).await?;
+    let posts = views(&viewer, posts);
     Ok(render("posts/mine.html", crate::ctx! { page, posts })?.into_response())
 }
 
 pub async fn show(
     State(state): State<AppState>,
     viewer: Viewer,
-    session: Session,
+    page: Page,
     Id(post_id): Id,
 ) -> Result<Response> {
     let perms = viewer.0.as_deref().map(|c| c.perms.as_ref());
-    let post = view(&viewer, visible(&state, perms, post_id).await?);
-    let page = Page::new(&state, &viewer, &session).await?;
+    let post = view(&viewer, load(&state, perms, post_id, None).await?);
     Ok(render("posts/show.html", crate::ctx! { page, post })?.into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 pub struct PostForm {
     #[serde(default)]
     title: String,
@@ -116,133 +114,78 @@ pub struct PostForm {
     body: String,
 }
 
-async fn form_page(
-    state: &AppState,
-    viewer: &Viewer,
-    session: &Session,
+fn post_form(
+    page: Page,
     post_id: Option<i64>,
     form: &PostForm,
-    errors: BTreeMap<&'static str, String>,
+    errors: &FieldErrors,
 ) -> Result<Response> {
-    let page = Page::new(state, viewer, session).await?;
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
-    let body = render(
-        "posts/form.html",
-        crate::ctx! { page, post_id, title => form.title, body => form.body, errors },
-    )?;
-    Ok((status, body).into_response())
+    let ctx = crate::ctx! { page, post_id, title => form.title, body => form.body };
+    form_page("posts/form.html", ctx, errors)
 }
 
-fn field_errors(err: Error) -> Result<BTreeMap<&'static str, String>> {
-    match err {
-        Error::Invalid { field, message } => Ok(BTreeMap::from([(field, message)])),
-        other => Err(other),
-    }
-}
-
-pub async fn new_form(
-    State(state): State<AppState>,
-    viewer: Viewer,
-    session: Session,
-) -> Result<Response> {
-    let empty = PostForm {
-        title: String::new(),
-        body: String::new(),
-    };
-    form_page(&state, &viewer, &session, None, &empty, BTreeMap::new()).await
+pub async fn new_form(page: Page) -> Result<Response> {
+    post_form(page, None, &PostForm::default(), &FieldErrors::default())
 }
 
 pub async fn create(
     State(state): State<AppState>,
-    viewer: Viewer,
+    page: Page,
     SignedIn(current): SignedIn,
     session: Session,
     Form(form): Form<PostForm>,
 ) -> Result<Response> {
-    let draft = match Draft::parse(&form.title, &form.body) {
-        Ok(d) => d,
-        Err(e) => return form_page(&state, &viewer, &session, None, &form, field_errors(e)?).await,
+    let mut errors = FieldErrors::default();
+    let Some(draft) = errors.check(Draft::parse(&form.title, &form.body)) else {
+        return post_form(page, None, &form, &errors);
     };
-    let mut tx = state.ladder.db.begin().await?;
-    let post_id = super::create(
-        &mut tx,
-        current.user.user_id,
-        &draft,
-        state.ladder.clock.now(),
-    )
-    .await?;
-    tx.commit().await?;
-    flash(&session, "success", "Draft saved.").await?;
-    Ok(Redirect::to(&format!("/posts/{post_id}")).into_response())
+    let new = CreateDraft {
+        author_id: current.user.user_id,
+        draft,
+        now: state.ladder.clock.now(),
+    };
+    let post_id = state.ladder.db.run(new).await?;
+    flash_and_redirect(&session, Ok("Draft saved.".into()), &post_url(post_id)).await
 }
 
 pub async fn edit_form(
     State(state): State<AppState>,
-    viewer: Viewer,
+    page: Page,
     SignedIn(current): SignedIn,
-    session: Session,
     Id(post_id): Id,
 ) -> Result<Response> {
-    let post = visible(&state, Some(&current.perms), post_id).await?;
-    if !super::may_edit(&current.perms, &post) {
-        return Err(not_yours("edit"));
-    }
+    let post = load(&state, Some(&current.perms), post_id, Some(Action::Edit)).await?;
     let form = PostForm {
         title: post.title,
         body: post.body,
     };
-    form_page(
-        &state,
-        &viewer,
-        &session,
-        Some(post_id),
-        &form,
-        BTreeMap::new(),
-    )
-    .await
-}
-
-fn not_yours(action: &str) -> Error {
-    Error::Forbidden(format!(
-        "You may {action} only your own posts; doing it to someone else's needs blog.feature_post."
-    ))
+    post_form(page, Some(post_id), &form, &FieldErrors::default())
 }
 
 pub async fn edit(
     State(state): State<AppState>,
-    viewer: Viewer,
+    page: Page,
     SignedIn(current): SignedIn,
     session: Session,
     Id(post_id): Id,
     Form(form): Form<PostForm>,
 ) -> Result<Response> {
-    let post = visible(&state, Some(&current.perms), post_id).await?;
-    if !super::may_edit(&current.perms, &post) {
-        return Err(not_yours("edit"));
-    }
-    let draft = match Draft::parse(&form.title, &form.body) {
-        Ok(d) => d,
-        Err(e) => {
-            return form_page(
-                &state,
-                &viewer,
-                &session,
-                Some(post_id),
-                &form,
-                field_errors(e)?,
-            )
-            .await;
-        }
+    load(&state, Some(&current.perms), post_id, Some(Action::Edit)).await?;
+    let mut errors = FieldErrors::default();
+    let Some(draft) = errors.check(Draft::parse(&form.title, &form.body)) else {
+        return post_form(page, Some(post_id), &form, &errors);
     };
-    let mut tx = state.ladder.db.begin().await?;
-    super::update(&mut tx, post_id, &draft, state.ladder.clock.now()).await?;
-    tx.commit().await?;
-    flash(&session, "success", "Post saved.").await?;
-    Ok(Redirect::to(&format!("/posts/{post_id}")).into_response())
+    let now = state.ladder.clock.now();
+    state
+        .ladder
+        .db
+        .run(EditPost {
+            post_id,
+            draft,
+            now,
+        })
+        .await?;
+    flash_and_redirect(&session, Ok("Post saved.".into()), &post_url(post_id)).await
 }
 
 pub async fn publish(
@@ -251,19 +194,15 @@ pub async fn publish(
     session: Session,
     Id(post_id): Id,
 ) -> Result<Response> {
-    let post = visible(&state, Some(&current.perms), post_id).await?;
+    let post = load(&state, Some(&current.perms), post_id, None).await?;
     if post.is_published() {
         flash(&session, "info", "That post is already published.").await?;
-        return Ok(Redirect::to(&format!("/posts/{post_id}")).into_response());
+        return Ok(Redirect::to(&post_url(post_id)).into_response());
     }
-    if !super::may_publish(&current.perms, &post) {
-        return Err(not_yours("publish"));
-    }
-    let mut tx = state.ladder.db.begin().await?;
-    super::publish(&mut tx, post_id, state.ladder.clock.now()).await?;
-    tx.commit().await?;
-    flash(&session, "success", "Published.").await?;
-    Ok(Redirect::to(&format!("/posts/{post_id}")).into_response())
+    Action::Publish.check(&current.perms, &post)?;
+    let now = state.ladder.clock.now();
+    state.ladder.db.run(PublishPost { post_id, now }).await?;
+    flash_and_redirect(&session, Ok("Published.".into()), &post_url(post_id)).await
 }
 
 #[derive(Deserialize)]
@@ -278,37 +217,31 @@ pub async fn feature(
     Id(post_id): Id,
     Form(form): Form<FeatureForm>,
 ) -> Result<Response> {
-    let post = visible(&state, Some(&current.perms), post_id).await?;
-    if !super::may_feature(&current.perms, &post) {
-        return Err(Error::Conflict(
-            "Only published posts can be featured.".into(),
-        ));
-    }
+    let perms = Some(current.perms.as_ref());
+    load(&state, perms, post_id, Some(Action::Feature)).await?;
     let featured = form.featured == "true";
-    let mut tx = state.ladder.db.begin().await?;
-    super::set_featured(&mut tx, post_id, featured, state.ladder.clock.now()).await?;
-    tx.commit().await?;
+    let now = state.ladder.clock.now();
+    let change = FeaturePost {
+        post_id,
+        featured,
+        now,
+    };
+    state.ladder.db.run(change).await?;
     let message = if featured {
         "Featured."
     } else {
         "No longer featured."
     };
-    flash(&session, "success", message).await?;
-    Ok(Redirect::to(&format!("/posts/{post_id}")).into_response())
+    flash_and_redirect(&session, Ok(message.into()), &post_url(post_id)).await
 }
 
 pub async fn delete_form(
     State(state): State<AppState>,
-    viewer: Viewer,
+    page: Page,
     SignedIn(current): SignedIn,
-    session: Session,
     Id(post_id): Id,
 ) -> Result<Response> {
-    let post = visible(&state, Some(&current.perms), post_id).await?;
-    if !super::may_delete(&current.perms, &post) {
-        return Err(not_yours("delete"));
-    }
-    let page = Page::new(&state, &viewer, &session).await?;
+    let post = load(&state, Some(&current.perms), post_id, Some(Action::Delete)).await?;
     Ok(render("posts/delete.html", crate::ctx! { page, post })?.into_response())
 }
 
@@ -318,13 +251,8 @@ pub async fn delete(
     session: Session,
     Id(post_id): Id,
 ) -> Result<Response> {
-    let post = visible(&state, Some(&current.perms), post_id).await?;
-    if !super::may_delete(&current.perms, &post) {
-        return Err(not_yours("delete"));
-    }
-    let mut tx = state.ladder.db.begin().await?;
-    super::delete(&mut tx, post_id).await?;
-    tx.commit().await?;
-    flash(&session, "success", format!("Deleted \"{}\".", post.title)).await?;
-    Ok(Redirect::to("/posts/mine").into_response())
+    let post = load(&state, Some(&current.perms), post_id, Some(Action::Delete)).await?;
+    state.ladder.db.run(DeletePost { post_id }).await?;
+    let done = format!("Deleted \"{}\".", post.title);
+    flash_and_redirect(&session, Ok(done), "/posts/mine").await
 }
