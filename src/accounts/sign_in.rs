@@ -4,8 +4,8 @@ use std::sync::LazyLock;
 
 use super::{User, password, users};
 use crate::{
-    Result, binds,
-    db::{Db, Sql},
+    Error, Result, binds,
+    db::{Db, Finish, Sql, Transaction},
 };
 
 /// A hash to verify against when the username is unknown, so that an unknown
@@ -19,8 +19,8 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
 
 /// The user, if the password is right and the account active. Wrong password,
 /// unknown user and inactive user all give `None`: one message for all three.
-/// Takes no transaction: the hash is checked on a blocking thread while no
-/// connection or write turn is held.
+/// The hash is checked on a blocking thread while no connection or write
+/// turn is held; only then is the sign-in recorded (`RecordSignIn`).
 pub async fn authenticate(db: &Db, username: &str, pw: &str, now: i64) -> Result<Option<User>> {
     let user = {
         let mut conn = db.acquire().await?;
@@ -34,18 +34,66 @@ pub async fn authenticate(db: &Db, username: &str, pw: &str, now: i64) -> Result
     let Some(user) = user.filter(|u| matches && u.is_active && u.password_hash.is_some()) else {
         return Ok(None);
     };
-    let mut tx = db.begin().await?;
-    Sql::execute(
-        &mut tx,
-        "update users set last_login = $1 where user_id = $2",
-        binds![now, user.user_id],
-    )
-    .await?;
-    tx.commit().await?;
+    let user_id = user.user_id;
+    db.run(RecordSignIn { user_id, now }).await?;
     Ok(Some(User {
         last_login: Some(now),
         ..user
     }))
+}
+
+/// A successful sign-in: the user's `last_login`.
+pub struct RecordSignIn {
+    pub user_id: i64,
+    pub now: i64,
+}
+
+impl Transaction for RecordSignIn {
+    type Output = ();
+
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<()>> {
+        sql.execute(
+            "update users set last_login = $1 where user_id = $2",
+            binds![self.now, self.user_id],
+        )
+        .await?;
+        Ok(Finish::Commit(()))
+    }
+}
+
+/// Signs in through the sign-in form: counts the attempt (`CountSignIn`),
+/// then checks the password. `Ok(None)`: no such active account with that
+/// password. A blocked address, or a wrong password for a username tried
+/// too often, is `Error::RateLimited`.
+pub async fn sign_in(
+    db: &Db,
+    address: &str,
+    username: &str,
+    pw: &str,
+    per_minute: u32,
+    now: i64,
+) -> Result<Option<User>> {
+    // No account has a longer name; refused before the name becomes a rate-limit key.
+    let max = super::Username::MAX_CHARS;
+    if username.chars().count() > max {
+        let why = format!("must be at most {max} characters");
+        return Err(Error::invalid("username", why));
+    }
+    let count = CountSignIn {
+        address: address.to_string(),
+        username_key: super::username_key(username),
+        per_minute,
+        now,
+    };
+    let limit = db.run(count).await?;
+    if let LoginLimit::Blocked(wait) = limit {
+        return Err(Error::RateLimited(wait));
+    }
+    let user = authenticate(db, username, pw, now).await?;
+    match (user, limit) {
+        (None, LoginLimit::UsernameOnly(wait)) => Err(Error::RateLimited(wait)),
+        (user, _) => Ok(user),
+    }
 }
 
 /// One address may try this many times more often than one address and
@@ -64,6 +112,32 @@ pub enum LoginLimit {
     /// password still gets in (so nobody can lock a user out by failing on
     /// purpose), a wrong one is told to wait this many seconds.
     UsernameOnly(u64),
+}
+
+/// Counts a sign-in attempt by `address` for `username_key`, per address and
+/// username together, per address, and per username; answers the
+/// `LoginLimit`. The count commits whatever the password turns out to be.
+pub struct CountSignIn {
+    pub address: String,
+    pub username_key: String,
+    pub per_minute: u32,
+    pub now: i64,
+}
+
+impl Transaction for CountSignIn {
+    type Output = LoginLimit;
+
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<LoginLimit>> {
+        let limit = login_limit(
+            sql,
+            &self.address,
+            &self.username_key,
+            self.per_minute,
+            self.now,
+        )
+        .await?;
+        Ok(Finish::Commit(limit))
+    }
 }
 
 /// Counts a sign-in attempt by `address` for `username_key`, per address and
@@ -91,6 +165,23 @@ pub async fn login_limit(
     let soft = over_limit(sql, &[(user.as_str(), per_minute)], now).await?;
     record(sql, &[&pair, &address_key, &user], now).await?;
     Ok(soft.map_or(LoginLimit::Open, LoginLimit::UsernameOnly))
+}
+
+/// Counts one attempt under each of `keys` (e.g. `password:<user_id>`);
+/// answers how long to wait if any key is over `per_minute` (see `rate_limit`).
+pub struct CountAttempt {
+    pub keys: Vec<String>,
+    pub per_minute: u32,
+    pub now: i64,
+}
+
+impl Transaction for CountAttempt {
+    type Output = Option<u64>;
+
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<Option<u64>>> {
+        let wait = rate_limit(sql, &self.keys, self.per_minute, self.now).await?;
+        Ok(Finish::Commit(wait))
+    }
 }
 
 /// Records one attempt under each key (e.g. the client address and the

@@ -19,13 +19,7 @@ use super::{
     page::Page,
     templates::render,
 };
-use crate::{
-    Error, Result,
-    accounts::{
-        sign_in::{self, LoginLimit},
-        username_key,
-    },
-};
+use crate::{Result, accounts::sign_in};
 
 #[derive(Deserialize)]
 pub struct NextQuery {
@@ -67,34 +61,18 @@ pub async fn submit(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Form(form): Form<LoginForm>,
 ) -> Result<Response> {
-    // No account has a longer name; refused before the name becomes a rate-limit key.
-    let max = crate::accounts::Username::MAX_CHARS;
-    if form.username.trim().chars().count() > max {
-        let why = format!("must be at most {max} characters");
-        return Err(Error::invalid("username", why));
-    }
-    let next = safe_next(form.next.as_deref());
-    let now = state.ladder.clock.now();
-    let per_minute = state.ladder.settings.server.login_attempts_per_minute;
-    let username = form.username.trim();
-    let mut tx = state.ladder.db.begin().await?;
-    let limit = sign_in::login_limit(
-        &mut tx,
+    let ladder = &state.ladder;
+    let user = sign_in::sign_in(
+        &ladder.db,
         &peer.ip().to_string(),
-        &username_key(username),
-        per_minute,
-        now,
+        form.username.trim(),
+        &form.password,
+        ladder.settings.server.login_attempts_per_minute,
+        ladder.clock.now(),
     )
     .await?;
-    tx.commit().await?;
-    if let LoginLimit::Blocked(wait) = limit {
-        return Err(Error::RateLimited(wait));
-    }
-    let user = sign_in::authenticate(&state.ladder.db, username, &form.password, now).await?;
+    let next = safe_next(form.next.as_deref());
     let Some(user) = user else {
-        if let LoginLimit::UsernameOnly(wait) = limit {
-            return Err(Error::RateLimited(wait));
-        }
         let error = "That username and password do not match an active account.";
         let view = LoginView {
             status: StatusCode::UNPROCESSABLE_ENTITY,
@@ -135,6 +113,8 @@ async fn login_page(
         headers,
         state.ladder.settings.server.secure_cookies,
     );
+    // Built only here: a redirect (signed in already, or just now) leaves
+    // the flash for the page it leads to.
     let mut page = Page::new(state, viewer, session).await?;
     page.csrf_token = csrf.token;
     let body = render("login.html", crate::ctx! { page, next, username, error })?;
