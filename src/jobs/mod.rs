@@ -9,10 +9,12 @@ use std::fmt;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::{
-    Error, Ladder, Result,
+    Error, Ladder, Result, binds,
     config::JobSettings,
+    db::{Finish, Sql, Transaction},
     mail::{transport::Transport, worker},
     promotions::schedule,
+    web::session_store::SweepSessions,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -116,9 +118,8 @@ pub async fn run_once(ladder: &Ladder, job: JobName, transport: &Transport) -> R
             format!("{n} digest(s) queued")
         }
         JobName::Sessions => {
-            let mut conn = ladder.db.write_conn().await?;
-            let (sessions, attempts) =
-                crate::web::session_store::sweep(&mut *conn, ladder.clock.now()).await?;
+            let now = ladder.clock.now();
+            let (sessions, attempts) = ladder.db.run(SweepSessions { now }).await?;
             format!("{sessions} expired session(s) and {attempts} old sign-in attempt(s) deleted")
         }
     };
@@ -127,21 +128,33 @@ pub async fn run_once(ladder: &Ladder, job: JobName, transport: &Transport) -> R
     Ok(summary)
 }
 
+/// Claims one run of a job: the first instance to insert its (job, slot)
+/// row does the work. Answers whether this one did.
+struct ClaimRun {
+    job: JobName,
+    now: i64,
+}
+
+impl Transaction for ClaimRun {
+    type Output = bool;
+
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<bool>> {
+        let inserted = sql
+            .execute(
+                "insert into job_runs (job, slot, created_at) values ($1, $2, $3) \
+                 on conflict do nothing",
+                binds![self.job.to_string(), self.now / 10, self.now],
+            )
+            .await?;
+        Ok(Finish::Commit(inserted == 1))
+    }
+}
+
 /// Claims this run of `job` for this instance. Runs of one schedule tick land
 /// in the same ten-second slot, so only the first instance gets it.
 async fn claim(ladder: &Ladder, job: JobName) -> Result<bool> {
     let now = ladder.clock.now();
-    let mut conn = ladder.db.write_conn().await?;
-    let inserted = sqlx::query(
-        "insert into job_runs (job, slot, created_at) values ($1, $2, $3) on conflict do nothing",
-    )
-    .bind(job.to_string())
-    .bind(now / 10)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    Ok(inserted == 1)
+    ladder.db.run(ClaimRun { job, now }).await
 }
 
 /// Starts the scheduler with every job that has a schedule.

@@ -12,7 +12,7 @@ use tower_sessions::{
 use crate::{
     Result, binds,
     clock::Clock,
-    db::{Db, Sql},
+    db::{Db, Finish, Sql, Transaction},
 };
 
 /// Times in the table are on Ladder's clock (`Clock`), so a test that moves
@@ -50,51 +50,137 @@ fn backend(e: impl std::fmt::Display) -> session_store::Error {
     session_store::Error::Backend(e.to_string())
 }
 
-#[async_trait]
-impl SessionStore for DbSessionStore {
-    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        let mut conn = self.db.write_conn().await.map_err(backend)?;
-        let sql: &mut dyn Sql = &mut *conn;
+/// A new session under a fresh id; answers the id it was stored under.
+pub struct CreateSession {
+    pub id: Id,
+    pub data: String,
+    pub expires_at: i64,
+    pub now: i64,
+}
+
+impl Transaction for CreateSession {
+    type Output = Id;
+
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<Id>> {
+        let mut id = self.id;
         // Ids are random; on the rare collision pick another rather than overwrite.
         loop {
-            let data = serde_json::to_string(&record.data).map_err(backend)?;
             let inserted = sql
                 .execute(
                     "insert into sessions (session_id, data, expires_at, created_at) \
                      values ($1, $2, $3, $4) on conflict (session_id) do nothing",
-                    binds![
-                        record.id.to_string(),
-                        data,
-                        self.expires_at(record),
-                        self.now()
-                    ],
+                    binds![id.to_string(), &self.data, self.expires_at, self.now],
                 )
-                .await
-                .map_err(backend)?;
+                .await?;
             if inserted == 1 {
-                return Ok(());
+                return Ok(Finish::Commit(id));
             }
-            record.id = Id::default();
+            id = Id::default();
         }
+    }
+}
+
+/// A session's data and expiry, stored (created if it is gone).
+pub struct SaveSession {
+    pub id: Id,
+    pub data: String,
+    pub expires_at: i64,
+    pub now: i64,
+}
+
+impl Transaction for SaveSession {
+    type Output = ();
+
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<()>> {
+        sql.execute(
+            "insert into sessions (session_id, data, expires_at, created_at) values ($1, $2, $3, $4) \
+             on conflict (session_id) do update set data = excluded.data, expires_at = excluded.expires_at",
+            binds![self.id.to_string(), self.data, self.expires_at, self.now],
+        )
+        .await?;
+        Ok(Finish::Commit(()))
+    }
+}
+
+/// Ends a session.
+pub struct DeleteSession {
+    pub id: Id,
+}
+
+impl Transaction for DeleteSession {
+    type Output = ();
+
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<()>> {
+        sql.execute(
+            "delete from sessions where session_id = $1",
+            binds![self.id.to_string()],
+        )
+        .await?;
+        Ok(Finish::Commit(()))
+    }
+}
+
+/// Deletes the sessions expired by `now`; answers how many went.
+pub struct DeleteExpiredSessions {
+    pub now: i64,
+}
+
+impl Transaction for DeleteExpiredSessions {
+    type Output = u64;
+
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<u64>> {
+        Ok(Finish::Commit(delete_expired(sql, self.now).await?))
+    }
+}
+
+async fn delete_expired(sql: &mut dyn Sql, now: i64) -> Result<u64> {
+    sql.execute("delete from sessions where expires_at <= $1", binds![now])
+        .await
+}
+
+/// Deletes expired sessions and sign-in attempts older than an hour (the
+/// limit looks back one minute); the `sessions` job runs it. Answers how
+/// many of each went.
+pub struct SweepSessions {
+    pub now: i64,
+}
+
+impl Transaction for SweepSessions {
+    type Output = (u64, u64);
+
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<(u64, u64)>> {
+        let sessions = delete_expired(sql, self.now).await?;
+        let attempts = sql
+            .execute(
+                "delete from login_attempts where created_at < $1",
+                binds![self.now - 3600],
+            )
+            .await?;
+        Ok(Finish::Commit((sessions, attempts)))
+    }
+}
+
+#[async_trait]
+impl SessionStore for DbSessionStore {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        let create = CreateSession {
+            id: record.id,
+            data: serde_json::to_string(&record.data).map_err(backend)?,
+            expires_at: self.expires_at(record),
+            now: self.now(),
+        };
+        record.id = self.db.run(create).await.map_err(backend)?;
+        Ok(())
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        let data = serde_json::to_string(&record.data).map_err(backend)?;
-        let mut conn = self.db.write_conn().await.map_err(backend)?;
-        Sql::execute(
-            &mut *conn,
-            "insert into sessions (session_id, data, expires_at, created_at) values ($1, $2, $3, $4) \
-             on conflict (session_id) do update set data = excluded.data, expires_at = excluded.expires_at",
-            binds![
-                record.id.to_string(),
-                data,
-                self.expires_at(record),
-                self.now()
-            ],
-        )
-        .await
-        .map_err(backend)?;
-        Ok(())
+        let save = SaveSession {
+            id: record.id,
+            data: serde_json::to_string(&record.data).map_err(backend)?,
+            expires_at: self.expires_at(record),
+            now: self.now(),
+        };
+        self.db.run(save).await.map_err(backend)
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
@@ -120,45 +206,21 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        let mut conn = self.db.write_conn().await.map_err(backend)?;
-        Sql::execute(
-            &mut *conn,
-            "delete from sessions where session_id = $1",
-            binds![id.to_string()],
-        )
-        .await
-        .map_err(backend)?;
-        Ok(())
+        self.db
+            .run(DeleteSession { id: *id })
+            .await
+            .map_err(backend)
     }
 }
 
 #[async_trait]
 impl ExpiredDeletion for DbSessionStore {
     async fn delete_expired(&self) -> session_store::Result<()> {
-        let mut conn = self.db.write_conn().await.map_err(backend)?;
-        Sql::execute(
-            &mut *conn,
-            "delete from sessions where expires_at <= $1",
-            binds![self.now()],
-        )
-        .await
-        .map_err(backend)?;
+        let now = self.now();
+        self.db
+            .run(DeleteExpiredSessions { now })
+            .await
+            .map_err(backend)?;
         Ok(())
     }
-}
-
-/// Deletes expired sessions and sign-in attempts older than an hour (the
-/// limit looks back one minute); the `sessions` job runs it. Answers how
-/// many of each went.
-pub async fn sweep(sql: &mut dyn Sql, now: i64) -> Result<(u64, u64)> {
-    let sessions = sql
-        .execute("delete from sessions where expires_at <= $1", binds![now])
-        .await?;
-    let attempts = sql
-        .execute(
-            "delete from login_attempts where created_at < $1",
-            binds![now - 3600],
-        )
-        .await?;
-    Ok((sessions, attempts))
 }
