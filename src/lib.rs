@@ -36,7 +36,7 @@ pub use error::{Error, Result};
 use crate::{
     clock::Clock,
     config::Settings,
-    db::Db,
+    db::{Db, Finish, Sql, Transaction},
     permissions::{PermissionCache, catalog::SyncReport},
 };
 
@@ -74,10 +74,12 @@ impl Ladder {
         let db = Db::connect(&settings.database).await?;
         // The schema first: the secret lives in it.
         db.migrate().await?;
-        let secret = {
-            let mut conn = db.write_conn().await?;
-            secret::ServerSecret::load(&mut *conn, &settings.server.secret_key, clock.now()).await?
-        };
+        let secret = db
+            .run(LoadSecret {
+                configured: settings.server.secret_key.clone(),
+                now: clock.now(),
+            })
+            .await?;
         let tracks = promotions::Track::parse_all(&settings.promotions)
             .map_err(|e| Error::invalid("promotions", e))?;
         let mut ladder = Ladder {
@@ -101,19 +103,24 @@ impl Ladder {
     /// It creates no groups: see `setup_tracks`.
     pub async fn migrate(&self) -> Result<SyncReport> {
         self.db.migrate().await?;
-        let mut tx = self.db.begin().await?;
-        let report =
-            permissions::catalog::sync(&mut tx, &self.settings.resources, self.clock.now()).await?;
-        tx.commit().await?;
-        Ok(report)
+        self.db
+            .run(SyncPermissions {
+                resources: self.settings.resources.clone(),
+                now: self.clock.now(),
+            })
+            .await
     }
 
     /// Binds the promotion tracks to their groups by id (`promotions::track::bind`).
     async fn bind_tracks(&mut self, setup: Option<&actor::Actor>) -> Result<Vec<String>> {
-        let mut tx = self.db.begin().await?;
-        let binding =
-            promotions::track::bind(&mut tx, &self.tracks, setup, self.clock.now()).await?;
-        tx.commit().await?;
+        let binding = self
+            .db
+            .run(BindTracks {
+                tracks: self.tracks.to_vec(),
+                setup: setup.cloned(),
+                now: self.clock.now(),
+            })
+            .await?;
         self.tracks = Arc::new(binding.tracks);
         Ok(binding.done)
     }
@@ -156,5 +163,52 @@ impl Ladder {
             .iter()
             .find(|t| t.name == name)
             .ok_or_else(|| Error::NotFound(format!("promotion track {name:?}")))
+    }
+}
+
+/// Reads the server secret, or makes and stores one on first start.
+struct LoadSecret {
+    configured: String,
+    now: i64,
+}
+
+impl Transaction for LoadSecret {
+    type Output = secret::ServerSecret;
+
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<secret::ServerSecret>> {
+        let loaded = secret::ServerSecret::load(sql, &self.configured, self.now).await?;
+        Ok(Finish::Commit(loaded))
+    }
+}
+
+/// Creates the permissions newly declared in config.
+struct SyncPermissions {
+    resources: Vec<config::ResourceSettings>,
+    now: i64,
+}
+
+impl Transaction for SyncPermissions {
+    type Output = SyncReport;
+
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<SyncReport>> {
+        let report = permissions::catalog::sync(sql, &self.resources, self.now).await?;
+        Ok(Finish::Commit(report))
+    }
+}
+
+/// Binds the tracks to their groups (`promotions::track::bind`).
+struct BindTracks {
+    tracks: Vec<promotions::Track>,
+    setup: Option<actor::Actor>,
+    now: i64,
+}
+
+impl Transaction for BindTracks {
+    type Output = promotions::track::Binding;
+
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<promotions::track::Binding>> {
+        let binding =
+            promotions::track::bind(sql, &self.tracks, self.setup.as_ref(), self.now).await?;
+        Ok(Finish::Commit(binding))
     }
 }

@@ -94,27 +94,19 @@ pub async fn run_once(ladder: &Ladder, job: JobName, transport: &Transport) -> R
             )
         }
         JobName::Expire => {
-            let mut tx = ladder.db.begin().await?;
-            let n = schedule::expire_due(ladder, &mut tx).await?;
-            tx.commit().await?;
+            let n = schedule::expire_due(ladder).await?;
             format!("{n} request(s) expired")
         }
         JobName::Remind => {
-            let mut tx = ladder.db.begin().await?;
-            let n = schedule::remind_due(ladder, &mut tx).await?;
-            tx.commit().await?;
+            let n = schedule::remind_due(ladder).await?;
             format!("{n} reminder(s) queued")
         }
         JobName::EndGrants => {
-            let mut tx = ladder.db.begin().await?;
-            let (warned, ended) = schedule::end_due_grants(ladder, &mut tx).await?;
-            tx.commit().await?;
+            let (warned, ended) = schedule::end_due_grants(ladder).await?;
             format!("{warned} warning(s) queued, {ended} grant(s) ended")
         }
         JobName::Digest => {
-            let mut tx = ladder.db.begin().await?;
-            let n = schedule::digest(ladder, &mut tx).await?;
-            tx.commit().await?;
+            let n = schedule::digest(ladder).await?;
             format!("{n} digest(s) queued")
         }
         JobName::Sessions => {

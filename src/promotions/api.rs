@@ -34,7 +34,7 @@ fn api_actor(current: &CurrentUser) -> Actor {
 }
 
 /// The stable JSON shape of a request (documented in docs/api.md).
-async fn request_json(conn: &mut Conn, r: &Request) -> crate::Result<Value> {
+async fn request_json(conn: &mut dyn crate::db::Sql, r: &Request) -> crate::Result<Value> {
     Ok(json_of(r, &super::approvals(conn, r.request_id).await?))
 }
 

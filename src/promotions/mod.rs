@@ -10,19 +10,16 @@ pub mod reasons;
 pub mod schedule;
 pub mod track;
 pub mod transitions;
+pub mod view;
 
 use serde::Serialize;
-use sqlx::{
-    Any, FromRow,
-    any::{AnyTypeInfo, AnyValueRef},
-    error::BoxDynError,
-};
 
 pub use track::Track;
 
 use crate::{
-    Error, Result,
-    db::{Binds, Conn},
+    Error, Result, binds,
+    db::{Binds, FromValue, Sql, Value},
+    from_row,
 };
 
 /// Where a request stands. Stored as text; every change is one atomic
@@ -84,25 +81,14 @@ impl TryFrom<String> for State {
     }
 }
 
-impl sqlx::Type<Any> for State {
-    fn type_info() -> AnyTypeInfo {
-        <String as sqlx::Type<Any>>::type_info()
-    }
-
-    fn compatible(ty: &AnyTypeInfo) -> bool {
-        <String as sqlx::Type<Any>>::compatible(ty)
-    }
-}
-
-impl<'r> sqlx::Decode<'r, Any> for State {
-    fn decode(value: AnyValueRef<'r>) -> Result<State, BoxDynError> {
-        let raw = <String as sqlx::Decode<'r, Any>>::decode(value)?;
-        Ok(State::try_from(raw)?)
+impl FromValue for State {
+    fn from_value(value: &Value) -> std::result::Result<State, String> {
+        State::try_from(String::from_value(value)?).map_err(|e| e.to_string())
     }
 }
 
 /// A request row, with the names a page or the API shows.
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Request {
     pub request_id: i64,
     pub track: String,
@@ -120,51 +106,99 @@ pub struct Request {
     pub updated_at: i64,
 }
 
+from_row!(Request {
+    request_id,
+    track,
+    requester_id,
+    requester,
+    justification,
+    state,
+    decided_by,
+    decided_at,
+    decision_reason,
+    expires_at,
+    grant_ends_at,
+    ended_at,
+    created_at,
+    updated_at,
+});
+
 pub(crate) const SELECT: &str = "select r.request_id, r.track, r.requester_id, u.username as requester, \
      r.justification, r.state, d.username as decided_by, r.decided_at, r.decision_reason, \
      r.expires_at, r.grant_ends_at, r.ended_at, r.created_at, r.updated_at \
      from promotion_requests r join users u on u.user_id = r.requester_id \
      left join users d on d.user_id = r.decided_by";
 
-pub async fn find(conn: &mut Conn, request_id: i64) -> Result<Option<Request>> {
-    Ok(sqlx::query_as(&format!("{SELECT} where r.request_id = $1"))
-        .bind(request_id)
-        .fetch_optional(conn)
-        .await?)
+pub async fn find(sql: &mut dyn Sql, request_id: i64) -> Result<Option<Request>> {
+    sql.fetch_optional(
+        &format!("{SELECT} where r.request_id = $1"),
+        binds![request_id],
+    )
+    .await
 }
 
-pub async fn get(conn: &mut Conn, request_id: i64) -> Result<Request> {
-    find(conn, request_id)
+pub async fn get(sql: &mut dyn Sql, request_id: i64) -> Result<Request> {
+    find(sql, request_id)
         .await?
         .ok_or_else(|| Error::NotFound(format!("promotion request {request_id}")))
 }
 
 /// One approval so far.
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Approval {
     pub approver: String,
     pub comment: String,
     pub created_at: i64,
 }
 
-pub async fn approvals(conn: &mut Conn, request_id: i64) -> Result<Vec<Approval>> {
-    Ok(sqlx::query_as(
-        "select u.username as approver, a.comment, a.created_at from promotion_approvals a \
-         join users u on u.user_id = a.approver_id where a.request_id = $1 order by a.created_at, u.username_key",
-    )
-    .bind(request_id)
-    .fetch_all(conn)
-    .await?)
+from_row!(Approval {
+    approver,
+    comment,
+    created_at
+});
+
+pub async fn approvals(sql: &mut dyn Sql, request_id: i64) -> Result<Vec<Approval>> {
+    Ok(approvals_of(sql, &[request_id])
+        .await?
+        .remove(&request_id)
+        .unwrap_or_default())
+}
+
+/// The approvals of each of `request_ids`, in one query (a page of requests
+/// reads them all at once).
+pub async fn approvals_of(
+    sql: &mut dyn Sql,
+    request_ids: &[i64],
+) -> Result<std::collections::BTreeMap<i64, Vec<Approval>>> {
+    let mut by_request = std::collections::BTreeMap::new();
+    if request_ids.is_empty() {
+        return Ok(by_request);
+    }
+    let mut binds = Binds::default();
+    let params: Vec<String> = request_ids.iter().map(|id| binds.int(*id)).collect();
+    let query = format!(
+        "select a.request_id, u.username as approver, a.comment, a.created_at from promotion_approvals a \
+         join users u on u.user_id = a.approver_id where a.request_id in ({}) \
+         order by a.request_id, a.created_at, u.username_key",
+        params.join(", ")
+    );
+    for row in sql.fetch_rows(&query, binds.into_vec()).await? {
+        let approval = <Approval as crate::db::FromRow>::from_row(&row)?;
+        by_request
+            .entry(row.get::<i64>("request_id")?)
+            .or_insert_with(Vec::new)
+            .push(approval);
+    }
+    Ok(by_request)
 }
 
 /// A requester's own requests, newest first.
-pub async fn by_requester(conn: &mut Conn, user_id: i64) -> Result<Vec<Request>> {
-    Ok(sqlx::query_as(&format!(
-        "{SELECT} where r.requester_id = $1 order by r.request_id desc"
-    ))
-    .bind(user_id)
-    .fetch_all(conn)
-    .await?)
+pub async fn by_requester(sql: &mut dyn Sql, user_id: i64) -> Result<Vec<Request>> {
+    sql.fetch_all(
+        &format!("{SELECT} where r.requester_id = $1 order by r.request_id desc"),
+        binds![user_id],
+    )
+    .await
 }
 
 /// Filters for the review dashboard and the API list.
@@ -188,8 +222,8 @@ pub struct RequestPage {
 }
 
 /// A page of requests by keyset pagination on (created_at, request_id).
-pub async fn list(conn: &mut Conn, filter: &RequestFilter) -> Result<RequestPage> {
-    let mut sql = format!("{SELECT} where 1 = 1");
+pub async fn list(sql: &mut dyn Sql, filter: &RequestFilter) -> Result<RequestPage> {
+    let mut query = format!("{SELECT} where 1 = 1");
     let mut binds = Binds::default();
     if let Some(tracks) = &filter.tracks {
         if tracks.is_empty() {
@@ -199,17 +233,17 @@ pub async fn list(conn: &mut Conn, filter: &RequestFilter) -> Result<RequestPage
             });
         }
         let params: Vec<String> = tracks.iter().map(|t| binds.text(t.clone())).collect();
-        sql += &format!(" and r.track in ({})", params.join(", "));
+        query += &format!(" and r.track in ({})", params.join(", "));
     }
     if let Some(track) = &filter.track {
-        sql += &format!(" and r.track = {}", binds.text(track.clone()));
+        query += &format!(" and r.track = {}", binds.text(track.clone()));
     }
     if let Some(state) = filter.state {
-        sql += &format!(" and r.state = {}", binds.text(state.as_str()));
+        query += &format!(" and r.state = {}", binds.text(state.as_str()));
     }
     if let Some(requester) = &filter.requester {
         let key = crate::accounts::username_key(requester.trim());
-        sql += &format!(" and u.username_key = {}", binds.text(key));
+        query += &format!(" and u.username_key = {}", binds.text(key));
     }
     let op = if filter.newest_first { "<" } else { ">" };
     if let Some(after) = &filter.after {
@@ -218,16 +252,14 @@ pub async fn list(conn: &mut Conn, filter: &RequestFilter) -> Result<RequestPage
             .and_then(|(a, b)| Some((a.parse::<i64>().ok()?, b.parse::<i64>().ok()?)))
             .ok_or_else(|| Error::invalid("after", "is not a valid page cursor"))?;
         let (a, b) = (binds.int(at), binds.int(id));
-        sql += &format!(
+        query += &format!(
             " and (r.created_at {op} {a} or (r.created_at = {a} and r.request_id {op} {b}))"
         );
     }
     let dir = if filter.newest_first { "desc" } else { "asc" };
     let limit = binds.int(filter.limit + 1);
-    sql += &format!(" order by r.created_at {dir}, r.request_id {dir} limit {limit}");
-    let mut requests = sqlx::query_as_with::<_, Request, _>(&sql, binds.into_arguments()?)
-        .fetch_all(conn)
-        .await?;
+    query += &format!(" order by r.created_at {dir}, r.request_id {dir} limit {limit}");
+    let mut requests: Vec<Request> = sql.fetch_all(&query, binds.into_vec()).await?;
     let next = if requests.len() as i64 > filter.limit {
         requests.truncate(filter.limit as usize);
         requests
@@ -240,22 +272,20 @@ pub async fn list(conn: &mut Conn, filter: &RequestFilter) -> Result<RequestPage
 }
 
 /// Pending requests on these tracks, counted up to `cap` (for the navigation badge).
-pub async fn pending_count(conn: &mut Conn, tracks: &[String], cap: i64) -> Result<i64> {
+pub async fn pending_count(sql: &mut dyn Sql, tracks: &[String], cap: i64) -> Result<i64> {
     if tracks.is_empty() {
         return Ok(0);
     }
     let params: Vec<String> = (1..=tracks.len()).map(|i| format!("${i}")).collect();
-    let sql = format!(
+    let query = format!(
         "select count(*) from (select 1 from promotion_requests where state = 'pending' \
          and track in ({}) limit ${}) capped",
         params.join(", "),
         tracks.len() + 1
     );
-    let mut query = sqlx::query_scalar(&sql);
-    for t in tracks {
-        query = query.bind(t.clone());
-    }
-    Ok(query.bind(cap).fetch_one(conn).await?)
+    let mut values: Vec<crate::db::Bind> = tracks.iter().map(crate::db::Bind::from).collect();
+    values.push(cap.into());
+    sql.fetch_one(&query, values).await
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 use super::{Request, Track};
 use crate::{
     Ladder, Result,
-    accounts::{User, users},
-    db::{Conn, Sql},
+    accounts::User,
+    db::Sql,
     mail::{self, Message},
 };
 
@@ -72,39 +72,4 @@ pub async fn queue_all(sql: &mut dyn Sql, messages: Vec<Message>, now: i64) -> R
         mail::enqueue(sql, m, now).await?;
     }
     Ok(())
-}
-
-/// Tells the requester of `request` about it with `template` (and `extra` in
-/// the context), if their account and the request's track still exist.
-/// Returns whether an email was queued.
-pub async fn tell_requester(
-    ladder: &Ladder,
-    conn: &mut Conn,
-    request: &Request,
-    template: &'static str,
-    extra: Value,
-    now: i64,
-) -> Result<bool> {
-    let requester = users::find_by_id(conn, request.requester_id).await?;
-    let (Ok(track), Some(requester)) = (ladder.track(&request.track), requester) else {
-        return Ok(false);
-    };
-    let context = context(ladder, request, track, extra);
-    let message = message(ladder, template, &requester, context)?;
-    mail::enqueue(conn, message, now).await?;
-    Ok(true)
-}
-
-/// Tells the track's other approvers (`approvers` but the decider) the outcome.
-pub async fn tell_other_approvers(
-    ladder: &Ladder,
-    sql: &mut dyn Sql,
-    approvers: &[User],
-    decider: &User,
-    outcome: &str,
-    context: Value,
-    now: i64,
-) -> Result<()> {
-    let messages = to_other_approvers(ladder, approvers, decider, outcome, context)?;
-    queue_all(sql, messages, now).await
 }

@@ -11,7 +11,7 @@ use crate::{
     accounts::{Group, User, groups, promotion_grant, users},
     actor::Actor,
     binds,
-    db::{Conn, Sql},
+    db::Sql,
 };
 
 /// Why someone may not be promoted on a track.
@@ -32,37 +32,41 @@ pub enum Ineligible {
 /// same three conditions hold in SQL, which re-checks this rule at write
 /// time, race-proof, in the approval's transaction.
 pub async fn eligibility(
-    conn: &mut Conn,
+    sql: &mut dyn Sql,
     track: &Track,
     user: &User,
 ) -> Result<Result<(), Ineligible>> {
     if !user.is_active {
         return Ok(Err(Ineligible::Inactive));
     }
-    if !track::in_role(conn, track, Role::From, user.user_id).await? {
+    if !track::in_role(sql, track, Role::From, user.user_id).await? {
         return Ok(Err(Ineligible::NotInFrom));
     }
-    if track::in_role(conn, track, Role::To, user.user_id).await? {
+    if track::in_role(sql, track, Role::To, user.user_id).await? {
         return Ok(Err(Ineligible::AlreadyInTo));
     }
     Ok(Ok(()))
 }
 
 /// Why someone may not ask for a track right now, told to them; None if they may.
-pub async fn ineligibility(conn: &mut Conn, track: &Track, user: &User) -> Result<Option<String>> {
+pub async fn ineligibility(
+    sql: &mut dyn Sql,
+    track: &Track,
+    user: &User,
+) -> Result<Option<String>> {
     // A closed track is news only to someone who could otherwise ask.
     if user.is_active
         && let Err(closed) = track.bound()
     {
         return Ok(Some(closed.to_string()));
     }
-    let why = match eligibility(conn, track, user).await? {
+    let why = match eligibility(sql, track, user).await? {
         Err(Ineligible::Inactive) => "The account is inactive.".to_string(),
         Err(Ineligible::NotInFrom) => {
             format!("Only members of {} can ask for this.", track.from_group)
         }
         Err(Ineligible::AlreadyInTo) => format!("Already a member of {}.", track.to_group),
-        Ok(()) => match open_request(conn, track, user).await? {
+        Ok(()) => match open_request(sql, track, user).await? {
             Some(id) => format!("There is already an open request (#{id}) on this track."),
             None => return Ok(None),
         },
@@ -71,24 +75,22 @@ pub async fn ineligibility(conn: &mut Conn, track: &Track, user: &User) -> Resul
 }
 
 /// The requester's open request on `track`, if any: one at a time.
-async fn open_request(conn: &mut Conn, track: &Track, user: &User) -> Result<Option<i64>> {
-    Ok(sqlx::query_scalar(
+async fn open_request(sql: &mut dyn Sql, track: &Track, user: &User) -> Result<Option<i64>> {
+    sql.fetch_i64(
         "select request_id from promotion_requests where requester_id = $1 and track = $2 and state = 'pending'",
+        binds![user.user_id, &track.name],
     )
-    .bind(user.user_id)
-    .bind(&track.name)
-    .fetch_optional(conn)
-    .await?)
+    .await
 }
 
 /// Re-checks, at decision time, that the requester may still be promoted;
 /// the refusal is told to the decider.
-pub async fn still_eligible(conn: &mut Conn, track: &Track, request: &Request) -> Result<User> {
-    let requester = users::find_by_id(conn, request.requester_id)
+pub async fn still_eligible(sql: &mut dyn Sql, track: &Track, request: &Request) -> Result<User> {
+    let requester = users::find_by_id(sql, request.requester_id)
         .await?
         .ok_or_else(|| Error::NotFound("the requester".into()))?;
     let name = &requester.username;
-    match eligibility(conn, track, &requester).await? {
+    match eligibility(sql, track, &requester).await? {
         Ok(()) => Ok(requester),
         Err(Ineligible::Inactive) => Err(Error::Conflict(format!(
             "{name} is no longer active, so this cannot be approved."
@@ -106,12 +108,10 @@ pub async fn still_eligible(conn: &mut Conn, track: &Track, request: &Request) -
 
 /// Everyone in the track's approver group (the group it is bound to, by id),
 /// active or not, by username; nobody while the track is refused.
-pub(super) async fn approver_group(conn: &mut Conn, track: &Track) -> Result<Vec<User>> {
+pub(super) async fn approver_group(sql: &mut dyn Sql, track: &Track) -> Result<Vec<User>> {
     let Some(ids) = track.groups else {
         return Ok(vec![]);
     };
-    // `User` decodes through `Sql` only.
-    let sql: &mut dyn Sql = conn;
     sql.fetch_all(
         "select u.user_id, u.username, u.email, u.display_name, u.password_hash, u.is_active, \
                 u.is_staff, u.is_superuser, u.last_login, u.created_at \
@@ -133,16 +133,16 @@ pub(super) fn mailable(members: Vec<User>, except: Option<i64>) -> Vec<User> {
 }
 
 /// Active members of the approver group who have an email, except `except`.
-pub async fn approvers(conn: &mut Conn, track: &Track, except: Option<i64>) -> Result<Vec<User>> {
-    Ok(mailable(approver_group(conn, track).await?, except))
+pub async fn approvers(sql: &mut dyn Sql, track: &Track, except: Option<i64>) -> Result<Vec<User>> {
+    Ok(mailable(approver_group(sql, track).await?, except))
 }
 
 /// Whether `user` decides requests on `track`: an active member of its approver group, or the superuser.
-pub async fn is_approver(conn: &mut Conn, track: &Track, user: &User) -> Result<bool> {
+pub async fn is_approver(sql: &mut dyn Sql, track: &Track, user: &User) -> Result<bool> {
     if !user.is_active || user.is_superuser {
         return Ok(decides(user, false));
     }
-    let member = track::in_role(conn, track, Role::Approver, user.user_id).await?;
+    let member = track::in_role(sql, track, Role::Approver, user.user_id).await?;
     Ok(decides(user, member))
 }
 
@@ -155,14 +155,14 @@ pub(super) fn decides(user: &User, in_approver_group: bool) -> bool {
 /// may; to anyone else it does not exist (404, not 403, so ids reveal nothing).
 pub async fn visible_to(
     ladder: &Ladder,
-    conn: &mut Conn,
+    sql: &mut dyn Sql,
     user: &User,
     request_id: i64,
 ) -> Result<Request> {
     let hidden = || Error::NotFound(format!("promotion request {request_id}"));
-    let request = super::find(conn, request_id).await?.ok_or_else(hidden)?;
+    let request = super::find(sql, request_id).await?.ok_or_else(hidden)?;
     let track = ladder.track(&request.track)?;
-    if request.requester_id == user.user_id || is_approver(conn, track, user).await? {
+    if request.requester_id == user.user_id || is_approver(sql, track, user).await? {
         Ok(request)
     } else {
         Err(hidden())
@@ -170,10 +170,14 @@ pub async fn visible_to(
 }
 
 /// The tracks `user` approves.
-pub async fn approved_tracks(ladder: &Ladder, conn: &mut Conn, user: &User) -> Result<Vec<String>> {
+pub async fn approved_tracks(
+    ladder: &Ladder,
+    sql: &mut dyn Sql,
+    user: &User,
+) -> Result<Vec<String>> {
     let mut tracks = Vec::new();
     for track in ladder.tracks.iter() {
-        if is_approver(conn, track, user).await? {
+        if is_approver(sql, track, user).await? {
             tracks.push(track.name.clone());
         }
     }
@@ -228,7 +232,7 @@ pub enum Decision {
 /// they write; the request page calls it in a dry run, so it offers only the
 /// decisions that would go through.
 pub async fn may_decide(
-    conn: &mut Conn,
+    sql: &mut dyn Sql,
     track: &Track,
     request: &Request,
     decider: &User,
@@ -245,7 +249,7 @@ pub async fn may_decide(
             }
             Ok(())
         }
-        Decision::Approve => may_approve(conn, track, request, decider, actor, approves)
+        Decision::Approve => may_approve(sql, track, request, decider, actor, approves)
             .await
             .map(|_| ()),
     }
@@ -253,7 +257,7 @@ pub async fn may_decide(
 
 /// `may_decide` for an approval; returns the requester and the target group as read.
 pub(super) async fn may_approve(
-    conn: &mut Conn,
+    sql: &mut dyn Sql,
     track: &Track,
     request: &Request,
     approver: &User,
@@ -264,21 +268,20 @@ pub(super) async fn may_approve(
     if request.state != State::Pending {
         return Err(already(request));
     }
-    track::check_open(conn, track).await?;
-    let requester = still_eligible(conn, track, request).await?;
-    let approved: Option<i64> = sqlx::query_scalar(
-        "select 1 from promotion_approvals where request_id = $1 and approver_id = $2",
-    )
-    .bind(request.request_id)
-    .bind(approver.user_id)
-    .fetch_optional(&mut *conn)
-    .await?;
+    track::check_open(sql, track).await?;
+    let requester = still_eligible(sql, track, request).await?;
+    let approved = sql
+        .fetch_i64(
+            "select 1 from promotion_approvals where request_id = $1 and approver_id = $2",
+            binds![request.request_id, approver.user_id],
+        )
+        .await?;
     if approved.is_some() {
         return Err(Error::Conflict(
             "You have already approved this request.".into(),
         ));
     }
-    let to_group = groups::get_by_id(conn, track.bound()?.to).await?;
-    promotion_grant::authorize_promotion(conn, actor, &to_group).await?;
+    let to_group = groups::get_by_id(sql, track.bound()?.to).await?;
+    promotion_grant::authorize_promotion(sql, actor, &to_group).await?;
     Ok((requester, to_group))
 }

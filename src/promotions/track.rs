@@ -17,15 +17,8 @@
 
 use std::collections::BTreeSet;
 
-use sqlx::FromRow;
-
 use crate::{
-    Error, Result,
-    accounts::groups,
-    actor::Actor,
-    binds,
-    config::TrackSettings,
-    db::{Conn, Sql},
+    Error, Result, accounts::groups, actor::Actor, binds, config::TrackSettings, db::Sql, from_row,
 };
 
 /// The part a group plays in a track; stored as `promotion_track_groups.role`,
@@ -210,33 +203,28 @@ pub struct Binding {
     pub done: Vec<String>,
 }
 
-#[derive(FromRow)]
 struct Bound {
     group_id: i64,
     name: String,
 }
 
-async fn stored(conn: &mut Conn, track: &str, role: Role) -> Result<Option<Bound>> {
-    Ok(sqlx::query_as(
+from_row!(Bound { group_id, name });
+
+async fn stored(sql: &mut dyn Sql, track: &str, role: Role) -> Result<Option<Bound>> {
+    sql.fetch_optional(
         "select b.group_id, g.name from promotion_track_groups b join groups g on g.group_id = b.group_id \
          where b.track = $1 and b.role = $2",
+        binds![track, role.as_str()],
     )
-    .bind(track)
-    .bind(role.as_str())
-    .fetch_optional(conn)
-    .await?)
+    .await
 }
 
-async fn store(conn: &mut Conn, track: &str, role: Role, group_id: i64, now: i64) -> Result<()> {
-    sqlx::query(
+async fn store(sql: &mut dyn Sql, track: &str, role: Role, group_id: i64, now: i64) -> Result<()> {
+    sql.execute(
         "insert into promotion_track_groups (track, role, group_id, created_at) values ($1, $2, $3, $4) \
          on conflict (track, role) do update set group_id = excluded.group_id, created_at = excluded.created_at",
+        binds![track, role.as_str(), group_id, now],
     )
-    .bind(track)
-    .bind(role.as_str())
-    .bind(group_id)
-    .bind(now)
-    .execute(conn)
     .await?;
     Ok(())
 }
@@ -252,39 +240,42 @@ async fn store(conn: &mut Conn, track: &str, role: Role, group_id: i64, now: i64
 /// creates a missing group that no track role was bound to, and rebinds a role
 /// to the group config now names; `Binding::done` says what it did.
 pub async fn bind(
-    conn: &mut Conn,
+    sql: &mut dyn Sql,
     tracks: &[Track],
     setup: Option<&Actor>,
     now: i64,
 ) -> Result<Binding> {
     let mut binding = Binding::default();
     let names: Vec<&str> = tracks.iter().map(|t| t.name.as_str()).collect();
-    let stale: Vec<String> =
-        sqlx::query_scalar("select distinct track from promotion_track_groups order by track")
-            .fetch_all(&mut *conn)
-            .await?;
+    let stale: Vec<String> = sql
+        .fetch_all(
+            "select distinct track from promotion_track_groups order by track",
+            vec![],
+        )
+        .await?;
     for gone in stale.iter().filter(|t| !names.contains(&t.as_str())) {
-        sqlx::query("delete from promotion_track_groups where track = $1")
-            .bind(gone)
-            .execute(&mut *conn)
-            .await?;
+        sql.execute(
+            "delete from promotion_track_groups where track = $1",
+            binds![gone],
+        )
+        .await?;
     }
     for track in tracks {
         let mut ids = Vec::with_capacity(3);
         let mut problems = Vec::new();
         for role in Role::ALL {
             let wanted = track.config_name(role);
-            let by_name = groups::find_by_name(conn, wanted).await?;
-            let before = stored(conn, &track.name, role).await?;
+            let by_name = groups::find_by_name(sql, wanted).await?;
+            let before = stored(sql, &track.name, role).await?;
             let field = role.as_str();
             match (by_name, before, setup) {
                 (Some(g), Some(b), _) if g.group_id == b.group_id => ids.push(g.group_id),
                 (Some(g), None, _) => {
-                    store(conn, &track.name, role, g.group_id, now).await?;
+                    store(sql, &track.name, role, g.group_id, now).await?;
                     ids.push(g.group_id);
                 }
                 (Some(g), Some(b), Some(_)) => {
-                    store(conn, &track.name, role, g.group_id, now).await?;
+                    store(sql, &track.name, role, g.group_id, now).await?;
                     binding.done.push(format!(
                         "track {}: {field} is now the group named {wanted:?} (it was the group now named {:?})",
                         track.name, b.name
@@ -301,8 +292,8 @@ pub async fn bind(
                     b.name
                 )),
                 (None, None, Some(actor)) => {
-                    let (g, _) = groups::find_or_create(conn, actor, wanted, now).await?;
-                    store(conn, &track.name, role, g.group_id, now).await?;
+                    let (g, _) = groups::find_or_create(sql, actor, wanted, now).await?;
+                    store(sql, &track.name, role, g.group_id, now).await?;
                     binding
                         .done
                         .push(format!("created group {wanted} for track {}", track.name));
@@ -369,13 +360,14 @@ pub async fn rule_violation(
 /// Whether approvals on `track` may go ahead now: it is bound, its groups
 /// still exist as bound, and its rule holds, all read now (so fixing the
 /// groups reopens it without a restart). A 409 naming the track otherwise.
-pub async fn check_open(conn: &mut Conn, track: &Track) -> Result<()> {
+pub async fn check_open(sql: &mut dyn Sql, track: &Track) -> Result<()> {
     let ids = track.bound()?;
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as("select role, group_id from promotion_track_groups where track = $1")
-            .bind(&track.name)
-            .fetch_all(&mut *conn)
-            .await?;
+    let rows: Vec<(String, i64)> = sql
+        .fetch_all(
+            "select role, group_id from promotion_track_groups where track = $1",
+            binds![&track.name],
+        )
+        .await?;
     for role in Role::ALL {
         if !rows
             .iter()
@@ -388,7 +380,7 @@ pub async fn check_open(conn: &mut Conn, track: &Track) -> Result<()> {
             )));
         }
     }
-    if let Some(why) = rule_violation(conn, &track.name, ids.to, ids.approver).await? {
+    if let Some(why) = rule_violation(sql, &track.name, ids.to, ids.approver).await? {
         return Err(Error::Conflict(format!(
             "Approvals are paused until an administrator fixes the groups: {why}."
         )));
@@ -398,31 +390,27 @@ pub async fn check_open(conn: &mut Conn, track: &Track) -> Result<()> {
 
 /// Whether `user_id` is a member of the group `track` is bound to in `role`
 /// (read through the binding, so a group deleted since start counts for nothing).
-pub async fn in_role(conn: &mut Conn, track: &Track, role: Role, user_id: i64) -> Result<bool> {
+pub async fn in_role(sql: &mut dyn Sql, track: &Track, role: Role, user_id: i64) -> Result<bool> {
     let Some(ids) = track.groups else {
         return Ok(false);
     };
-    let found: Option<i64> = sqlx::query_scalar(
-        "select 1 from promotion_track_groups b join user_groups ug on ug.group_id = b.group_id \
-         where b.track = $1 and b.role = $2 and b.group_id = $3 and ug.user_id = $4",
-    )
-    .bind(&track.name)
-    .bind(role.as_str())
-    .bind(ids.id(role))
-    .bind(user_id)
-    .fetch_optional(conn)
-    .await?;
+    let found = sql
+        .fetch_i64(
+            "select 1 from promotion_track_groups b join user_groups ug on ug.group_id = b.group_id \
+             where b.track = $1 and b.role = $2 and b.group_id = $3 and ug.user_id = $4",
+            binds![&track.name, role.as_str(), ids.id(role), user_id],
+        )
+        .await?;
     Ok(found.is_some())
 }
 
 /// The tracks a group is bound to, with its role in each: (track, role).
-pub async fn bound_to(conn: &mut Conn, group_id: i64) -> Result<Vec<(String, String)>> {
-    Ok(sqlx::query_as(
+pub async fn bound_to(sql: &mut dyn Sql, group_id: i64) -> Result<Vec<(String, String)>> {
+    sql.fetch_all(
         "select track, role from promotion_track_groups where group_id = $1 order by track, role",
+        binds![group_id],
     )
-    .bind(group_id)
-    .fetch_all(conn)
-    .await?)
+    .await
 }
 
 /// After a change to a group's permissions (in the same transaction): refuses

@@ -5,32 +5,35 @@
 //! the same transaction. Who may do what is `policy`'s; what the emails say
 //! is `notifications`'.
 //!
-//! `submit` and `approve`, the busy ones, do their reads first and then their
-//! writes as one named transaction run by `Db::run` (on SQLite, on the write thread: SQLite has
-//! one writer, so a write should last only as long as its statements). What
-//! may change in between is checked again by the writes themselves (the
-//! request's state, one open request per person, the requester's
-//! eligibility in the membership insert). The others run in the caller's
-//! transaction.
+//! Each transition reads what its emails need first and renders them, then
+//! runs one named transaction (`Submit`, `Approve`, `Reject`, `Withdraw`,
+//! `Expire`, `EndGrant`) through `Db::run` (on SQLite, on the write thread:
+//! SQLite has one writer, so a write should last only as long as its
+//! statements). The transaction checks again, under the row lock, whatever
+//! may have changed in between (the request's state, one open request per
+//! person, the requester's eligibility in the membership insert).
 
 mod approve;
+mod end;
+mod reject;
 
 pub use approve::{Approval, approve};
+pub use end::{end_grant, expire};
+pub use reject::reject;
 use serde_json::json;
 
 use super::{
-    Request, State,
-    notifications::{self, tell_other_approvers, tell_requester},
-    policy::{self, Decision, already},
-    reasons::{Justification, Reason},
+    Request, State, notifications,
+    policy::{self, already},
+    reasons::Justification,
 };
 use crate::{
     Error, Ladder, Result,
-    accounts::{Group, User, groups, promotion_grant, users},
+    accounts::User,
     actor::Actor,
     audit::{self, AuditEntry},
     binds,
-    db::{Conn, Finish, Sql, Transaction, pick},
+    db::{Finish, Sql, Transaction, pick},
     mail::Message,
 };
 
@@ -52,18 +55,13 @@ fn entry(action: &'static str, request: &Request) -> AuditEntry {
 
 /// Moves a pending request to `to` with no decider (withdrawn, expired);
 /// false if it was no longer pending.
-async fn close(conn: &mut Conn, request_id: i64, to: State, now: i64) -> Result<bool> {
-    let sql = format!(
+async fn close(sql: &mut dyn Sql, request_id: i64, to: State, now: i64) -> Result<bool> {
+    let query = format!(
         "update promotion_requests set state = '{}', decided_at = $1, updated_at = $1 \
          where request_id = $2 and state = 'pending'",
         to.as_str()
     );
-    let changed = sqlx::query(&sql)
-        .bind(now)
-        .bind(request_id)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
+    let changed = sql.execute(&query, binds![now, request_id]).await?;
     Ok(changed > 0)
 }
 
@@ -78,22 +76,25 @@ fn locking(ladder: &Ladder, select_where: &str) -> String {
     )
 }
 
-/// The request, locked for the rest of the transaction.
-async fn lock(ladder: &Ladder, conn: &mut Conn, request_id: i64) -> Result<Request> {
-    let sql = locking(
+/// The query that reads a request and locks it (see `locking`); built
+/// before the transaction, which cannot ask the `Ladder` for its backend.
+fn lock_sql(ladder: &Ladder) -> String {
+    locking(
         ladder,
         &format!("{} where r.request_id = $1", super::SELECT),
-    );
-    sqlx::query_as(&sql)
-        .bind(request_id)
-        .fetch_optional(&mut *conn)
+    )
+}
+
+/// The request, locked for the rest of the transaction (`lock_sql` from `lock_sql`).
+async fn lock(sql: &mut dyn Sql, lock_sql: &str, request_id: i64) -> Result<Request> {
+    sql.fetch_optional(lock_sql, binds![request_id])
         .await?
         .ok_or_else(|| Error::NotFound(format!("promotion request {request_id}")))
 }
 
 /// The request, locked, if it is still pending; "already decided" otherwise.
-async fn lock_pending(ladder: &Ladder, conn: &mut Conn, request_id: i64) -> Result<Request> {
-    let request = lock(ladder, conn, request_id).await?;
+async fn lock_pending(sql: &mut dyn Sql, lock_sql: &str, request_id: i64) -> Result<Request> {
+    let request = lock(sql, lock_sql, request_id).await?;
     if request.state != State::Pending {
         return Err(already(&request));
     }
@@ -206,79 +207,32 @@ pub async fn submit(
     Ok(request)
 }
 
-/// An approver says no, with a reason; the requester is told it.
-pub async fn reject(
-    ladder: &Ladder,
-    actor: &Actor,
-    approver: &User,
+/// The requester takes a pending request back.
+struct Withdraw {
+    actor: Actor,
+    requester_id: i64,
     request_id: i64,
-    reason: Reason,
-) -> Result<()> {
-    let mut tx = ladder.db.begin().await?;
-    reject_in(ladder, &mut tx, actor, approver, request_id, reason).await?;
-    tx.commit().await?;
-    ladder.mail_wake.notify_one();
-    Ok(())
+    lock_sql: String,
+    now: i64,
 }
 
-async fn reject_in(
-    ladder: &Ladder,
-    conn: &mut Conn,
-    actor: &Actor,
-    approver: &User,
-    request_id: i64,
-    reason: Reason,
-) -> Result<()> {
-    let request = lock_pending(ladder, conn, request_id).await?;
-    let track = ladder.track(&request.track)?;
-    let approves = policy::is_approver(conn, track, approver).await?;
-    policy::may_decide(
-        conn,
-        track,
-        &request,
-        approver,
-        actor,
-        approves,
-        Decision::Reject,
-    )
-    .await?;
-    let now = ladder.clock.now();
-    let changed = sqlx::query(
-        "update promotion_requests set state = 'rejected', decided_by = $1, decided_at = $2, \
-         decision_reason = $3, updated_at = $2 where request_id = $4 and state = 'pending'",
-    )
-    .bind(approver.user_id)
-    .bind(now)
-    .bind(reason.as_str())
-    .bind(request_id)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if changed == 0 {
-        return Err(already(&super::get(conn, request_id).await?));
-    }
-    audit::record(
-        conn,
-        actor,
-        entry("promotion.reject", &request)
+impl Transaction for Withdraw {
+    type Output = ();
+
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<()>> {
+        let request = lock_pending(sql, &self.lock_sql, self.request_id).await?;
+        if request.requester_id != self.requester_id {
+            return Err(Error::Forbidden(
+                "Only the person who asked can withdraw a request.".into(),
+            ));
+        }
+        close(sql, self.request_id, State::Withdrawn, self.now).await?;
+        let entry = entry("promotion.withdraw", &request)
             .before(json!({ "state": "pending" }))
-            .after(json!({ "state": "rejected", "reason": reason.as_str() })),
-        now,
-    )
-    .await?;
-    let decision = json!({ "decided_by": approver.username, "reason": reason.as_str() });
-    tell_requester(
-        ladder,
-        conn,
-        &request,
-        "request_rejected",
-        decision.clone(),
-        now,
-    )
-    .await?;
-    let others = policy::approvers(conn, track, Some(request.requester_id)).await?;
-    let context = notifications::context(ladder, &request, track, decision);
-    tell_other_approvers(ladder, conn, &others, approver, "rejected", context, now).await
+            .after(json!({ "state": "withdrawn" }));
+        audit::record(sql, &self.actor, entry, self.now).await?;
+        Ok(Finish::Commit(()))
+    }
 }
 
 /// The requester takes a pending request back.
@@ -288,108 +242,14 @@ pub async fn withdraw(
     requester: &User,
     request_id: i64,
 ) -> Result<()> {
-    let mut tx = ladder.db.begin().await?;
-    let request = lock_pending(ladder, &mut tx, request_id).await?;
-    if request.requester_id != requester.user_id {
-        return Err(Error::Forbidden(
-            "Only the person who asked can withdraw a request.".into(),
-        ));
-    }
-    let now = ladder.clock.now();
-    close(&mut tx, request_id, State::Withdrawn, now).await?;
-    audit::record(
-        &mut tx,
-        actor,
-        entry("promotion.withdraw", &request)
-            .before(json!({ "state": "pending" }))
-            .after(json!({ "state": "withdrawn" })),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-/// A pending request past its expiry becomes expired, and the requester is
-/// told. False if it was no longer pending.
-pub async fn expire(
-    ladder: &Ladder,
-    conn: &mut Conn,
-    actor: &Actor,
-    request_id: i64,
-    now: i64,
-) -> Result<bool> {
-    if !close(conn, request_id, State::Expired, now).await? {
-        return Ok(false);
-    }
-    let request = super::get(conn, request_id).await?;
-    audit::record(
-        conn,
-        actor,
-        entry("promotion.expire", &request)
-            .before(json!({ "state": "pending" }))
-            .after(json!({ "state": "expired" })),
-        now,
-    )
-    .await?;
-    tell_requester(ladder, conn, &request, "request_expired", json!({}), now).await?;
-    Ok(true)
-}
-
-/// Ends an approved grant: removes the membership. `decider` None is the scheduler.
-pub async fn end_grant(
-    ladder: &Ladder,
-    conn: &mut Conn,
-    actor: &Actor,
-    decider: Option<&User>,
-    request_id: i64,
-) -> Result<()> {
-    let request = lock(ladder, conn, request_id).await?;
-    if request.state != State::Approved {
-        return Err(Error::Conflict(format!(
-            "Request #{request_id} is {}; only an approved grant can be ended.",
-            request.state.as_str()
-        )));
-    }
-    let track = ladder.track(&request.track)?;
-    if let Some(decider) = decider
-        && !policy::is_approver(conn, track, decider).await?
-    {
-        return Err(Error::Forbidden(format!(
-            "Only members of {} can end this grant.",
-            track.approver_group
-        )));
-    }
-    let now = ladder.clock.now();
-    sqlx::query(
-        "update promotion_requests set state = 'ended', ended_at = $1, updated_at = $1 \
-         where request_id = $2 and state = 'approved'",
-    )
-    .bind(now)
-    .bind(request_id)
-    .execute(&mut *conn)
-    .await?;
-    let requester = users::find_by_id(conn, request.requester_id).await?;
-    let to_group: Group = groups::get_by_id(conn, track.bound()?.to).await?;
-    if let Some(requester) = &requester {
-        promotion_grant::change_membership_for_promotion(
-            conn, actor, &to_group, requester, false, request_id, now,
-        )
-        .await?;
-    }
-    audit::record(
-        conn,
-        actor,
-        entry("promotion.end", &request)
-            .before(json!({ "state": "approved" }))
-            .after(json!({ "state": "ended", "by": decider.map(|d| d.username.clone()) })),
-        now,
-    )
-    .await?;
-    if let Some(requester) = requester {
-        let context = notifications::context(ladder, &request, track, json!({}));
-        let message = notifications::message(ladder, "grant_ended", &requester, context)?;
-        crate::mail::enqueue(conn, message, now).await?;
-    }
-    Ok(())
+    ladder
+        .db
+        .run(Withdraw {
+            actor: actor.clone(),
+            requester_id: requester.user_id,
+            request_id,
+            lock_sql: lock_sql(ladder),
+            now: ladder.clock.now(),
+        })
+        .await
 }

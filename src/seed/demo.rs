@@ -2,9 +2,9 @@
 
 use crate::{
     Error, Ladder, Result,
-    accounts::{Email, NewPassword, Username, groups, password, users},
+    accounts::{Email, NewPassword, PasswordHash, Username, groups, password, users},
     actor::{Actor, Source},
-    db::Sql,
+    db::{Finish, Sql, Transaction},
     permissions::{PermissionName, grants},
 };
 
@@ -78,81 +78,103 @@ pub async fn seed(ladder: &Ladder, fixed_password: Option<&str>) -> Result<Vec<D
         let hash = NewPassword::parse(&chosen, name)?.hash().await?;
         passwords.push((chosen, hash));
     }
-    let mut tx = ladder.db.begin().await?;
-
-    for (name, perms) in GROUPS {
-        let (group, _) = groups::find_or_create(&mut tx, &system, name, now).await?;
-        let perms = PermissionName::parse_all(perms)?;
-        grants::grant(
-            &mut tx,
-            &system,
-            grants::Grantee::Group(&group),
-            &perms,
+    ladder
+        .db
+        .run(Demo {
+            system,
+            passwords,
+            fixed: fixed_password.is_some(),
             now,
-        )
-        .await?;
-    }
+        })
+        .await
+}
 
-    let mut accounts = Vec::new();
-    for ((name, group, superuser), prepared) in ACCOUNTS.iter().zip(passwords) {
-        let existing = users::find_by_username(&mut tx, name).await?;
-        let user = match existing {
-            Some(user) => user,
-            None => {
-                if *superuser && let Some(other) = users::superuser(&mut tx).await? {
+/// The demo's groups and accounts, in one transaction; passwords hashed before.
+struct Demo {
+    system: Actor,
+    passwords: Vec<(String, PasswordHash)>,
+    /// Every account's password was fixed (`LADDER_DEMO_PASSWORD`): existing ones get it too.
+    fixed: bool,
+    now: i64,
+}
+
+impl Transaction for Demo {
+    type Output = Vec<DemoAccount>;
+
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<Vec<DemoAccount>>> {
+        let Demo {
+            system,
+            passwords,
+            fixed,
+            now,
+        } = self;
+
+        for (name, perms) in GROUPS {
+            let (group, _) = groups::find_or_create(sql, &system, name, now).await?;
+            let perms = PermissionName::parse_all(perms)?;
+            grants::grant(sql, &system, grants::Grantee::Group(&group), &perms, now).await?;
+        }
+
+        let mut accounts = Vec::new();
+        for ((name, group, superuser), prepared) in ACCOUNTS.iter().zip(passwords) {
+            let existing = users::find_by_username(sql, name).await?;
+            let user = match existing {
+                Some(user) => user,
+                None => {
+                    if *superuser && let Some(other) = users::superuser(sql).await? {
+                        accounts.push(DemoAccount {
+                            username: other.username,
+                            role: "superuser (already existed; no demo admin created)".into(),
+                            password: None,
+                        });
+                        continue;
+                    }
+                    let (chosen, pw) = prepared;
+                    let username = Username::parse(name)?;
+                    let email = Email::parse(&format!("{name}@example.com"))?;
+                    let user = if *superuser {
+                        users::create_superuser(sql, &system, username, email, pw, now).await?
+                    } else {
+                        users::create(
+                            sql,
+                            &system,
+                            users::NewUser {
+                                username,
+                                email,
+                                display_name: capitalised(name),
+                                password: Some(pw),
+                                is_staff: false,
+                            },
+                            now,
+                        )
+                        .await?
+                    };
                     accounts.push(DemoAccount {
-                        username: other.username,
-                        role: "superuser (already existed; no demo admin created)".into(),
-                        password: None,
+                        username: user.username.clone(),
+                        role: role(*group, *superuser),
+                        password: Some(chosen),
                     });
+                    add_to_group(sql, &system, &user, *group, now).await?;
                     continue;
                 }
-                let (chosen, pw) = prepared;
-                let username = Username::parse(name)?;
-                let email = Email::parse(&format!("{name}@example.com"))?;
-                let user = if *superuser {
-                    users::create_superuser(&mut tx, &system, username, email, pw, now).await?
-                } else {
-                    users::create(
-                        &mut tx,
-                        &system,
-                        users::NewUser {
-                            username,
-                            email,
-                            display_name: capitalised(name),
-                            password: Some(pw),
-                            is_staff: false,
-                        },
-                        now,
-                    )
-                    .await?
-                };
-                accounts.push(DemoAccount {
-                    username: user.username.clone(),
-                    role: role(*group, *superuser),
-                    password: Some(chosen),
-                });
-                add_to_group(&mut tx, &system, &user, *group, now).await?;
-                continue;
-            }
-        };
-        // An existing account keeps its password unless one was fixed.
-        let shown = if fixed_password.is_some() {
-            let (chosen, hash) = prepared;
-            users::set_password(&mut tx, &system, &user, hash, now).await?;
-            Some(chosen)
-        } else {
-            None
-        };
-        add_to_group(&mut tx, &system, &user, *group, now).await?;
-        accounts.push(DemoAccount {
-            username: user.username,
-            role: role(*group, *superuser),
-            password: shown,
-        });
+            };
+            // An existing account keeps its password unless one was fixed.
+            let shown = if fixed {
+                let (chosen, hash) = prepared;
+                users::set_password(sql, &system, &user, hash, now).await?;
+                Some(chosen)
+            } else {
+                None
+            };
+            add_to_group(sql, &system, &user, *group, now).await?;
+            accounts.push(DemoAccount {
+                username: user.username,
+                role: role(*group, *superuser),
+                password: shown,
+            });
+        }
+        Ok(Finish::Commit(accounts))
     }
-    tx.commit().await?;
-    Ok(accounts)
 }
 
 async fn add_to_group(

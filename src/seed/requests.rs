@@ -59,10 +59,20 @@ pub async fn seed_requests(
         .pending_expires_after
         .map_or(MAX_AGE, |d| (d * 3 / 4).min(MAX_AGE))
         .max(1);
-    let mut tx = ladder.db.begin().await?;
+    // A bulk load, like `seed::users`: a transaction of its own on one
+    // connection, with statements too many and too large for the write thread.
+    let mut conn = ladder.db.acquire().await?;
+    let mut tx = sqlx::Connection::begin_with(
+        &mut *conn,
+        match ladder.db.backend() {
+            Backend::Sqlite => "begin immediate",
+            Backend::Postgres => "begin",
+        },
+    )
+    .await?;
     let ids = track.bound()?;
     let limit = i64::try_from(count).map_err(|_| Error::invalid("requests", "is too large"))?;
-    let sql: &mut dyn Sql = &mut tx;
+    let sql: &mut dyn Sql = &mut *tx;
     let requesters = sql
         .fetch_i64s(
             "select u.user_id from users u \
@@ -134,7 +144,7 @@ pub async fn seed_requests(
         progress(done);
     }
     audit::record(
-        &mut tx,
+        &mut *tx,
         &Actor::system(Source::Cli),
         AuditEntry::new(
             "promotion.seed",
@@ -147,6 +157,7 @@ pub async fn seed_requests(
     )
     .await?;
     tx.commit().await?;
+    drop(conn);
     if ladder.db.backend() == Backend::Postgres {
         // Fresh statistics after a bulk load: without them the planner takes
         // the review queue for a handful of rows and reads all of it (170 ms

@@ -51,9 +51,10 @@ impl FieldErrors {
     pub fn refusal(&mut self, field: &'static str, e: Error) -> Result<()> {
         match e {
             Error::Invalid { field, message } => self.insert(field, message),
-            e @ (Error::Conflict(_) | Error::Forbidden(_) | Error::RateLimited(_)) => {
-                self.insert(field, e.to_string())
-            }
+            e @ (Error::Conflict(_)
+            | Error::Forbidden(_)
+            | Error::NotFound(_)
+            | Error::RateLimited(_)) => self.insert(field, e.to_string()),
             e => return Err(e),
         }
         Ok(())

@@ -159,21 +159,17 @@ async fn only_an_approver_may_end_a_grant_early(mut t: TestLadder) {
         .await
         .unwrap();
     let bob = user(&t.ladder, "bob").await;
-    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
-    let err = transitions::end_grant(&t.ladder, &mut tx, &actor(&bob), Some(&bob), r.request_id)
+    let err = transitions::end_grant(&t.ladder, &actor(&bob), Some(&bob), r.request_id)
         .await
         .unwrap_err();
-    drop(tx);
     assert!(
         matches!(&err, Error::Forbidden(m) if m.contains("Editors")),
         "{err:?}"
     );
     assert_eq!(state_of(&t.ladder, r.request_id).await, "approved");
-    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
-    transitions::end_grant(&t.ladder, &mut tx, &actor(&erin), Some(&erin), r.request_id)
+    transitions::end_grant(&t.ladder, &actor(&erin), Some(&erin), r.request_id)
         .await
         .unwrap();
-    tx.commit().await.unwrap();
     assert_eq!(state_of(&t.ladder, r.request_id).await, "ended");
     let alice = user(&t.ladder, "alice").await;
     let mut conn = t.ladder.db.acquire().await.unwrap();
@@ -194,12 +190,7 @@ async fn a_time_bound_grant_is_not_warned_about_before_its_last_day(mut t: TestL
     workflow::approve(&t.ladder, &actor(&erin), &erin, r.request_id, "ok")
         .await
         .unwrap();
-    let due = |ladder: Ladder| async move {
-        let mut tx = crate::helpers::begin(&ladder.db).await.unwrap();
-        let done = schedule::end_due_grants(&ladder, &mut tx).await.unwrap();
-        tx.commit().await.unwrap();
-        done
-    };
+    let due = |ladder: Ladder| async move { schedule::end_due_grants(&ladder).await.unwrap() };
     t.ladder.clock.advance(28 * 86_400);
     assert_eq!(
         due(t.ladder.clone()).await,
@@ -221,17 +212,14 @@ async fn expiring_a_request_that_is_no_longer_pending_changes_nothing(mut t: Tes
         .await
         .unwrap();
     let before = t.fingerprint().await;
-    let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     let expired = transitions::expire(
         &t.ladder,
-        &mut tx,
         &Actor::system(Source::System),
         r.request_id,
         t.now(),
     )
     .await
     .unwrap();
-    tx.commit().await.unwrap();
     assert!(!expired, "a withdrawn request is not expired");
     assert_eq!(state_of(&t.ladder, r.request_id).await, "withdrawn");
     assert_eq!(t.fingerprint().await, before, "nothing written");
