@@ -110,12 +110,12 @@ async fn populate(ladder: &Ladder) -> i64 {
     let now = ladder.clock.now();
     let perms = bench_perm_names();
     assert_eq!(perms.len(), 50);
-    let mut tx = ladder.db.begin().await.expect("begin");
+    let mut tx = ladder.db.pool().begin().await.expect("begin");
 
     // The subject: 10 direct permissions, then 8 more through each of 5 groups.
-    let subject = new_user(&mut tx, &actor, "subject", now).await;
+    let subject = new_user(&mut *tx, &actor, "subject", now).await;
     grants::grant(
-        &mut tx,
+        &mut *tx,
         &actor,
         Grantee::User(&subject),
         &perms[..SUBJECT_DIRECT],
@@ -125,12 +125,12 @@ async fn populate(ladder: &Ladder) -> i64 {
     .expect("grant direct");
     for g in 0..SUBJECT_GROUPS {
         let name = GroupName::parse(&format!("team-{g}")).expect("group name");
-        let group = groups::create(&mut tx, &actor, &name, now)
+        let group = groups::create(&mut *tx, &actor, &name, now)
             .await
             .expect("create group");
         let start = SUBJECT_DIRECT + g * PERMS_PER_SUBJECT_GROUP;
         grants::grant(
-            &mut tx,
+            &mut *tx,
             &actor,
             Grantee::Group(&group),
             &perms[start..start + PERMS_PER_SUBJECT_GROUP],
@@ -138,7 +138,7 @@ async fn populate(ladder: &Ladder) -> i64 {
         )
         .await
         .expect("grant group");
-        groups::add_member(&mut tx, &actor, &group, &subject, now)
+        groups::add_member(&mut *tx, &actor, &group, &subject, now)
             .await
             .expect("add member");
     }
@@ -147,28 +147,28 @@ async fn populate(ladder: &Ladder) -> i64 {
     let mut others = Vec::with_capacity(OTHER_GROUPS);
     for g in 0..OTHER_GROUPS {
         let name = GroupName::parse(&format!("other-{g}")).expect("group name");
-        let group = groups::create(&mut tx, &actor, &name, now)
+        let group = groups::create(&mut *tx, &actor, &name, now)
             .await
             .expect("create group");
         let picked: Vec<PermissionName> = (0..10)
             .map(|k| perms[(g * 7 + k * 3) % 50].clone())
             .collect();
-        grants::grant(&mut tx, &actor, Grantee::Group(&group), &picked, now)
+        grants::grant(&mut *tx, &actor, Grantee::Group(&group), &picked, now)
             .await
             .expect("grant group");
         others.push(group);
     }
     for u in 0..OTHER_USERS {
-        let user = new_user(&mut tx, &actor, &format!("user-{u:04}"), now).await;
+        let user = new_user(&mut *tx, &actor, &format!("user-{u:04}"), now).await;
         let picked: Vec<PermissionName> = (0..3)
             .map(|k| perms[(u * 11 + k * 17) % 50].clone())
             .collect();
-        grants::grant(&mut tx, &actor, Grantee::User(&user), &picked, now)
+        grants::grant(&mut *tx, &actor, Grantee::User(&user), &picked, now)
             .await
             .expect("grant user");
         for k in 0..2 {
             let group = &others[(u + k * 7) % OTHER_GROUPS];
-            groups::add_member(&mut tx, &actor, group, &user, now)
+            groups::add_member(&mut *tx, &actor, group, &user, now)
                 .await
                 .expect("add member");
         }

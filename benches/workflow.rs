@@ -126,7 +126,7 @@ async fn bulk_writers(ladder: &Ladder, prefix: &str, count: usize, now: i64) -> 
     let mut ids = Vec::with_capacity(count);
     for chunk_start in (0..count).step_by(500) {
         let end = (chunk_start + 500).min(count);
-        let mut tx = ladder.db.begin().await.unwrap();
+        let mut tx = ladder.db.pool().begin().await.unwrap();
         for n in chunk_start..end {
             let name = format!("{prefix}{n}");
             let id: i64 = sqlx::query_scalar(
@@ -154,7 +154,7 @@ async fn bulk_writers(ladder: &Ladder, prefix: &str, count: usize, now: i64) -> 
             .unwrap();
             ids.push(id);
         }
-        ladder::permissions::bump_epoch(&mut tx).await.unwrap();
+        ladder::permissions::bump_epoch(&mut *tx).await.unwrap();
         tx.commit().await.unwrap();
     }
     ids

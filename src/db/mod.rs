@@ -40,33 +40,11 @@ mod transaction;
 pub use sql::{Bind, FromRow, FromValue, Row, Sql, Value};
 pub use transaction::{Finish, Transaction};
 
-/// The old name of [`Sql`], while callers move over.
-pub use sql::Sql as Writer;
-
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// A connection inside a transaction or from the pool; every query function takes one.
 pub type Conn = AnyConnection;
-
-/// A connection for single write statements, from [`Db::write_conn`].
-pub struct WriteConn {
-    conn: sqlx::pool::PoolConnection<Any>,
-    _turn: Option<OwnedSemaphorePermit>,
-}
-
-impl Deref for WriteConn {
-    type Target = Conn;
-    fn deref(&self) -> &Conn {
-        &self.conn
-    }
-}
-
-impl DerefMut for WriteConn {
-    fn deref_mut(&mut self) -> &mut Conn {
-        &mut self.conn
-    }
-}
 
 /// A write transaction from [`Db::begin`]; derefs to the connection, so
 /// `&mut tx` goes wherever a `&mut Conn` does. Commit it, or drop it to roll back.
@@ -108,7 +86,7 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Db {
     pool: AnyPool,
-    /// On SQLite, the connection that `begin` and `write_conn` use, taken only
+    /// On SQLite, the connection that `begin` uses, taken only
     /// while holding the write turn. Keeping writers off the read pool means
     /// no task ever holds a read connection and the turn while waiting for
     /// the other, so writers and readers cannot deadlock. On PostgreSQL (and
@@ -193,7 +171,7 @@ impl Db {
     }
 
     /// How many tasks wait for this process's write turn at `begin` or
-    /// `write_conn` right now. Always 0 on PostgreSQL, which has no turn.
+    /// `hold_write_turn` right now. Always 0 on PostgreSQL, which has no turn.
     pub fn waiting_for_write_turn(&self) -> usize {
         self.waiting.load(std::sync::atomic::Ordering::SeqCst)
     }
@@ -243,13 +221,12 @@ impl Db {
         })
     }
 
-    /// A connection for one write statement outside a transaction (a session
-    /// save, a job claim): on SQLite the write connection, under the write
-    /// turn, in the same order as `begin`.
-    pub async fn write_conn(&self) -> Result<WriteConn> {
-        let turn = self.write_turn().await?;
-        let conn = self.write_pool.acquire().await?;
-        Ok(WriteConn { conn, _turn: turn })
+    /// Holds this process's write turn until the guard drops, so writers
+    /// queue behind it (on SQLite; PostgreSQL has no turn: None). For tests
+    /// that need transactions to pile up, e.g. to see them commit as a group.
+    #[doc(hidden)]
+    pub async fn hold_write_turn(&self) -> Result<Option<OwnedSemaphorePermit>> {
+        self.write_turn().await
     }
 
     /// This process's turn to write: on SQLite writers wait in line here

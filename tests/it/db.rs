@@ -1,4 +1,4 @@
-//! `Db::write`: whole write transactions through the `Writer` trait. On
+//! `Db::run`: whole write transactions through the `Sql` trait. On
 //! SQLite they run on the write thread, several to one COMMIT, each in a
 //! savepoint of its own; on PostgreSQL in a pooled transaction. Either way
 //! each job commits, rolls back or fails on its own.
@@ -44,7 +44,7 @@ async fn each_job_in_a_group_commits_rolls_back_or_fails_on_its_own(t: TestLadde
         .unwrap();
     // On SQLite, holding the write turn makes the jobs queue up, so the write
     // thread takes them as one group when it is given back.
-    let turn = t.ladder.db.write_conn().await.unwrap();
+    let turn = t.ladder.db.hold_write_turn().await.unwrap();
     let commits_before = t.ladder.db.group_commits();
     let mut jobs = Vec::new();
     for n in 1..=24_i64 {

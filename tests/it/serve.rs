@@ -156,7 +156,7 @@ async fn a_request_in_flight_when_the_stop_arrives_still_gets_its_answer(t: Test
     // SQLite, a lock on the groups table on PostgreSQL.
     let sqlite = t.ladder.db.backend() == Backend::Sqlite;
     let turn = if sqlite {
-        Some(t.ladder.db.write_conn().await.unwrap())
+        Some(t.ladder.db.hold_write_turn().await.unwrap())
     } else {
         None
     };
