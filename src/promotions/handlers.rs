@@ -1,8 +1,11 @@
 //! Promotion pages: asking, one's own requests, the review dashboard, a request.
 
+use std::sync::Arc;
+
 use axum::{
     Form,
-    extract::{Query, State},
+    extract::{FromRequestParts, Query, State},
+    http::request::Parts,
     response::{IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
@@ -155,43 +158,66 @@ pub struct DecisionForm {
     reason: String,
 }
 
-/// Runs one decision and turns the outcome into a flash message on the
-/// request page: "already decided" is news, not an error page.
-async fn decide(
-    state: &AppState,
-    session: &Session,
-    current: &CurrentUser,
+/// Who decides which request: what every decision handler extracts.
+pub struct Decider {
+    state: AppState,
+    current: Arc<CurrentUser>,
+    session: Session,
     request_id: i64,
-    action: impl AsyncFnOnce() -> Result<String>,
-) -> Result<Response> {
-    // Someone who may not see the request learns nothing about it, not even its state.
-    {
-        let mut conn = state.ladder.db.acquire().await?;
-        policy::visible_to(&state.ladder, &mut conn, &current.user, request_id).await?;
-    }
-    // The transition has its own transaction; on an error nothing was written.
-    match action().await {
-        Ok(message) => flash(session, "success", message).await?,
-        Err(e @ (Error::Conflict(_) | Error::Invalid { .. })) => {
-            flash(session, "error", e.to_string()).await?;
-        }
-        Err(e) => return Err(e),
-    }
-    Ok(Redirect::to(&format!("/promotions/{request_id}")).into_response())
 }
 
-pub async fn approve(
-    State(state): State<AppState>,
-    SignedIn(current): SignedIn,
-    session: Session,
-    Id(request_id): Id,
-    Form(form): Form<DecisionForm>,
-) -> Result<Response> {
-    let (ladder, actor) = (&state.ladder, web_actor(&current));
-    decide(&state, &session, &current, request_id, async || {
+impl FromRequestParts<AppState> for Decider {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Decider, Response> {
+        let SignedIn(current) = SignedIn::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Id(request_id) = Id::from_request_parts(parts, state).await?;
+        Ok(Decider {
+            state: state.clone(),
+            current,
+            session,
+            request_id,
+        })
+    }
+}
+
+impl Decider {
+    fn actor(&self) -> Actor {
+        web_actor(&self.current)
+    }
+
+    /// Runs one decision and turns the outcome into a flash message on the
+    /// request page: "already decided" is news, not an error page.
+    async fn decide(&self, action: impl AsyncFnOnce() -> Result<String>) -> Result<Response> {
+        let (ladder, request_id) = (&self.state.ladder, self.request_id);
+        // Someone who may not see the request learns nothing about it, not even its state.
+        {
+            let mut conn = ladder.db.acquire().await?;
+            policy::visible_to(ladder, &mut conn, &self.current.user, request_id).await?;
+        }
+        // The transition has its own transaction; on an error nothing was written.
+        match action().await {
+            Ok(message) => flash(&self.session, "success", message).await?,
+            Err(e @ (Error::Conflict(_) | Error::Invalid { .. })) => {
+                flash(&self.session, "error", e.to_string()).await?;
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(Redirect::to(&format!("/promotions/{request_id}")).into_response())
+    }
+}
+
+pub async fn approve(d: Decider, Form(form): Form<DecisionForm>) -> Result<Response> {
+    let (ladder, actor, user) = (&d.state.ladder, d.actor(), &d.current.user);
+    d.decide(async || {
         let comment = Comment::parse(&form.comment)?;
         Ok(
-            match transitions::approve(ladder, &actor, &current.user, request_id, comment).await? {
+            match transitions::approve(ladder, &actor, user, d.request_id, comment).await? {
                 Approval::Approved => {
                     "Approved. The membership is granted and the requester has been emailed."
                         .to_string()
@@ -205,17 +231,11 @@ pub async fn approve(
     .await
 }
 
-pub async fn reject(
-    State(state): State<AppState>,
-    SignedIn(current): SignedIn,
-    session: Session,
-    Id(request_id): Id,
-    Form(form): Form<DecisionForm>,
-) -> Result<Response> {
-    let (ladder, actor) = (&state.ladder, web_actor(&current));
-    decide(&state, &session, &current, request_id, async || {
+pub async fn reject(d: Decider, Form(form): Form<DecisionForm>) -> Result<Response> {
+    let (ladder, actor, user) = (&d.state.ladder, d.actor(), &d.current.user);
+    d.decide(async || {
         let reason = Reason::parse(&form.reason)?;
-        transitions::reject(ladder, &actor, &current.user, request_id, reason).await?;
+        transitions::reject(ladder, &actor, user, d.request_id, reason).await?;
         Ok("Rejected. The requester has been emailed your reason.".to_string())
     })
     .await
@@ -237,29 +257,19 @@ pub async fn withdraw_form(
     Ok(render("promotions/withdraw.html", crate::ctx! { page, request })?.into_response())
 }
 
-pub async fn withdraw(
-    State(state): State<AppState>,
-    SignedIn(current): SignedIn,
-    session: Session,
-    Id(request_id): Id,
-) -> Result<Response> {
-    let (ladder, actor) = (&state.ladder, web_actor(&current));
-    decide(&state, &session, &current, request_id, async || {
-        transitions::withdraw(ladder, &actor, &current.user, request_id).await?;
+pub async fn withdraw(d: Decider) -> Result<Response> {
+    let (ladder, actor, user) = (&d.state.ladder, d.actor(), &d.current.user);
+    d.decide(async || {
+        transitions::withdraw(ladder, &actor, user, d.request_id).await?;
         Ok("Request withdrawn.".to_string())
     })
     .await
 }
 
-pub async fn end(
-    State(state): State<AppState>,
-    SignedIn(current): SignedIn,
-    session: Session,
-    Id(request_id): Id,
-) -> Result<Response> {
-    let (ladder, actor) = (&state.ladder, web_actor(&current));
-    decide(&state, &session, &current, request_id, async || {
-        transitions::end_grant(ladder, &actor, Some(&current.user), request_id).await?;
+pub async fn end(d: Decider) -> Result<Response> {
+    let (ladder, actor, user) = (&d.state.ladder, d.actor(), &d.current.user);
+    d.decide(async || {
+        transitions::end_grant(ladder, &actor, Some(user), d.request_id).await?;
         ladder.mail_wake.notify_one();
         Ok("The grant has ended; the membership is removed.".to_string())
     })
