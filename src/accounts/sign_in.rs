@@ -4,8 +4,8 @@ use std::sync::LazyLock;
 
 use super::{User, password, users};
 use crate::{
-    Result, binds,
-    db::{Db, Sql},
+    Error, Ladder, Result, binds,
+    db::{Db, Finish, Sql, Transaction},
 };
 
 /// A hash to verify against when the username is unknown, so that an unknown
@@ -34,18 +34,66 @@ pub async fn authenticate(db: &Db, username: &str, pw: &str, now: i64) -> Result
     let Some(user) = user.filter(|u| matches && u.is_active && u.password_hash.is_some()) else {
         return Ok(None);
     };
-    let mut tx = db.begin().await?;
-    Sql::execute(
-        &mut tx,
-        "update users set last_login = $1 where user_id = $2",
-        binds![now, user.user_id],
-    )
+    db.run(RecordLogin {
+        user_id: user.user_id,
+        now,
+    })
     .await?;
-    tx.commit().await?;
     Ok(Some(User {
         last_login: Some(now),
         ..user
     }))
+}
+
+/// Notes a successful sign-in on the user's row.
+struct RecordLogin {
+    user_id: i64,
+    now: i64,
+}
+
+impl Transaction for RecordLogin {
+    type Output = ();
+
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<()>> {
+        sql.execute(
+            "update users set last_login = $1 where user_id = $2",
+            binds![self.now, self.user_id],
+        )
+        .await?;
+        Ok(Finish::Commit(()))
+    }
+}
+
+/// Whether `given` is `user`'s current password, before they change it.
+/// Guessing it from a borrowed session is limited as sign-in is: every
+/// attempt counts, per user, across instances; over the limit is an error.
+pub async fn check_own_password(ladder: &Ladder, user: &User, given: &str) -> Result<bool> {
+    let limit = RateLimit {
+        keys: vec![format!("password:{}", user.user_id)],
+        per_minute: ladder.settings.server.login_attempts_per_minute,
+        now: ladder.clock.now(),
+    };
+    if let Some(wait) = ladder.db.run(limit).await? {
+        return Err(Error::RateLimited(wait));
+    }
+    password::verify_blocking(given, user.password_hash.clone()).await
+}
+
+/// Counts one attempt under each key: [`rate_limit`] as a transaction.
+pub struct RateLimit {
+    pub keys: Vec<String>,
+    pub per_minute: u32,
+    pub now: i64,
+}
+
+impl Transaction for RateLimit {
+    /// Seconds to wait, when over the limit.
+    type Output = Option<u64>;
+
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<Option<u64>>> {
+        let wait = rate_limit(sql, &self.keys, self.per_minute, self.now).await?;
+        Ok(Finish::Commit(wait))
+    }
 }
 
 /// One address may try this many times more often than one address and

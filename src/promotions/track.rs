@@ -416,13 +416,12 @@ pub async fn in_role(conn: &mut Conn, track: &Track, role: Role, user_id: i64) -
 }
 
 /// The tracks a group is bound to, with its role in each: (track, role).
-pub async fn bound_to(conn: &mut Conn, group_id: i64) -> Result<Vec<(String, String)>> {
-    Ok(sqlx::query_as(
+pub async fn bound_to(sql: &mut dyn Sql, group_id: i64) -> Result<Vec<(String, String)>> {
+    sql.fetch_all(
         "select track, role from promotion_track_groups where group_id = $1 order by track, role",
+        binds![group_id],
     )
-    .bind(group_id)
-    .fetch_all(conn)
-    .await?)
+    .await
 }
 
 /// After a change to a group's permissions (in the same transaction): refuses
