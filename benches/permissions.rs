@@ -113,7 +113,7 @@ async fn populate(ladder: &Ladder) -> i64 {
     let mut tx = ladder.db.pool().begin().await.expect("begin");
 
     // The subject: 10 direct permissions, then 8 more through each of 5 groups.
-    let subject = new_user(&mut *tx, &actor, "subject", now).await;
+    let subject = new_user(&mut tx, &actor, "subject", now).await;
     grants::grant(
         &mut *tx,
         &actor,
@@ -159,7 +159,7 @@ async fn populate(ladder: &Ladder) -> i64 {
         others.push(group);
     }
     for u in 0..OTHER_USERS {
-        let user = new_user(&mut *tx, &actor, &format!("user-{u:04}"), now).await;
+        let user = new_user(&mut tx, &actor, &format!("user-{u:04}"), now).await;
         let picked: Vec<PermissionName> = (0..3)
             .map(|k| perms[(u * 11 + k * 17) % 50].clone())
             .collect();

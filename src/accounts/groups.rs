@@ -80,6 +80,23 @@ crate::from_row!(GroupSummary {
     permissions,
 });
 
+/// A group as a caller names it: by id (the console) or by name (the CLI).
+#[derive(Debug, Clone)]
+pub enum GroupRef {
+    Id(i64),
+    Name(String),
+}
+
+impl GroupRef {
+    /// The group; not found is an error.
+    pub async fn get(&self, sql: &mut dyn Sql) -> Result<Group> {
+        match self {
+            GroupRef::Id(id) => get_by_id(sql, *id).await,
+            GroupRef::Name(name) => get_by_name(sql, name).await,
+        }
+    }
+}
+
 pub async fn find_by_name(sql: &mut dyn Sql, name: &str) -> Result<Option<Group>> {
     sql.fetch_optional(
         "select group_id, name, created_at from groups where name = $1",

@@ -1,10 +1,12 @@
 //! Users and groups: their types, their rows, and the audited changes to them.
 
 mod email;
+pub mod group_changes;
 pub mod groups;
 pub mod password;
 pub mod promotion_grant;
 pub mod sign_in;
+pub mod user_changes;
 pub mod user_search;
 mod username;
 pub mod users;

@@ -240,3 +240,18 @@ async fn record(sql: &mut dyn Sql, keys: &[&str], now: i64) -> Result<()> {
     .await?;
     Ok(())
 }
+
+/// Whether `given` is `user`'s current password, before they change it.
+/// Guessing it from a borrowed session is limited as sign-in is: every
+/// attempt counts, per user, across instances; over the limit is an error.
+pub async fn check_own_password(ladder: &crate::Ladder, user: &User, given: &str) -> Result<bool> {
+    let count = CountAttempt {
+        keys: vec![format!("password:{}", user.user_id)],
+        per_minute: ladder.settings.server.login_attempts_per_minute,
+        now: ladder.clock.now(),
+    };
+    if let Some(wait) = ladder.db.run(count).await? {
+        return Err(Error::RateLimited(wait));
+    }
+    password::verify_blocking(given, user.password_hash.clone()).await
+}

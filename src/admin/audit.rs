@@ -5,12 +5,12 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
-use tower_sessions::Session;
 
 use crate::{
     Error, Result,
     audit::{self, AuditEvent, AuditFilter},
-    web::{auth::Viewer, page::Page, state::AppState, templates::render},
+    db::Sql,
+    web::{page::Page, state::AppState, templates::render},
 };
 
 const PAGE_SIZE: i64 = 50;
@@ -76,54 +76,75 @@ fn non_empty(s: &str) -> Option<String> {
     Some(s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
-pub async fn list(
-    State(state): State<AppState>,
-    viewer: Viewer,
-    session: Session,
-    Query(query): Query<AuditQuery>,
-) -> Result<Response> {
-    let mut error = None;
-    let since = day("from", &query.from).unwrap_or_else(|e| {
-        error = Some(e.to_string());
-        None
-    });
-    let until = day("to", &query.to)
-        .unwrap_or_else(|e| {
-            error = Some(e.to_string());
-            None
-        })
-        .map(|t| t + 86_400);
+/// The latest events about one user, for their page.
+pub async fn recent(sql: &mut dyn Sql, user_id: i64) -> Result<Vec<EventRow>> {
     let filter = AuditFilter {
-        actor: non_empty(&query.actor),
-        target: non_empty(&query.target),
-        action: non_empty(&query.action),
-        since,
-        until,
-        before_id: query.before,
-        limit: PAGE_SIZE + 1,
+        user_id: Some(user_id),
+        limit: 20,
         ..Default::default()
     };
+    Ok(audit::list(sql, &filter)
+        .await?
+        .iter()
+        .map(event_row)
+        .collect())
+}
+
+impl AuditQuery {
+    /// The filter for one page (one more row than shown, to know if there is
+    /// a next), and the problem with a date, if any.
+    fn filter(&self) -> (AuditFilter, Option<String>) {
+        let mut error = None;
+        let mut date = |field, raw: &str| {
+            day(field, raw).unwrap_or_else(|e| {
+                error = Some(e.to_string());
+                None
+            })
+        };
+        let since = date("from", &self.from);
+        let until = date("to", &self.to).map(|t| t + 86_400);
+        let filter = AuditFilter {
+            actor: non_empty(&self.actor),
+            target: non_empty(&self.target),
+            action: non_empty(&self.action),
+            since,
+            until,
+            before_id: self.before,
+            limit: PAGE_SIZE + 1,
+            ..Default::default()
+        };
+        (filter, error)
+    }
+
+    /// The query string of the page after the one ending at `before`.
+    fn next(&self, before: i64) -> String {
+        serde_urlencoded::to_string([
+            ("actor", self.actor.as_str()),
+            ("target", &self.target),
+            ("action", &self.action),
+            ("from", &self.from),
+            ("to", &self.to),
+            ("before", &before.to_string()),
+        ])
+        .unwrap_or_default()
+    }
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    page: Page,
+    Query(query): Query<AuditQuery>,
+) -> Result<Response> {
+    let (filter, error) = query.filter();
     let mut conn = state.ladder.db.acquire().await?;
     let mut events = audit::list(&mut conn, &filter).await?;
     drop(conn);
     let more = events.len() as i64 > PAGE_SIZE;
     events.truncate(PAGE_SIZE as usize);
     let next_query = more
-        .then(|| events.last().map(|e| e.audit_event_id))
-        .flatten()
-        .map(|before| {
-            serde_urlencoded::to_string([
-                ("actor", query.actor.as_str()),
-                ("target", &query.target),
-                ("action", &query.action),
-                ("from", &query.from),
-                ("to", &query.to),
-                ("before", &before.to_string()),
-            ])
-            .unwrap_or_default()
-        });
+        .then(|| events.last().map(|e| query.next(e.audit_event_id)))
+        .flatten();
     let events: Vec<EventRow> = events.iter().map(event_row).collect();
-    let page = Page::new(&state, &viewer, &session).await?;
     Ok(render(
         "admin/audit.html",
         crate::ctx! { page, events, query, next_query, error },

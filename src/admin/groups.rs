@@ -6,36 +6,39 @@ use std::collections::BTreeSet;
 use axum::{
     Form,
     extract::{Query, State},
-    response::{IntoResponse, Redirect, Response},
+    response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
-use super::web_actor;
-use crate::web::outcome::flash_outcome;
+use super::{membership, web_actor};
 use crate::{
-    Error, Result,
-    accounts::{GroupName, groups, users},
-    permissions::{
-        catalog,
-        checklist::{Checklist, ChecklistChange},
-        delegation::{self, Change},
-        grants::{self, Grantee},
+    Result,
+    accounts::{
+        GroupName,
+        group_changes::CreateGroup,
+        groups::{self, GroupRef},
     },
-    promotions::group_changes,
+    permissions::{
+        catalog::{self, Permission},
+        checklist::{Checklist, SetGroupPermissions},
+        delegation::{self, Change},
+    },
+    promotions::group_changes::{DeleteGroup, RenameGroup},
     web::{
-        auth::{SignedIn, Viewer, flash},
+        auth::{CurrentUser, SignedIn},
+        outcome::flash_and_redirect,
         page::Page,
         state::AppState,
         templates::render,
     },
 };
 
-pub async fn list(
-    State(state): State<AppState>,
-    viewer: Viewer,
-    session: Session,
-) -> Result<Response> {
+fn group_url(group_id: i64) -> String {
+    format!("/admin/groups/{group_id}")
+}
+
+pub async fn list(State(state): State<AppState>, page: Page) -> Result<Response> {
     let mut conn = state.ladder.db.acquire().await?;
     let all: Vec<GroupRow> = groups::list(&mut conn)
         .await?
@@ -48,7 +51,6 @@ pub async fn list(
         })
         .collect();
     drop(conn);
-    let page = Page::new(&state, &viewer, &session).await?;
     Ok(render("admin/groups.html", crate::ctx! { page, groups => all })?.into_response())
 }
 
@@ -71,34 +73,18 @@ pub async fn create(
     session: Session,
     Form(form): Form<NameForm>,
 ) -> Result<Response> {
-    let mut tx = state.ladder.db.begin().await?;
     let created = async {
         let name = GroupName::parse(&form.name)?;
-        groups::create(
-            &mut tx,
-            &web_actor(&current),
-            &name,
-            state.ladder.clock.now(),
-        )
-        .await
+        let (actor, now) = (web_actor(&current), state.ladder.clock.now());
+        state.ladder.db.run(CreateGroup { actor, name, now }).await
     }
     .await;
-    match created {
-        Ok(group) => {
-            tx.commit().await?;
-            flash(
-                &session,
-                "success",
-                format!("Group {} created.", group.name),
-            )
-            .await?;
-            Ok(Redirect::to(&format!("/admin/groups/{}", group.group_id)).into_response())
-        }
-        Err(e) => {
-            flash_outcome(&session, Err(e)).await?;
-            Ok(Redirect::to("/admin/groups").into_response())
-        }
-    }
+    let to = match &created {
+        Ok(group) => group_url(group.group_id),
+        Err(_) => "/admin/groups".to_string(),
+    };
+    let outcome = created.map(|group| format!("Group {} created.", group.name));
+    flash_and_redirect(&session, outcome, &to).await
 }
 
 #[derive(Deserialize, Serialize, Default)]
@@ -128,9 +114,8 @@ struct AppSection {
 
 pub async fn show(
     State(state): State<AppState>,
-    viewer: Viewer,
+    page: Page,
     SignedIn(current): SignedIn,
-    session: Session,
     Id(group_id): Id,
     Query(query): Query<ShowQuery>,
 ) -> Result<Response> {
@@ -149,8 +134,23 @@ pub async fn show(
         .map(|u| u.username)
         .collect();
     drop(conn);
+    let sections = sections(all, &held, &query.perm_q, &current, &group.name);
+    let ctx = crate::ctx! {
+        page, group_id => group.group_id, name => group.name, sections, members, member_count, query,
+    };
+    Ok(render("admin/group.html", ctx)?.into_response())
+}
 
-    let filter = query.perm_q.trim().to_lowercase();
+/// The checklist by app, filtered by `filter`; each permission offered for
+/// change exactly when the delegation rule, as a dry run, would accept it.
+fn sections(
+    all: Vec<Permission>,
+    held: &BTreeSet<String>,
+    filter: &str,
+    current: &CurrentUser,
+    group: &str,
+) -> Vec<AppSection> {
+    let filter = filter.trim().to_lowercase();
     let mut sections: Vec<AppSection> = Vec::new();
     for p in all {
         let name = p.name().to_string();
@@ -160,14 +160,14 @@ pub async fn show(
         {
             continue;
         }
+        let perms = [p.name()];
         let option = PermissionOption {
             checked: held.contains(&name),
-            // The delegation rule as a dry run: offered exactly when accepted.
             changeable: delegation::allows(
                 &current.perms,
                 &Change::GroupPerms {
-                    group: &group.name,
-                    perms: &[p.name()],
+                    group,
+                    perms: &perms,
                 },
             ),
             human: p.name.clone(),
@@ -181,20 +181,7 @@ pub async fn show(
             }),
         }
     }
-    let page = Page::new(&state, &viewer, &session).await?;
-    Ok(render(
-        "admin/group.html",
-        crate::ctx! {
-            page,
-            group_id => group.group_id,
-            name => group.name,
-            sections,
-            members,
-            member_count,
-            query,
-        },
-    )?
-    .into_response())
+    sections
 }
 
 pub async fn rename(
@@ -204,26 +191,20 @@ pub async fn rename(
     Id(group_id): Id,
     Form(form): Form<NameForm>,
 ) -> Result<Response> {
-    let mut tx = state.ladder.db.begin().await?;
     let outcome = async {
-        let group = groups::get_by_id(&mut tx, group_id).await?;
         let name = GroupName::parse(&form.name)?;
-        let renamed = group_changes::rename_group(
-            &mut tx,
-            &web_actor(&current),
-            &group,
-            &name,
-            state.ladder.clock.now(),
-        )
-        .await?;
+        let (actor, now) = (web_actor(&current), state.ladder.clock.now());
+        let change = RenameGroup {
+            actor,
+            group_id,
+            name,
+            now,
+        };
+        let (group, renamed) = state.ladder.db.run(change).await?;
         Ok(format!("Renamed {} to {}.", group.name, renamed.name))
     }
     .await;
-    if outcome.is_ok() {
-        tx.commit().await?;
-    }
-    flash_outcome(&session, outcome).await?;
-    Ok(Redirect::to(&format!("/admin/groups/{group_id}")).into_response())
+    flash_and_redirect(&session, outcome, &group_url(group_id)).await
 }
 
 /// The checklist posts every shown permission as `shown` and every ticked one
@@ -235,38 +216,23 @@ pub async fn set_permissions(
     Id(group_id): Id,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Result<Response> {
-    let checklist = Checklist::from_fields(&fields);
-    let mut tx = state.ladder.db.begin().await?;
-    let outcome = async {
-        let group = groups::get_by_id(&mut tx, group_id).await?;
-        let held: BTreeSet<String> = catalog::of_group(&mut tx, group_id)
-            .await?
-            .iter()
-            .map(|p| p.name().to_string())
-            .collect();
-        let ChecklistChange {
-            grant: to_grant,
-            revoke: to_revoke,
-        } = checklist.against(&held)?;
-        let actor = web_actor(&current);
-        let now = state.ladder.clock.now();
-        if !to_grant.is_empty() {
-            grants::grant(&mut tx, &actor, Grantee::Group(&group), &to_grant, now).await?;
-        }
-        if !to_revoke.is_empty() {
-            grants::revoke(&mut tx, &actor, Grantee::Group(&group), &to_revoke, now).await?;
-        }
-        Ok(match (to_grant.len(), to_revoke.len()) {
-            (0, 0) => "Nothing changed.".to_string(),
-            (g, r) => format!("Saved {}: {g} granted, {r} revoked.", group.name),
-        })
-    }
-    .await;
-    if outcome.is_ok() {
-        tx.commit().await?;
-    }
-    flash_outcome(&session, outcome).await?;
-    Ok(Redirect::to(&format!("/admin/groups/{group_id}")).into_response())
+    let change = SetGroupPermissions {
+        actor: web_actor(&current),
+        group_id,
+        checklist: Checklist::from_fields(&fields),
+        now: state.ladder.clock.now(),
+    };
+    let outcome =
+        state
+            .ladder
+            .db
+            .run(change)
+            .await
+            .map(|saved| match (saved.granted, saved.revoked) {
+                (0, 0) => "Nothing changed.".to_string(),
+                (g, r) => format!("Saved {}: {g} granted, {r} revoked.", saved.group.name),
+            });
+    flash_and_redirect(&session, outcome, &group_url(group_id)).await
 }
 
 #[derive(Deserialize)]
@@ -282,46 +248,27 @@ pub async fn change_member(
     Id(group_id): Id,
     Form(form): Form<MemberForm>,
 ) -> Result<Response> {
-    let mut tx = state.ladder.db.begin().await?;
-    let outcome = async {
-        let group = groups::get_by_id(&mut tx, group_id).await?;
-        let user = users::get_by_username(&mut tx, form.username.trim()).await?;
-        let actor = web_actor(&current);
-        let now = state.ladder.clock.now();
-        Ok(match form.action.as_str() {
-            "add" => {
-                if groups::add_member(&mut tx, &actor, &group, &user, now).await? {
-                    format!("Added {} to {}.", user.username, group.name)
-                } else {
-                    format!("{} is already in {}.", user.username, group.name)
-                }
-            }
-            "remove" => {
-                groups::remove_member(&mut tx, &actor, &group, &user, now).await?;
-                format!("Removed {} from {}.", user.username, group.name)
-            }
-            _ => return Err(Error::invalid("action", "must be add or remove")),
-        })
-    }
-    .await;
-    if outcome.is_ok() {
-        tx.commit().await?;
-    }
-    flash_outcome(&session, outcome).await?;
-    Ok(Redirect::to(&format!("/admin/groups/{group_id}")).into_response())
+    let username = form.username.trim();
+    let change = membership(
+        &state,
+        &current,
+        GroupRef::Id(group_id),
+        username,
+        &form.action,
+    );
+    let outcome = change.await.map(|done| done.say("is"));
+    flash_and_redirect(&session, outcome, &group_url(group_id)).await
 }
 
 pub async fn delete_form(
     State(state): State<AppState>,
-    viewer: Viewer,
-    session: Session,
+    page: Page,
     Id(group_id): Id,
 ) -> Result<Response> {
     let mut conn = state.ladder.db.acquire().await?;
     let group = groups::get_by_id(&mut conn, group_id).await?;
     let member_count = groups::member_count(&mut conn, group_id).await?;
     drop(conn);
-    let page = Page::new(&state, &viewer, &session).await?;
     Ok(render(
         "admin/group_delete.html",
         crate::ctx! { page, group_id, name => group.name, member_count },
@@ -335,25 +282,22 @@ pub async fn delete(
     session: Session,
     Id(group_id): Id,
 ) -> Result<Response> {
-    let mut tx = state.ladder.db.begin().await?;
-    let group = groups::get_by_id(&mut tx, group_id).await?;
-    let outcome = group_changes::delete_group(
-        &mut tx,
-        &web_actor(&current),
-        &group,
-        state.ladder.clock.now(),
-    )
-    .await
-    .map(|_| format!("Group {} deleted.", group.name));
-    let ok = outcome.is_ok();
-    if ok {
-        tx.commit().await?;
-    }
-    flash_outcome(&session, outcome).await?;
-    let back = if ok {
-        "/admin/groups".to_string()
-    } else {
-        format!("/admin/groups/{group_id}")
+    // A group that is not there is a 404, not a refusal.
+    groups::get_by_id(&mut *state.ladder.db.acquire().await?, group_id).await?;
+    let (actor, now) = (web_actor(&current), state.ladder.clock.now());
+    let outcome = state
+        .ladder
+        .db
+        .run(DeleteGroup {
+            actor,
+            group_id,
+            now,
+        })
+        .await;
+    let back = match &outcome {
+        Ok(_) => "/admin/groups".to_string(),
+        Err(_) => group_url(group_id),
     };
-    Ok(Redirect::to(&back).into_response())
+    let outcome = outcome.map(|group| format!("Group {} deleted.", group.name));
+    flash_and_redirect(&session, outcome, &back).await
 }

@@ -10,13 +10,9 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use crate::{
-    Result, mail,
-    web::{
-        auth::{Viewer, flash},
-        page::Page,
-        state::AppState,
-        templates::render,
-    },
+    Result,
+    mail::{self, RetryEmail},
+    web::{auth::flash, page::Page, state::AppState, templates::render},
 };
 
 #[derive(Deserialize)]
@@ -27,8 +23,7 @@ pub struct MailQuery {
 
 pub async fn list(
     State(state): State<AppState>,
-    viewer: Viewer,
-    session: Session,
+    page: Page,
     Query(query): Query<MailQuery>,
 ) -> Result<Response> {
     let shown = match query.state.as_str() {
@@ -38,7 +33,6 @@ pub async fn list(
     let mut conn = state.ladder.db.acquire().await?;
     let emails = mail::list(&mut conn, &shown, 200).await?;
     drop(conn);
-    let page = Page::new(&state, &viewer, &session).await?;
     Ok(render("admin/mail.html", crate::ctx! { page, emails, shown })?.into_response())
 }
 
@@ -47,15 +41,18 @@ pub async fn retry(
     session: Session,
     Id(outbox_id): Id,
 ) -> Result<Response> {
-    let mut tx = state.ladder.db.begin().await?;
-    let queued = mail::retry(&mut tx, outbox_id, state.ladder.clock.now()).await?;
-    tx.commit().await?;
+    let now = state.ladder.clock.now();
+    let queued = state.ladder.db.run(RetryEmail { outbox_id, now }).await?;
     state.ladder.mail_wake.notify_one();
-    let message = if queued {
-        "Queued again; it goes out on the worker's next pass."
+    // Not failed any more is news, not a refusal: flashed as info.
+    let (kind, message) = if queued {
+        (
+            "success",
+            "Queued again; it goes out on the worker's next pass.",
+        )
     } else {
-        "That email is not in the failed list any more."
+        ("info", "That email is not in the failed list any more.")
     };
-    flash(&session, if queued { "success" } else { "info" }, message).await?;
+    flash(&session, kind, message).await?;
     Ok(Redirect::to("/admin/mail").into_response())
 }

@@ -8,17 +8,17 @@ pub mod mail;
 pub mod permissions;
 pub mod users;
 
-use std::collections::BTreeMap;
-
 use axum::response::IntoResponse;
 use axum::response::Response;
 
 use crate::{
-    Result,
+    Error, Result,
+    accounts::{
+        group_changes::{ChangeMembership, MembershipChanged},
+        groups::GroupRef,
+    },
     actor::{Actor, Source},
-    db::Conn,
-    permissions::{PermissionName, catalog},
-    web::{auth::CurrentUser, page::Page, templates::render},
+    web::{auth::CurrentUser, page::Page, state::AppState, templates::render},
 };
 
 pub async fn index(page: Page) -> Result<Response> {
@@ -30,26 +30,25 @@ pub fn web_actor(current: &CurrentUser) -> Actor {
     Actor::user(current.user.clone(), Source::Web)
 }
 
-/// Each group's permission names, by group id.
-pub async fn group_permission_map(conn: &mut Conn) -> Result<BTreeMap<i64, Vec<String>>> {
-    let rows: Vec<(i64, String, String)> = sqlx::query_as(
-        "select gp.group_id, p.app_label, p.codename from group_permissions gp \
-         join permissions p on p.permission_id = gp.permission_id",
-    )
-    .fetch_all(conn)
-    .await?;
-    let mut map: BTreeMap<i64, Vec<String>> = BTreeMap::new();
-    for (group_id, app, code) in rows {
-        map.entry(group_id)
-            .or_default()
-            .push(format!("{app}.{code}"));
-    }
-    Ok(map)
-}
-
-/// Parses a permission name from a form and checks it exists.
-pub async fn existing_permission(conn: &mut Conn, raw: &str) -> Result<PermissionName> {
-    let name = PermissionName::parse(raw)?;
-    catalog::resolve(conn, std::slice::from_ref(&name)).await?;
-    Ok(name)
+/// A membership form's change by `current`: `action` is "add" or "remove".
+pub(crate) async fn membership(
+    state: &AppState,
+    current: &CurrentUser,
+    group: GroupRef,
+    username: &str,
+    action: &str,
+) -> Result<MembershipChanged> {
+    let add = match action {
+        "add" => true,
+        "remove" => false,
+        _ => return Err(Error::invalid("action", "must be add or remove")),
+    };
+    let change = ChangeMembership {
+        actor: web_actor(current),
+        group,
+        username: username.to_string(),
+        add,
+        now: state.ladder.clock.now(),
+    };
+    state.ladder.db.run(change).await
 }

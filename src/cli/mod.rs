@@ -4,7 +4,11 @@
 //! refused change (one line on stderr, nothing changed); 3 Ladder itself failed.
 
 mod commands;
+mod groups;
 mod output;
+mod permissions;
+mod seeding;
+mod users;
 
 use std::process::ExitCode;
 
@@ -245,15 +249,8 @@ pub struct ActorArg {
 
 /// Runs the CLI and returns the process exit code.
 pub async fn run() -> ExitCode {
-    // Every argument is one line of text: a control character is bad input
-    // before it can reach a query or the terminal.
-    for (n, arg) in std::env::args_os().enumerate().skip(1) {
-        if let Some(c) =
-            crate::text::forbidden_char(&arg.to_string_lossy(), crate::text::Lines::One)
-        {
-            eprintln!("error: argument {n} {}", crate::text::refusal(c));
-            return ExitCode::from(2);
-        }
+    if !arguments_are_lines() {
+        return ExitCode::from(2);
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -287,6 +284,20 @@ pub async fn run() -> ExitCode {
             }
         }
     }
+}
+
+/// Every argument is one line of text: a control character is bad input
+/// before it can reach a query or the terminal. Says which, on stderr.
+fn arguments_are_lines() -> bool {
+    for (n, arg) in std::env::args_os().enumerate().skip(1) {
+        if let Some(c) =
+            crate::text::forbidden_char(&arg.to_string_lossy(), crate::text::Lines::One)
+        {
+            eprintln!("error: argument {n} {}", crate::text::refusal(c));
+            return false;
+        }
+    }
+    true
 }
 
 fn one_line(err: &Error) -> String {

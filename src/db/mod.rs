@@ -48,7 +48,7 @@ pub type Conn = AnyConnection;
 
 /// A write transaction from [`Db::begin`]; derefs to the connection, so
 /// `&mut tx` goes wherever a `&mut Conn` does. Commit it, or drop it to roll back.
-pub struct Tx {
+pub(crate) struct Tx {
     inner: sqlx::Transaction<'static, Any>,
     /// On SQLite, this process's turn to write; given back after the transaction ends.
     _turn: Option<OwnedSemaphorePermit>,
@@ -170,8 +170,8 @@ impl Db {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// How many tasks wait for this process's write turn at `begin` or
-    /// `hold_write_turn` right now. Always 0 on PostgreSQL, which has no turn.
+    /// How many tasks wait for this process's write turn at `begin`,
+    /// `hold_write_turn` or `run` right now. Always 0 on PostgreSQL, which has no turn.
     pub fn waiting_for_write_turn(&self) -> usize {
         self.waiting.load(std::sync::atomic::Ordering::SeqCst)
     }
@@ -204,7 +204,7 @@ impl Db {
     /// of waiting its turn. Never call it while this task holds another `Tx`
     /// on SQLite: the second would wait for the first forever. Do slow work
     /// (password hashing, rendering, network) before, never inside.
-    pub async fn begin(&self) -> Result<Tx> {
+    async fn begin(&self) -> Result<Tx> {
         Ok(match self.backend {
             Backend::Sqlite => {
                 let turn = self.write_turn().await?;
@@ -256,8 +256,11 @@ impl Db {
         if let Some(thread) = &self.sqlite_writer {
             let (reply, answer) = tokio::sync::oneshot::channel();
             let stopped = || anyhow::anyhow!("the SQLite write thread has stopped");
+            // Waiting until the thread, holding the write turn, starts the job.
+            let waiting = Waiting::count(&self.waiting);
             thread
                 .send(Box::new(move |w: &mut SqliteWriter| {
+                    drop(waiting);
                     let result = w.run(transaction);
                     Box::new(move |commit_failed: Option<String>| {
                         let _ = reply.send(match commit_failed {
@@ -390,17 +393,18 @@ impl<'r> sqlx::Decode<'r, Any> for Flag {
     }
 }
 
-/// Counts one waiter for as long as it lives (a cancelled wait too).
-struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+/// Counts one waiter for as long as it lives (a cancelled wait too); owned,
+/// so it can travel with a [`Db::run`] job to the write thread.
+struct Waiting(Arc<std::sync::atomic::AtomicUsize>);
 
-impl<'a> Waiting<'a> {
-    fn count(counter: &'a std::sync::atomic::AtomicUsize) -> Waiting<'a> {
+impl Waiting {
+    fn count(counter: &Arc<std::sync::atomic::AtomicUsize>) -> Waiting {
         counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Waiting(counter)
+        Waiting(Arc::clone(counter))
     }
 }
 
-impl Drop for Waiting<'_> {
+impl Drop for Waiting {
     fn drop(&mut self) {
         self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }

@@ -13,7 +13,11 @@ pub mod worker;
 
 use serde::Serialize;
 
-use crate::{Result, binds, db::Sql, templates::render_string};
+use crate::{
+    Result, binds,
+    db::{Finish, Sql, Transaction},
+    templates::render_string,
+};
 
 /// A finished email, rendered before the transaction that queues it (slow
 /// work stays outside the write lock), so the outbox stores what is sent.
@@ -135,4 +139,18 @@ pub async fn retry(sql: &mut dyn Sql, outbox_id: i64, now: i64) -> Result<bool> 
         )
         .await?;
     Ok(done == 1)
+}
+
+/// `retry` as a transaction: true when the email was failed and is queued again.
+pub struct RetryEmail {
+    pub outbox_id: i64,
+    pub now: i64,
+}
+
+impl Transaction for RetryEmail {
+    type Output = bool;
+
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<bool>> {
+        Ok(Finish::Commit(retry(sql, self.outbox_id, self.now).await?))
+    }
 }

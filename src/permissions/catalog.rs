@@ -1,7 +1,7 @@
 //! The permission catalog: which permissions exist. Built from Ladder's own
 //! resources and the `[[resources]]` in config by `sync`, which `migrate` runs.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::PermissionName;
 use crate::{
@@ -209,4 +209,70 @@ pub async fn of_user(sql: &mut dyn Sql, user_id: i64) -> Result<Vec<Permission>>
         binds![user_id],
     )
     .await
+}
+
+/// Each group's permission names, by group id.
+pub async fn by_group(sql: &mut dyn Sql) -> Result<BTreeMap<i64, Vec<String>>> {
+    let rows: Vec<(i64, String, String)> = sql
+        .fetch_all(
+            "select gp.group_id, p.app_label, p.codename from group_permissions gp \
+             join permissions p on p.permission_id = gp.permission_id",
+            binds![],
+        )
+        .await?;
+    let mut map: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    for (group_id, app, code) in rows {
+        map.entry(group_id)
+            .or_default()
+            .push(format!("{app}.{code}"));
+    }
+    Ok(map)
+}
+
+/// Who holds one permission: the groups, and the first direct holders.
+pub struct Holders {
+    pub groups: Vec<String>,
+    /// At most the `shown` asked for, by username.
+    pub users: Vec<String>,
+    /// Direct holders beyond `users`.
+    pub more_users: i64,
+}
+
+/// Every permission with its holders, listing at most `shown` direct holders
+/// each (with a count: the table may hold millions of users).
+pub async fn with_holders(sql: &mut dyn Sql, shown: i64) -> Result<Vec<(Permission, Holders)>> {
+    let group_rows: Vec<(i64, String)> = sql
+        .fetch_all(
+            "select gp.permission_id, g.name from group_permissions gp \
+             join groups g on g.group_id = gp.group_id order by g.name",
+            binds![],
+        )
+        .await?;
+    let mut by_permission: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    for (pid, name) in group_rows {
+        by_permission.entry(pid).or_default().push(name);
+    }
+    let mut out = Vec::new();
+    for p in all(sql).await? {
+        let users: Vec<String> = sql
+            .fetch_all(
+                "select u.username from user_permissions up join users u on u.user_id = up.user_id \
+                 where up.permission_id = $1 order by u.username_key limit $2",
+                binds![p.permission_id, shown],
+            )
+            .await?;
+        let total: i64 = sql
+            .fetch_one(
+                "select count(*) from user_permissions where permission_id = $1",
+                binds![p.permission_id],
+            )
+            .await?;
+        let holders = Holders {
+            groups: by_permission.remove(&p.permission_id).unwrap_or_default(),
+            more_users: total - users.len() as i64,
+            users,
+        };
+        out.push((p, holders));
+    }
+    Ok(out)
 }

@@ -1,11 +1,19 @@
 //! A permission checklist as a form submits it: every permission shown, and
 //! the ticked ones. Only shown permissions change, so a filtered list
-//! revokes nothing hidden.
+//! revokes nothing hidden. `SetGroupPermissions` saves one for a group.
 
 use std::collections::BTreeSet;
 
-use super::PermissionName;
-use crate::Result;
+use super::{
+    PermissionName, catalog,
+    grants::{self, Grantee},
+};
+use crate::{
+    Result,
+    accounts::{Group, groups},
+    actor::Actor,
+    db::{Finish, Sql, Transaction},
+};
 
 pub struct Checklist {
     shown: BTreeSet<String>,
@@ -57,6 +65,48 @@ impl Checklist {
                     .collect(),
             )?,
         })
+    }
+}
+
+/// Saves a group's permission checklist: the diff against what the group
+/// holds, read inside the transaction, granted and revoked there.
+pub struct SetGroupPermissions {
+    pub actor: Actor,
+    pub group_id: i64,
+    pub checklist: Checklist,
+    pub now: i64,
+}
+
+/// What saving a checklist did.
+pub struct Saved {
+    pub group: Group,
+    pub granted: usize,
+    pub revoked: usize,
+}
+
+impl Transaction for SetGroupPermissions {
+    type Output = Saved;
+
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<Saved>> {
+        let group = groups::get_by_id(sql, self.group_id).await?;
+        let held: BTreeSet<String> = catalog::of_group(sql, self.group_id)
+            .await?
+            .iter()
+            .map(|p| p.name().to_string())
+            .collect();
+        let ChecklistChange { grant, revoke } = self.checklist.against(&held)?;
+        let (actor, now) = (&self.actor, self.now);
+        if !grant.is_empty() {
+            grants::grant(sql, actor, Grantee::Group(&group), &grant, now).await?;
+        }
+        if !revoke.is_empty() {
+            grants::revoke(sql, actor, Grantee::Group(&group), &revoke, now).await?;
+        }
+        Ok(Finish::Commit(Saved {
+            group,
+            granted: grant.len(),
+            revoked: revoke.len(),
+        }))
     }
 }
 

@@ -1,23 +1,74 @@
 //! Granting and revoking permissions, for users and for groups. Each call
 //! authorises the actor, changes the rows, bumps the epoch and writes one
-//! audit event, all in the caller's transaction.
+//! audit event, all in the caller's transaction. `ChangePermissions` is
+//! one grant or revocation as a transaction of its own.
 
 use serde_json::json;
 
 use super::{PermissionName, catalog, delegation::Change};
 use crate::{
     Result,
-    accounts::{Group, User},
+    accounts::{
+        Group, User,
+        groups::GroupRef,
+        users::{self},
+    },
     actor::Actor,
     audit::{self, AuditEntry},
     binds,
-    db::Sql,
+    db::{Finish, Sql, Transaction},
 };
 
 /// Whom a grant is for.
 pub enum Grantee<'a> {
     User(&'a User),
     Group(&'a Group),
+}
+
+/// Whom a grant is for, as the caller names them.
+pub enum HolderRef {
+    /// By username.
+    User(String),
+    Group(GroupRef),
+}
+
+/// Whom a grant was for, as read in its transaction.
+pub enum Holder {
+    User(User),
+    Group(Group),
+}
+
+impl Holder {
+    pub fn grantee(&self) -> Grantee<'_> {
+        match self {
+            Holder::User(u) => Grantee::User(u),
+            Holder::Group(g) => Grantee::Group(g),
+        }
+    }
+}
+
+/// Grants (`grant`) or revokes `perms`, directly to a user or to a group.
+pub struct ChangePermissions {
+    pub actor: Actor,
+    pub holder: HolderRef,
+    pub perms: Vec<PermissionName>,
+    pub grant: bool,
+    pub now: i64,
+}
+
+impl Transaction for ChangePermissions {
+    /// The holder, and the permissions that changed.
+    type Output = (Holder, Vec<PermissionName>);
+
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<Self::Output>> {
+        let holder = match &self.holder {
+            HolderRef::User(name) => Holder::User(users::get_by_username(sql, name).await?),
+            HolderRef::Group(group) => Holder::Group(group.get(sql).await?),
+        };
+        let grantee = holder.grantee();
+        let changed = change(sql, &self.actor, grantee, &self.perms, self.grant, self.now).await?;
+        Ok(Finish::Commit((holder, changed)))
+    }
 }
 
 /// Grants `perms`; returns the ones that were not already held directly.

@@ -19,7 +19,7 @@ use crate::{
     Error,
     actor::{Actor, Source},
     clock::rfc3339,
-    db::Conn,
+    db::Sql,
     web::{
         auth::{CurrentUser, SignedIn},
         error::{ApiError, ApiJson},
@@ -62,7 +62,7 @@ fn json_of(r: &Request, approvals: &[super::Approval]) -> Value {
 
 async fn visible(
     state: &AppState,
-    conn: &mut Conn,
+    conn: &mut dyn Sql,
     current: &CurrentUser,
     request_id: i64,
 ) -> crate::Result<Request> {

@@ -1,20 +1,17 @@
 //! Everyone's own account pages: changing one's password.
 
-use axum::{
-    Form,
-    extract::State,
-    response::{IntoResponse, Redirect, Response},
-};
+use axum::{Form, extract::State, response::Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
 use crate::admin::web_actor;
 use crate::{
-    Error, Result,
-    accounts::{NewPassword, password, users},
+    Result,
+    accounts::{NewPassword, sign_in, user_changes::ChangeOwnPassword},
     web::{
-        auth::{self, SignedIn, flash},
+        auth::{self, SignedIn},
         form::{FieldErrors, form_page},
+        outcome::flash_and_redirect,
         page::Page,
         state::AppState,
     },
@@ -47,25 +44,9 @@ pub async fn own_password(
     session: Session,
     Form(form): Form<OwnPasswordForm>,
 ) -> Result<Response> {
-    // Guessing the current password from a borrowed session is limited as
-    // sign-in is: every attempt counts, per user, across instances.
-    let limit = state.ladder.settings.server.login_attempts_per_minute;
-    let keys = [format!("password:{}", current.user.user_id)];
-    let mut tx = state.ladder.db.begin().await?;
-    let wait =
-        crate::accounts::sign_in::rate_limit(&mut tx, &keys, limit, state.ladder.clock.now())
-            .await?;
-    tx.commit().await?;
-    if let Some(wait) = wait {
-        return Err(Error::RateLimited(wait));
-    }
+    let ladder = &state.ladder;
     let mut errors = FieldErrors::default();
-    let stored = current.user.password_hash.clone();
-    let given = form.current.clone();
-    let ok = tokio::task::spawn_blocking(move || password::verify(&given, stored.as_deref()))
-        .await
-        .map_err(|e| anyhow::anyhow!("password check: {e}"))?;
-    if !ok {
+    if !sign_in::check_own_password(ladder, &current.user, &form.current).await? {
         errors.insert("current", "That is not your current password.");
     }
     let new = errors.check(NewPassword::parse(&form.new, &current.user.username));
@@ -75,23 +56,14 @@ pub async fn own_password(
     let (Some(new), true) = (new, errors.is_empty()) else {
         return form_page("account_password.html", crate::ctx! { page }, &errors);
     };
-    let hash = new.hash().await?;
-    let mut tx = state.ladder.db.begin().await?;
-    let updated = users::change_own_password(
-        &mut tx,
-        &web_actor(&current),
-        &current.user,
-        hash,
-        state.ladder.clock.now(),
-    )
-    .await?;
-    tx.commit().await?;
+    let change = ChangeOwnPassword {
+        actor: web_actor(&current),
+        user: current.user.clone(),
+        password: new.hash().await?,
+        now: ladder.clock.now(),
+    };
+    let updated = ladder.db.run(change).await?;
     auth::sign_in(&state, &session, &updated).await?;
-    flash(
-        &session,
-        "success",
-        "Password changed. Your other sessions have ended.",
-    )
-    .await?;
-    Ok(Redirect::to("/").into_response())
+    let done = Ok("Password changed. Your other sessions have ended.".to_string());
+    flash_and_redirect(&session, done, "/").await
 }

@@ -3,20 +3,28 @@
 use axum::{
     Form,
     extract::{Path, State},
-    response::{IntoResponse, Redirect, Response},
+    response::{IntoResponse, Response},
 };
 use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::{user_row, user_url};
-use crate::admin::{existing_permission, web_actor};
-use crate::web::outcome::flash_outcome;
+use crate::admin::{membership, web_actor};
 use crate::{
     Error, Result,
-    accounts::{NewPassword, groups, users},
-    permissions::grants::{self, Grantee},
+    accounts::{
+        NewPassword, User,
+        groups::GroupRef,
+        user_changes::{Flag, SetFlag, SetPassword},
+        users,
+    },
+    permissions::{
+        PermissionName,
+        grants::{ChangePermissions, HolderRef},
+    },
     web::{
-        auth::{self, SignedIn, Viewer},
+        auth::{self, CurrentUser, SignedIn},
+        outcome::flash_and_redirect,
         page::Page,
         state::AppState,
         templates::render,
@@ -36,24 +44,10 @@ pub async fn change_group(
     Path(username): Path<String>,
     Form(form): Form<GroupChange>,
 ) -> Result<Response> {
-    change_user(&state, &session, &username, async |conn, user| {
-        let group = groups::get_by_id(conn, form.group_id).await?;
-        let actor = web_actor(&current);
-        let now = state.ladder.clock.now();
-        Ok(match form.action.as_str() {
-            "add" => {
-                if groups::add_member(conn, &actor, &group, user, now).await? {
-                    format!("Added {} to {}.", user.username, group.name)
-                } else {
-                    format!("{} was already in {}.", user.username, group.name)
-                }
-            }
-            "remove" => {
-                groups::remove_member(conn, &actor, &group, user, now).await?;
-                format!("Removed {} from {}.", user.username, group.name)
-            }
-            _ => return Err(Error::invalid("action", "must be add or remove")),
-        })
+    change_user(&state, &session, &username, async |user| {
+        let group = GroupRef::Id(form.group_id);
+        let change = membership(&state, &current, group, &user.username, &form.action);
+        change.await.map(|done| done.say("was"))
     })
     .await
 }
@@ -71,21 +65,24 @@ pub async fn change_permission(
     Path(username): Path<String>,
     Form(form): Form<PermissionChange>,
 ) -> Result<Response> {
-    change_user(&state, &session, &username, async |conn, user| {
-        let perm = existing_permission(conn, &form.permission).await?;
-        let actor = web_actor(&current);
-        let now = state.ladder.clock.now();
-        let perms = [perm.clone()];
-        Ok(match form.action.as_str() {
-            "grant" => {
-                grants::grant(conn, &actor, Grantee::User(user), &perms, now).await?;
-                format!("Granted {perm} to {}.", user.username)
-            }
-            "revoke" => {
-                grants::revoke(conn, &actor, Grantee::User(user), &perms, now).await?;
-                format!("Revoked {perm} from {}.", user.username)
-            }
+    change_user(&state, &session, &username, async |user| {
+        let perm = PermissionName::parse(&form.permission)?;
+        let grant = match form.action.as_str() {
+            "grant" => true,
+            "revoke" => false,
             _ => return Err(Error::invalid("action", "must be grant or revoke")),
+        };
+        let change = ChangePermissions {
+            actor: web_actor(&current),
+            holder: HolderRef::User(user.username.clone()),
+            perms: vec![perm.clone()],
+            grant,
+            now: state.ladder.clock.now(),
+        };
+        state.ladder.db.run(change).await?;
+        Ok(match grant {
+            true => format!("Granted {perm} to {}.", user.username),
+            false => format!("Revoked {perm} from {}.", user.username),
         })
     })
     .await
@@ -94,19 +91,14 @@ pub async fn change_permission(
 /// The confirmation page before deactivating (or reactivating).
 pub async fn active_form(
     State(state): State<AppState>,
-    viewer: Viewer,
-    session: Session,
+    page: Page,
     Path(username): Path<String>,
 ) -> Result<Response> {
     let mut conn = state.ladder.db.acquire().await?;
     let user = users::get_by_username(&mut conn, &username).await?;
     drop(conn);
-    let page = Page::new(&state, &viewer, &session).await?;
-    Ok(render(
-        "admin/user_active.html",
-        crate::ctx! { page, user => user_row(&user) },
-    )?
-    .into_response())
+    let ctx = crate::ctx! { page, user => user_row(&user) };
+    Ok(render("admin/user_active.html", ctx)?.into_response())
 }
 
 #[derive(Deserialize)]
@@ -122,25 +114,7 @@ pub async fn set_active(
     Form(form): Form<FlagForm>,
 ) -> Result<Response> {
     let active = form.value == "true";
-    change_user(&state, &session, &username, async |conn, user| {
-        users::set_active(
-            conn,
-            &web_actor(&current),
-            user,
-            active,
-            state.ladder.clock.now(),
-        )
-        .await?;
-        Ok(if active {
-            format!("{} can sign in again.", user.username)
-        } else {
-            format!(
-                "{} is deactivated: they hold no permissions and are signed out.",
-                user.username
-            )
-        })
-    })
-    .await
+    set_flag(&state, &session, &current, &username, Flag::Active(active)).await
 }
 
 pub async fn set_staff(
@@ -151,20 +125,33 @@ pub async fn set_staff(
     Form(form): Form<FlagForm>,
 ) -> Result<Response> {
     let staff = form.value == "true";
-    change_user(&state, &session, &username, async |conn, user| {
-        users::set_staff(
-            conn,
-            &web_actor(&current),
-            user,
-            staff,
-            state.ladder.clock.now(),
-        )
-        .await?;
-        Ok(format!(
-            "{} is {}staff.",
-            user.username,
-            if staff { "now " } else { "no longer " }
-        ))
+    set_flag(&state, &session, &current, &username, Flag::Staff(staff)).await
+}
+
+/// Sets `flag` on the account of the user named `username`.
+async fn set_flag(
+    state: &AppState,
+    session: &Session,
+    current: &CurrentUser,
+    username: &str,
+    flag: Flag,
+) -> Result<Response> {
+    change_user(state, session, username, async |user| {
+        let change = SetFlag {
+            actor: web_actor(current),
+            username: user.username.clone(),
+            flag,
+            now: state.ladder.clock.now(),
+        };
+        let name = state.ladder.db.run(change).await?.username;
+        Ok(match flag {
+            Flag::Active(true) => format!("{name} can sign in again."),
+            Flag::Active(false) => {
+                format!("{name} is deactivated: they hold no permissions and are signed out.")
+            }
+            Flag::Staff(true) => format!("{name} is now staff."),
+            Flag::Staff(false) => format!("{name} is no longer staff."),
+        })
     })
     .await
 }
@@ -181,61 +168,43 @@ pub async fn set_password(
     Path(username): Path<String>,
     Form(form): Form<PasswordForm>,
 ) -> Result<Response> {
-    let user = {
-        let mut conn = state.ladder.db.acquire().await?;
-        users::get_by_username(&mut conn, &username).await?
-    };
-    let hashed = match NewPassword::parse(&form.password, &user.username) {
-        Ok(pw) => Ok(pw.hash().await?),
-        Err(e) => Err(e),
-    };
-    let mut tx = state.ladder.db.begin().await?;
-    let outcome = async {
-        // Judged on the account as it is inside the transaction.
-        let user = users::get_by_username(&mut tx, &username).await?;
-        users::set_password(
-            &mut tx,
-            &web_actor(&current),
-            &user,
-            hashed?,
-            state.ladder.clock.now(),
-        )
-        .await?;
+    change_user(&state, &session, &username, async |user| {
+        let password = NewPassword::parse(&form.password, &user.username)?
+            .hash()
+            .await?;
+        let (actor, now) = (web_actor(&current), state.ladder.clock.now());
+        let username = user.username.clone();
+        let user = (state.ladder.db)
+            .run(SetPassword {
+                actor,
+                username,
+                password,
+                now,
+            })
+            .await?;
+        if user.user_id == current.user.user_id {
+            // The superuser set their own password here: keep this session.
+            auth::sign_in(&state, &session, &user).await?;
+        }
         Ok(format!(
             "Password set for {}; their other sessions have ended.",
             user.username
         ))
-    }
-    .await;
-    if outcome.is_ok() {
-        tx.commit().await?;
-        if user.user_id == current.user.user_id {
-            // The superuser set their own password here: keep this session.
-            let mut conn = state.ladder.db.acquire().await?;
-            if let Some(updated) = users::find_by_id(&mut conn, user.user_id).await? {
-                auth::sign_in(&state, &session, &updated).await?;
-            }
-        }
-    }
-    flash_outcome(&session, outcome).await?;
-    Ok(Redirect::to(&user_url(&user.username)).into_response())
+    })
+    .await
 }
 
-/// One change to the user named `username`, in one write transaction: it is
-/// committed if `change` succeeds; either way the outcome is shown on the
-/// user's page, where this redirects.
+/// One change to the user named `username`: a user who is not there is a
+/// 404; otherwise the outcome of `change` (given the user as read before
+/// it, to name in its transaction) is flashed on the user's page, where
+/// this redirects.
 async fn change_user(
     state: &AppState,
     session: &Session,
     username: &str,
-    change: impl AsyncFnOnce(&mut crate::db::Conn, &users::User) -> Result<String>,
+    change: impl AsyncFnOnce(&User) -> Result<String>,
 ) -> Result<Response> {
-    let mut tx = state.ladder.db.begin().await?;
-    let user = users::get_by_username(&mut tx, username).await?;
-    let outcome = change(&mut tx, &user).await;
-    if outcome.is_ok() {
-        tx.commit().await?;
-    }
-    flash_outcome(session, outcome).await?;
-    Ok(Redirect::to(&user_url(&user.username)).into_response())
+    let user = users::get_by_username(&mut *state.ladder.db.acquire().await?, username).await?;
+    let outcome = change(&user).await;
+    flash_and_redirect(session, outcome, &user_url(&user.username)).await
 }

@@ -1,10 +1,6 @@
 //! Creating a user from the console.
 
-use axum::{
-    Form,
-    extract::State,
-    response::{IntoResponse, Redirect, Response},
-};
+use axum::{Form, extract::State, response::Response};
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
@@ -13,12 +9,12 @@ use super::user_url;
 use crate::{
     Error, Result,
     accounts::{
-        Email, NewPassword, Username, parse_display_name,
-        users::{self, NewUser},
+        Email, NewPassword, Username, parse_display_name, user_changes::CreateUser, users::NewUser,
     },
     web::{
-        auth::{SignedIn, flash},
+        auth::SignedIn,
         form::{FieldErrors, form_page},
+        outcome::flash_and_redirect,
         page::Page,
         state::AppState,
     },
@@ -58,34 +54,12 @@ pub async fn create(
     session: Session,
     Form(form): Form<NewUserForm>,
 ) -> Result<Response> {
-    // Collect every field's problem at once, so the form shows them all.
     let mut errors = FieldErrors::default();
-    let username = errors.check(Username::parse(form.username.trim()));
-    let email = errors.check(Email::parse(&form.email));
-    let display_name = errors.check(parse_display_name(&form.display_name));
-    let pw = match form.password.as_str() {
-        "" => None,
-        given => errors.check(NewPassword::parse(given, form.username.trim())),
-    };
-    let (Some(username), Some(email), Some(display_name), true) =
-        (username, email, display_name, errors.is_empty())
-    else {
+    let Some(new) = form.parse(&mut errors).await? else {
         return new_user_page(page, &form, &errors);
     };
-    let password = match pw {
-        Some(pw) => Some(pw.hash().await?),
-        None => None,
-    };
-    let new = NewUser {
-        username,
-        email,
-        display_name,
-        password,
-        is_staff: form.staff.is_some(),
-    };
-    let mut tx = state.ladder.db.begin().await?;
-    let created = users::create(&mut tx, &web_actor(&current), new, state.ladder.clock.now()).await;
-    let user = match created {
+    let (actor, now) = (web_actor(&current), state.ladder.clock.now());
+    let user = match state.ladder.db.run(CreateUser { actor, new, now }).await {
         Ok(user) => user,
         Err(e) => {
             // A taken name is the username's problem; a refusal, the staff box's.
@@ -98,12 +72,36 @@ pub async fn create(
             return new_user_page(page, &form, &errors);
         }
     };
-    tx.commit().await?;
-    flash(
-        &session,
-        "success",
-        format!("User {} created.", user.username),
-    )
-    .await?;
-    Ok(Redirect::to(&user_url(&user.username)).into_response())
+    let created = Ok(format!("User {} created.", user.username));
+    flash_and_redirect(&session, created, &user_url(&user.username)).await
+}
+
+impl NewUserForm {
+    /// The new user, its password hashed; None with every field's problem
+    /// filed in `errors` at once, so the form shows them all.
+    async fn parse(&self, errors: &mut FieldErrors) -> Result<Option<NewUser>> {
+        let username = errors.check(Username::parse(self.username.trim()));
+        let email = errors.check(Email::parse(&self.email));
+        let display_name = errors.check(parse_display_name(&self.display_name));
+        let pw = match self.password.as_str() {
+            "" => None,
+            given => errors.check(NewPassword::parse(given, self.username.trim())),
+        };
+        let (Some(username), Some(email), Some(display_name), true) =
+            (username, email, display_name, errors.is_empty())
+        else {
+            return Ok(None);
+        };
+        let password = match pw {
+            Some(pw) => Some(pw.hash().await?),
+            None => None,
+        };
+        Ok(Some(NewUser {
+            username,
+            email,
+            display_name,
+            password,
+            is_staff: self.staff.is_some(),
+        }))
+    }
 }

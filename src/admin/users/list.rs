@@ -5,7 +5,6 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
-use tower_sessions::Session;
 
 use super::user_row;
 use crate::{
@@ -14,7 +13,7 @@ use crate::{
         groups,
         users::{self, UserFilter, UserSort},
     },
-    web::{auth::Viewer, page::Page, state::AppState, templates::render},
+    web::{page::Page, state::AppState, templates::render},
 };
 
 const PAGE_SIZE: i64 = 50;
@@ -46,8 +45,7 @@ fn yes_no(raw: &str) -> Option<bool> {
 
 pub async fn list(
     State(state): State<AppState>,
-    viewer: Viewer,
-    session: Session,
+    page: Page,
     Query(query): Query<ListQuery>,
 ) -> Result<Response> {
     let sort = UserSort::parse(&query.sort).unwrap_or_default();
@@ -75,7 +73,6 @@ pub async fn list(
         ])
         .unwrap_or_default()
     });
-    let page = Page::new(&state, &viewer, &session).await?;
     let users: Vec<_> = found.users.iter().map(user_row).collect();
     Ok(render(
         "admin/users.html",

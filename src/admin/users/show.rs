@@ -10,7 +10,6 @@ use axum::{
 use serde::Serialize;
 
 use super::user_row;
-use crate::admin::group_permission_map;
 use crate::{
     Result,
     accounts::{
@@ -18,9 +17,8 @@ use crate::{
         groups::{self, GroupSummary},
         users,
     },
-    audit::{self, AuditFilter},
     permissions::{
-        PermissionName,
+        EffectivePermissions, PermissionName,
         catalog::{self, Permission},
         delegation::{self, Change},
         effective,
@@ -59,68 +57,56 @@ pub async fn show(
     let direct = catalog::of_user(&mut conn, user.user_id).await?;
     let eff = effective::load(&mut conn, user.user_id).await?;
     let all = catalog::all(&mut conn).await?;
-    let group_perms = group_permission_map(&mut conn).await?;
+    let group_perms = catalog::by_group(&mut conn).await?;
     let all_groups = groups::list(&mut conn).await?;
-    let events = audit::list(
-        &mut conn,
-        &AuditFilter {
-            user_id: Some(user.user_id),
-            limit: 20,
-            ..Default::default()
-        },
-    )
-    .await?;
+    let events = crate::admin::audit::recent(&mut conn, user.user_id).await?;
     drop(conn);
-
-    let effective_rows: Vec<EffectiveRow> = if eff.is_active && eff.is_superuser {
-        all.iter()
-            .map(|p| EffectiveRow {
-                permission: p.name().to_string(),
-                sources: eff
-                    .explain(p.name().as_str())
-                    .sources
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect(),
-            })
-            .collect()
-    } else {
-        eff.granted()
-            .iter()
-            .map(|(name, vias)| EffectiveRow {
-                permission: name.to_string(),
-                sources: vias.iter().map(ToString::to_string).collect(),
-            })
-            .collect()
-    };
-    let direct_names: Vec<String> = direct.iter().map(|p| p.name().to_string()).collect();
+    let effective = effective_rows(&eff, &all);
+    let direct: Vec<String> = direct.iter().map(|p| p.name().to_string()).collect();
     let offers = offers(
         &current,
         &user,
         &all,
-        &direct_names,
+        &direct,
         &all_groups,
         &group_perms,
         &member_of,
     );
-    let events: Vec<_> = events.iter().map(crate::admin::audit::event_row).collect();
-    Ok(render(
-        "admin/user.html",
-        crate::ctx! {
-            page,
-            user => user_row(&user),
-            has_password => user.password_hash.is_some(),
-            member_of,
-            direct => direct_names,
-            effective => effective_rows,
-            grantable => offers.grantable,
-            group_options => offers.groups,
-            can_change => offers.can_change,
-            can_set_staff => current.user.is_superuser,
-            events,
-        },
-    )?
-    .into_response())
+    let ctx = crate::ctx! {
+        page,
+        user => user_row(&user),
+        has_password => user.password_hash.is_some(),
+        member_of, direct, effective,
+        grantable => offers.grantable,
+        group_options => offers.groups,
+        can_change => offers.can_change,
+        can_set_staff => current.user.is_superuser,
+        events,
+    };
+    Ok(render("admin/user.html", ctx)?.into_response())
+}
+
+/// Each permission the user holds with where it comes from; an active
+/// superuser holds every one.
+fn effective_rows(eff: &EffectivePermissions, all: &[Permission]) -> Vec<EffectiveRow> {
+    if eff.is_active && eff.is_superuser {
+        return all
+            .iter()
+            .map(|p| EffectiveRow {
+                permission: p.name().to_string(),
+                sources: (eff.explain(p.name().as_str()).sources.iter())
+                    .map(ToString::to_string)
+                    .collect(),
+            })
+            .collect();
+    }
+    eff.granted()
+        .iter()
+        .map(|(name, vias)| EffectiveRow {
+            permission: name.to_string(),
+            sources: vias.iter().map(ToString::to_string).collect(),
+        })
+        .collect()
 }
 
 /// What the viewer may do to `user`, asked of the delegation rule as a dry
