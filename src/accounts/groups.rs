@@ -340,7 +340,7 @@ pub async fn add_member(
     user: &User,
     now: i64,
 ) -> Result<bool> {
-    change_membership(sql, actor, group, user, true, now).await
+    write_membership(sql, actor, Membership::plain(group, user, true), now).await
 }
 
 /// Removes `user` from `group`; returns false when they were not a member.
@@ -351,24 +351,7 @@ pub async fn remove_member(
     user: &User,
     now: i64,
 ) -> Result<bool> {
-    change_membership(sql, actor, group, user, false, now).await
-}
-
-async fn change_membership(
-    sql: &mut dyn Sql,
-    actor: &Actor,
-    group: &Group,
-    user: &User,
-    add: bool,
-    now: i64,
-) -> Result<bool> {
-    let membership = Membership {
-        group,
-        user,
-        add,
-        request_id: None,
-    };
-    write_membership(sql, actor, membership, now).await
+    write_membership(sql, actor, Membership::plain(group, user, false), now).await
 }
 
 /// One membership change; `request_id` marks one made by a promotion.
@@ -377,6 +360,18 @@ pub(super) struct Membership<'a> {
     pub(super) user: &'a User,
     pub(super) add: bool,
     pub(super) request_id: Option<i64>,
+}
+
+impl<'a> Membership<'a> {
+    /// A change made by hand (the console, the CLI), not by a promotion.
+    fn plain(group: &'a Group, user: &'a User, add: bool) -> Membership<'a> {
+        Membership {
+            group,
+            user,
+            add,
+            request_id: None,
+        }
+    }
 }
 
 /// Authorises and writes a membership change: the delegation rule for a

@@ -9,9 +9,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
-use tower_sessions::Session;
 
 use super::{membership, web_actor};
+use crate::web::outcome::Changer;
 use crate::{
     Result,
     accounts::{
@@ -67,12 +67,12 @@ pub struct NameForm {
     name: String,
 }
 
-pub async fn create(
-    State(state): State<AppState>,
-    SignedIn(current): SignedIn,
-    session: Session,
-    Form(form): Form<NameForm>,
-) -> Result<Response> {
+pub async fn create(c: Changer, Form(form): Form<NameForm>) -> Result<Response> {
+    let Changer {
+        state,
+        current,
+        session,
+    } = c;
     let created = async {
         let name = GroupName::parse(&form.name)?;
         let (actor, now) = (web_actor(&current), state.ladder.clock.now());
@@ -184,13 +184,12 @@ fn sections(
     sections
 }
 
-pub async fn rename(
-    State(state): State<AppState>,
-    SignedIn(current): SignedIn,
-    session: Session,
-    Id(group_id): Id,
-    Form(form): Form<NameForm>,
-) -> Result<Response> {
+pub async fn rename(c: Changer, Id(group_id): Id, Form(form): Form<NameForm>) -> Result<Response> {
+    let Changer {
+        state,
+        current,
+        session,
+    } = c;
     let outcome = async {
         let name = GroupName::parse(&form.name)?;
         let (actor, now) = (web_actor(&current), state.ladder.clock.now());
@@ -210,12 +209,15 @@ pub async fn rename(
 /// The checklist posts every shown permission as `shown` and every ticked one
 /// as `perm`; only shown permissions change, so a filtered list revokes nothing hidden.
 pub async fn set_permissions(
-    State(state): State<AppState>,
-    SignedIn(current): SignedIn,
-    session: Session,
+    c: Changer,
     Id(group_id): Id,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Result<Response> {
+    let Changer {
+        state,
+        current,
+        session,
+    } = c;
     let change = SetGroupPermissions {
         actor: web_actor(&current),
         group_id,
@@ -242,12 +244,15 @@ pub struct MemberForm {
 }
 
 pub async fn change_member(
-    State(state): State<AppState>,
-    SignedIn(current): SignedIn,
-    session: Session,
+    c: Changer,
     Id(group_id): Id,
     Form(form): Form<MemberForm>,
 ) -> Result<Response> {
+    let Changer {
+        state,
+        current,
+        session,
+    } = c;
     let username = form.username.trim();
     let change = membership(
         &state,
@@ -276,12 +281,12 @@ pub async fn delete_form(
     .into_response())
 }
 
-pub async fn delete(
-    State(state): State<AppState>,
-    SignedIn(current): SignedIn,
-    session: Session,
-    Id(group_id): Id,
-) -> Result<Response> {
+pub async fn delete(c: Changer, Id(group_id): Id) -> Result<Response> {
+    let Changer {
+        state,
+        current,
+        session,
+    } = c;
     // A group that is not there is a 404, not a refusal.
     groups::get_by_id(&mut *state.ladder.db.acquire().await?, group_id).await?;
     let (actor, now) = (web_actor(&current), state.ladder.clock.now());

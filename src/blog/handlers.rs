@@ -9,9 +9,9 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use serde::{Deserialize, Serialize};
-use tower_sessions::Session;
 
 use super::{Action, CreateDraft, DeletePost, Draft, EditPost, FeaturePost, Post, PublishPost};
+use crate::web::outcome::Changer;
 use crate::{
     Result,
     permissions::EffectivePermissions,
@@ -128,13 +128,12 @@ pub async fn new_form(page: Page) -> Result<Response> {
     post_form(page, None, &PostForm::default(), &FieldErrors::default())
 }
 
-pub async fn create(
-    State(state): State<AppState>,
-    page: Page,
-    SignedIn(current): SignedIn,
-    session: Session,
-    Form(form): Form<PostForm>,
-) -> Result<Response> {
+pub async fn create(c: Changer, page: Page, Form(form): Form<PostForm>) -> Result<Response> {
+    let Changer {
+        state,
+        current,
+        session,
+    } = c;
     let mut errors = FieldErrors::default();
     let Some(draft) = errors.check(Draft::parse(&form.title, &form.body)) else {
         return post_form(page, None, &form, &errors);
@@ -163,13 +162,16 @@ pub async fn edit_form(
 }
 
 pub async fn edit(
-    State(state): State<AppState>,
+    c: Changer,
     page: Page,
-    SignedIn(current): SignedIn,
-    session: Session,
     Id(post_id): Id,
     Form(form): Form<PostForm>,
 ) -> Result<Response> {
+    let Changer {
+        state,
+        current,
+        session,
+    } = c;
     load(&state, Some(&current.perms), post_id, Some(Action::Edit)).await?;
     let mut errors = FieldErrors::default();
     let Some(draft) = errors.check(Draft::parse(&form.title, &form.body)) else {
@@ -188,12 +190,12 @@ pub async fn edit(
     flash_and_redirect(&session, Ok("Post saved.".into()), &post_url(post_id)).await
 }
 
-pub async fn publish(
-    State(state): State<AppState>,
-    SignedIn(current): SignedIn,
-    session: Session,
-    Id(post_id): Id,
-) -> Result<Response> {
+pub async fn publish(c: Changer, Id(post_id): Id) -> Result<Response> {
+    let Changer {
+        state,
+        current,
+        session,
+    } = c;
     let post = load(&state, Some(&current.perms), post_id, None).await?;
     if post.is_published() {
         flash(&session, "info", "That post is already published.").await?;
@@ -211,12 +213,15 @@ pub struct FeatureForm {
 }
 
 pub async fn feature(
-    State(state): State<AppState>,
-    SignedIn(current): SignedIn,
-    session: Session,
+    c: Changer,
     Id(post_id): Id,
     Form(form): Form<FeatureForm>,
 ) -> Result<Response> {
+    let Changer {
+        state,
+        current,
+        session,
+    } = c;
     let perms = Some(current.perms.as_ref());
     load(&state, perms, post_id, Some(Action::Feature)).await?;
     let featured = form.featured == "true";
@@ -245,12 +250,12 @@ pub async fn delete_form(
     Ok(render("posts/delete.html", crate::ctx! { page, post })?.into_response())
 }
 
-pub async fn delete(
-    State(state): State<AppState>,
-    SignedIn(current): SignedIn,
-    session: Session,
-    Id(post_id): Id,
-) -> Result<Response> {
+pub async fn delete(c: Changer, Id(post_id): Id) -> Result<Response> {
+    let Changer {
+        state,
+        current,
+        session,
+    } = c;
     let post = load(&state, Some(&current.perms), post_id, Some(Action::Delete)).await?;
     state.ladder.db.run(DeletePost { post_id }).await?;
     let done = format!("Deleted \"{}\".", post.title);

@@ -17,6 +17,7 @@ use super::{
     transitions::{self, Approval},
     view::{self, RequestView, ReviewQuery},
 };
+use crate::web::outcome::Changer;
 use crate::{
     Error, Result,
     actor::{Actor, Source},
@@ -75,13 +76,12 @@ pub async fn new_form(
     .await
 }
 
-pub async fn submit(
-    State(state): State<AppState>,
-    page: Page,
-    SignedIn(current): SignedIn,
-    session: Session,
-    Form(form): Form<AskForm>,
-) -> Result<Response> {
+pub async fn submit(c: Changer, page: Page, Form(form): Form<AskForm>) -> Result<Response> {
+    let Changer {
+        state,
+        current,
+        session,
+    } = c;
     let mut errors = FieldErrors::default();
     if let Some(justification) = errors.check(Justification::parse(&form.justification)) {
         let (ladder, actor) = (&state.ladder, web_actor(&current));
@@ -170,15 +170,14 @@ impl FromRequestParts<AppState> for Decider {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Decider, Response> {
-        let SignedIn(current) = SignedIn::from_request_parts(parts, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        let session = Session::from_request_parts(parts, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        let Id(request_id) = Id::from_request_parts(parts, state).await?;
+        let Changer {
+            state,
+            current,
+            session,
+        } = Changer::from_request_parts(parts, state).await?;
+        let Id(request_id) = Id::from_request_parts(parts, &state).await?;
         Ok(Decider {
-            state: state.clone(),
+            state,
             current,
             session,
             request_id,

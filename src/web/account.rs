@@ -1,19 +1,18 @@
 //! Everyone's own account pages: changing one's password.
 
-use axum::{Form, extract::State, response::Response};
+use axum::{Form, response::Response};
 use serde::Deserialize;
-use tower_sessions::Session;
 
 use crate::admin::web_actor;
+use crate::web::outcome::Changer;
 use crate::{
     Result,
     accounts::{NewPassword, sign_in, user_changes::ChangeOwnPassword},
     web::{
-        auth::{self, SignedIn},
+        auth::{self},
         form::{FieldErrors, form_page},
         outcome::flash_and_redirect,
         page::Page,
-        state::AppState,
     },
 };
 
@@ -38,12 +37,15 @@ pub async fn own_password_form(page: Page) -> Result<Response> {
 /// Anyone may change their own password, knowing the current one. Their
 /// other sessions end; this one continues.
 pub async fn own_password(
-    State(state): State<AppState>,
+    c: Changer,
     page: Page,
-    SignedIn(current): SignedIn,
-    session: Session,
     Form(form): Form<OwnPasswordForm>,
 ) -> Result<Response> {
+    let Changer {
+        state,
+        current,
+        session,
+    } = c;
     let ladder = &state.ladder;
     let mut errors = FieldErrors::default();
     if !sign_in::check_own_password(ladder, &current.user, &form.current).await? {

@@ -1,10 +1,19 @@
 //! The end of a change made from a button or a form: flash what happened and
 //! send the browser on (post/redirect/get).
 
-use axum::response::{IntoResponse, Redirect, Response};
+use std::sync::Arc;
+
+use axum::{
+    extract::FromRequestParts,
+    http::request::Parts,
+    response::{IntoResponse, Redirect, Response},
+};
 use tower_sessions::Session;
 
-use super::auth::flash;
+use super::{
+    auth::{CurrentUser, SignedIn, flash},
+    state::AppState,
+};
 use crate::{Error, Result};
 
 /// Flashes the outcome of a change and redirects to `to`. A refusal
@@ -31,5 +40,31 @@ pub async fn flash_outcome(session: &Session, outcome: Result<String>) -> Result
             | Error::NotFound(_)),
         ) => flash(session, "error", format!("Not done: {e}")).await,
         Err(e) => Err(e),
+    }
+}
+
+/// A signed-in change from a form or a button: the state, who acts, and
+/// their session (for the flash). What every change handler extracts first.
+pub struct Changer {
+    pub state: AppState,
+    pub current: Arc<CurrentUser>,
+    pub session: Session,
+}
+
+impl FromRequestParts<AppState> for Changer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Changer, Response> {
+        let SignedIn(current) = SignedIn::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Changer {
+            state: state.clone(),
+            current,
+            session,
+        })
     }
 }

@@ -1,8 +1,11 @@
 //! Changes to one user: groups, direct permissions, active, staff, password.
 
+use std::sync::Arc;
+
 use axum::{
     Form,
-    extract::{Path, State},
+    extract::{FromRequestParts, Path, State},
+    http::request::Parts,
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
@@ -10,6 +13,7 @@ use tower_sessions::Session;
 
 use super::{user_row, user_url};
 use crate::admin::{membership, web_actor};
+use crate::web::outcome::Changer;
 use crate::{
     Error, Result,
     accounts::{
@@ -23,7 +27,7 @@ use crate::{
         grants::{ChangePermissions, HolderRef},
     },
     web::{
-        auth::{self, CurrentUser, SignedIn},
+        auth::{self, CurrentUser},
         outcome::flash_and_redirect,
         page::Page,
         state::AppState,
@@ -37,16 +41,11 @@ pub struct GroupChange {
     action: String,
 }
 
-pub async fn change_group(
-    State(state): State<AppState>,
-    SignedIn(current): SignedIn,
-    session: Session,
-    Path(username): Path<String>,
-    Form(form): Form<GroupChange>,
-) -> Result<Response> {
-    change_user(&state, &session, &username, async |user| {
+pub async fn change_group(c: UserChange, Form(form): Form<GroupChange>) -> Result<Response> {
+    let (state, current) = (&c.state, &c.current);
+    c.apply(async |user| {
         let group = GroupRef::Id(form.group_id);
-        let change = membership(&state, &current, group, &user.username, &form.action);
+        let change = membership(state, current, group, &user.username, &form.action);
         change.await.map(|done| done.say("was"))
     })
     .await
@@ -59,13 +58,11 @@ pub struct PermissionChange {
 }
 
 pub async fn change_permission(
-    State(state): State<AppState>,
-    SignedIn(current): SignedIn,
-    session: Session,
-    Path(username): Path<String>,
+    c: UserChange,
     Form(form): Form<PermissionChange>,
 ) -> Result<Response> {
-    change_user(&state, &session, &username, async |user| {
+    let (state, current) = (&c.state, &c.current);
+    c.apply(async |user| {
         let perm = PermissionName::parse(&form.permission)?;
         let grant = match form.action.as_str() {
             "grant" => true,
@@ -73,7 +70,7 @@ pub async fn change_permission(
             _ => return Err(Error::invalid("action", "must be grant or revoke")),
         };
         let change = ChangePermissions {
-            actor: web_actor(&current),
+            actor: web_actor(current),
             holder: HolderRef::User(user.username.clone()),
             perms: vec![perm.clone()],
             grant,
@@ -106,54 +103,39 @@ pub struct FlagForm {
     value: String,
 }
 
-pub async fn set_active(
-    State(state): State<AppState>,
-    SignedIn(current): SignedIn,
-    session: Session,
-    Path(username): Path<String>,
-    Form(form): Form<FlagForm>,
-) -> Result<Response> {
+pub async fn set_active(c: UserChange, Form(form): Form<FlagForm>) -> Result<Response> {
     let active = form.value == "true";
-    set_flag(&state, &session, &current, &username, Flag::Active(active)).await
+    c.set_flag(Flag::Active(active)).await
 }
 
-pub async fn set_staff(
-    State(state): State<AppState>,
-    SignedIn(current): SignedIn,
-    session: Session,
-    Path(username): Path<String>,
-    Form(form): Form<FlagForm>,
-) -> Result<Response> {
+pub async fn set_staff(c: UserChange, Form(form): Form<FlagForm>) -> Result<Response> {
     let staff = form.value == "true";
-    set_flag(&state, &session, &current, &username, Flag::Staff(staff)).await
+    c.set_flag(Flag::Staff(staff)).await
 }
 
-/// Sets `flag` on the account of the user named `username`.
-async fn set_flag(
-    state: &AppState,
-    session: &Session,
-    current: &CurrentUser,
-    username: &str,
-    flag: Flag,
-) -> Result<Response> {
-    change_user(state, session, username, async |user| {
-        let change = SetFlag {
-            actor: web_actor(current),
-            username: user.username.clone(),
-            flag,
-            now: state.ladder.clock.now(),
-        };
-        let name = state.ladder.db.run(change).await?.username;
-        Ok(match flag {
-            Flag::Active(true) => format!("{name} can sign in again."),
-            Flag::Active(false) => {
-                format!("{name} is deactivated: they hold no permissions and are signed out.")
-            }
-            Flag::Staff(true) => format!("{name} is now staff."),
-            Flag::Staff(false) => format!("{name} is no longer staff."),
+impl UserChange {
+    /// Sets `flag` on the user's account.
+    async fn set_flag(&self, flag: Flag) -> Result<Response> {
+        let state = &self.state;
+        self.apply(async |user| {
+            let change = SetFlag {
+                actor: web_actor(&self.current),
+                username: user.username.clone(),
+                flag,
+                now: state.ladder.clock.now(),
+            };
+            let name = state.ladder.db.run(change).await?.username;
+            Ok(match flag {
+                Flag::Active(true) => format!("{name} can sign in again."),
+                Flag::Active(false) => {
+                    format!("{name} is deactivated: they hold no permissions and are signed out.")
+                }
+                Flag::Staff(true) => format!("{name} is now staff."),
+                Flag::Staff(false) => format!("{name} is no longer staff."),
+            })
         })
-    })
-    .await
+        .await
+    }
 }
 
 #[derive(Deserialize)]
@@ -161,18 +143,13 @@ pub struct PasswordForm {
     password: String,
 }
 
-pub async fn set_password(
-    State(state): State<AppState>,
-    SignedIn(current): SignedIn,
-    session: Session,
-    Path(username): Path<String>,
-    Form(form): Form<PasswordForm>,
-) -> Result<Response> {
-    change_user(&state, &session, &username, async |user| {
+pub async fn set_password(c: UserChange, Form(form): Form<PasswordForm>) -> Result<Response> {
+    let (state, current, session) = (&c.state, &c.current, &c.session);
+    c.apply(async |user| {
         let password = NewPassword::parse(&form.password, &user.username)?
             .hash()
             .await?;
-        let (actor, now) = (web_actor(&current), state.ladder.clock.now());
+        let (actor, now) = (web_actor(current), state.ladder.clock.now());
         let username = user.username.clone();
         let user = (state.ladder.db)
             .run(SetPassword {
@@ -184,7 +161,7 @@ pub async fn set_password(
             .await?;
         if user.user_id == current.user.user_id {
             // The superuser set their own password here: keep this session.
-            auth::sign_in(&state, &session, &user).await?;
+            auth::sign_in(state, session, &user).await?;
         }
         Ok(format!(
             "Password set for {}; their other sessions have ended.",
@@ -194,17 +171,47 @@ pub async fn set_password(
     .await
 }
 
-/// One change to the user named `username`: a user who is not there is a
-/// 404; otherwise the outcome of `change` (given the user as read before
-/// it, to name in its transaction) is flashed on the user's page, where
-/// this redirects.
-async fn change_user(
-    state: &AppState,
-    session: &Session,
-    username: &str,
-    change: impl AsyncFnOnce(&User) -> Result<String>,
-) -> Result<Response> {
-    let user = users::get_by_username(&mut *state.ladder.db.acquire().await?, username).await?;
-    let outcome = change(&user).await;
-    flash_and_redirect(session, outcome, &user_url(&user.username)).await
+/// Who changes which user: what every change handler here extracts.
+pub struct UserChange {
+    state: AppState,
+    current: Arc<CurrentUser>,
+    session: Session,
+    username: String,
+}
+
+impl FromRequestParts<AppState> for UserChange {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<UserChange, Response> {
+        let Changer {
+            state,
+            current,
+            session,
+        } = Changer::from_request_parts(parts, state).await?;
+        let Path(username) = Path::<String>::from_request_parts(parts, &state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(UserChange {
+            state,
+            current,
+            session,
+            username,
+        })
+    }
+}
+
+impl UserChange {
+    /// One change to the user: a user who is not there is a 404; otherwise
+    /// the outcome of `change` (given the user as read before it, to name in
+    /// its transaction) is flashed on the user's page, where this redirects.
+    async fn apply(&self, change: impl AsyncFnOnce(&User) -> Result<String>) -> Result<Response> {
+        let mut conn = self.state.ladder.db.acquire().await?;
+        let user = users::get_by_username(&mut conn, &self.username).await?;
+        drop(conn);
+        let outcome = change(&user).await;
+        flash_and_redirect(&self.session, outcome, &user_url(&user.username)).await
+    }
 }

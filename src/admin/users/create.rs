@@ -1,22 +1,20 @@
 //! Creating a user from the console.
 
-use axum::{Form, extract::State, response::Response};
+use axum::{Form, response::Response};
 use serde::{Deserialize, Serialize};
-use tower_sessions::Session;
 
 use super::super::web_actor;
 use super::user_url;
+use crate::web::outcome::Changer;
 use crate::{
     Error, Result,
     accounts::{
         Email, NewPassword, Username, parse_display_name, user_changes::CreateUser, users::NewUser,
     },
     web::{
-        auth::SignedIn,
         form::{FieldErrors, form_page},
         outcome::flash_and_redirect,
         page::Page,
-        state::AppState,
     },
 };
 
@@ -47,13 +45,12 @@ pub async fn new_form(page: Page) -> Result<Response> {
     new_user_page(page, &NewUserForm::default(), &FieldErrors::default())
 }
 
-pub async fn create(
-    State(state): State<AppState>,
-    page: Page,
-    SignedIn(current): SignedIn,
-    session: Session,
-    Form(form): Form<NewUserForm>,
-) -> Result<Response> {
+pub async fn create(c: Changer, page: Page, Form(form): Form<NewUserForm>) -> Result<Response> {
+    let Changer {
+        state,
+        current,
+        session,
+    } = c;
     let mut errors = FieldErrors::default();
     let Some(new) = form.parse(&mut errors).await? else {
         return new_user_page(page, &form, &errors);
