@@ -1,26 +1,17 @@
 //! `dispatch`: opens Ladder and runs one command, each area's in its own
-//! module (`users`, `groups`, `permissions`, `seeding`); what they share.
+//! module (`users`, `groups`, `permissions`, `seeding`).
 
 use std::process::ExitCode;
 
-use super::{ActorArg, Command, groups, output, permissions, seeding, users};
-use crate::{
-    Ladder, Result,
-    accounts::users as accounts,
-    actor::{Actor, Source},
-    binds,
-    clock::Clock,
-    config::Settings,
-    db::Sql,
-    seed::demo,
-};
+use super::{Command, groups, output, permissions, seeding, users};
+use crate::{Ladder, Result, binds, clock::Clock, config::Settings, db::Sql, seed::demo};
 
 pub async fn dispatch(command: Command, settings: Settings) -> Result<ExitCode> {
     let (mut ladder, report) = Ladder::open_reporting(settings, Clock::system()).await?;
     match command {
         Command::Migrate => {
             output::migrate_report(&report);
-            setup_tracks(&mut ladder).await
+            seeding::setup_tracks(&mut ladder).await
         }
         Command::Createsuperuser(args) => users::createsuperuser(&ladder, args).await,
         Command::TransferSuperuser { to } => users::transfer_superuser(&ladder, to).await,
@@ -59,31 +50,6 @@ async fn run_job(ladder: &Ladder, job: crate::jobs::JobName) -> Result<()> {
     let summary = crate::jobs::run_once(ladder, job, &transport).await?;
     println!("{job}: {summary}");
     Ok(())
-}
-
-/// The explicit setup of the promotion tracks: says what it did ("created
-/// group X for track Y"), then warns of any track still closed.
-pub(super) async fn setup_tracks(ladder: &mut Ladder) -> Result<()> {
-    for line in ladder.setup_tracks().await? {
-        println!("{line}");
-    }
-    for problem in ladder.check_tracks().await? {
-        eprintln!("warning: {problem}");
-    }
-    Ok(())
-}
-
-/// `--as USER`, else the superuser, else Ladder itself (no superuser exists yet).
-pub(super) async fn resolve_actor(ladder: &Ladder, arg: &ActorArg) -> Result<Actor> {
-    let mut conn = ladder.db.acquire().await?;
-    let user = match &arg.actor {
-        Some(name) => Some(accounts::get_by_username(&mut conn, name).await?),
-        None => accounts::superuser(&mut conn).await?,
-    };
-    Ok(match user {
-        Some(user) => Actor::user(user, Source::Cli),
-        None => Actor::system(Source::Cli),
-    })
 }
 
 async fn serve(mut ladder: Ladder, demo: bool) -> Result<()> {

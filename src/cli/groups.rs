@@ -1,6 +1,6 @@
 //! `ladder group …`.
 
-use super::{ActorArg, GroupCommand, commands::resolve_actor, output};
+use super::{ActorArg, GroupCommand, acting::resolve_actor, output};
 use crate::{
     Ladder, Result,
     accounts::{

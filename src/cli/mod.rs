@@ -3,6 +3,7 @@
 //! Exit codes: 0 done; 1 `check` found a permission denied; 2 bad input or a
 //! refused change (one line on stderr, nothing changed); 3 Ladder itself failed.
 
+mod acting;
 mod commands;
 mod groups;
 mod output;

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use super::{GrantArgs, commands::resolve_actor, output};
+use super::{GrantArgs, acting::resolve_actor, output};
 use crate::{
     Ladder, Result,
     accounts::{groups::GroupRef, users},

@@ -1,6 +1,6 @@
 //! `ladder seed` and `ladder demo`: data for demos and benchmarks.
 
-use super::{commands::setup_tracks, output};
+use super::output;
 use crate::{Ladder, Result, seed::demo};
 
 /// `ladder demo`: the blog example's groups and accounts.
@@ -117,5 +117,17 @@ async fn seed(ladder: &Ladder, count: u64, rng_seed: u64) -> Result<()> {
         "Seeded users have no usable password (password_hash is NULL) and cannot sign in; \
          set one with `ladder user set-password`."
     );
+    Ok(())
+}
+
+/// The explicit setup of the promotion tracks: says what it did ("created
+/// group X for track Y"), then warns of any track still closed.
+pub(super) async fn setup_tracks(ladder: &mut Ladder) -> Result<()> {
+    for line in ladder.setup_tracks().await? {
+        println!("{line}");
+    }
+    for problem in ladder.check_tracks().await? {
+        eprintln!("warning: {problem}");
+    }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use std::io::BufRead;
 
-use super::{ActorArg, CreateSuperuser, UserCommand, commands::resolve_actor, output};
+use super::{ActorArg, CreateSuperuser, UserCommand, acting::resolve_actor, output};
 use crate::{
     Error, Ladder, Result,
     accounts::{
