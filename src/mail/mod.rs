@@ -58,6 +58,16 @@ impl Message {
         })
     }
 
+    /// Puts `value` where the rendering had `placeholder` (say, the id of a
+    /// row the same transaction inserts, unknown when the email was rendered).
+    pub fn fill_in(&mut self, placeholder: &str, value: &str) {
+        for text in [&mut self.subject, &mut self.body_text, &mut self.body_html] {
+            if text.contains(placeholder) {
+                *text = text.replace(placeholder, value);
+            }
+        }
+    }
+
     pub fn dedupe(mut self, key: String) -> Message {
         self.dedupe_key = Some(key);
         self

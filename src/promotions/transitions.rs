@@ -101,6 +101,10 @@ async fn lock_pending(sql: &mut dyn Sql, lock_sql: &str, request_id: i64) -> Res
     Ok(request)
 }
 
+/// The id a new request's emails are rendered with, before the insert gives
+/// the real one; digits that no other part of an email holds.
+const UNSAVED_ID: i64 = 918_273_645_546_372_819;
+
 /// The writes of a request: the row, its audit event, the approvers' emails.
 struct Submit {
     actor: Actor,
@@ -137,6 +141,10 @@ impl Transaction for Submit {
             return Ok(Finish::Rollback(None));
         };
         request.request_id = request_id;
+        let mut messages = messages;
+        for m in &mut messages {
+            m.fill_in(&UNSAVED_ID.to_string(), &request_id.to_string());
+        }
         let after = json!({ "state": "pending", "justification": request.justification });
         audit::record(
             sql,
@@ -170,7 +178,8 @@ pub async fn submit(
     let now = ladder.clock.now();
     let expires_at = track.pending_expires_after.map(|d| now + d);
     let request = Request {
-        request_id: 0,
+        // Rendered into the emails, then replaced by the id the insert gives.
+        request_id: UNSAVED_ID,
         track: track.name.clone(),
         requester_id: requester.user_id,
         requester: requester.username.clone(),

@@ -13,6 +13,7 @@ use ladder::{
 use crate::helpers::{TestLadder, state_of, workflow};
 
 on_both_backends!(
+    the_approvers_email_about_a_new_request_links_to_that_request,
     a_justification_may_be_two_thousand_characters_long_but_not_one_more,
     only_the_requester_and_the_tracks_active_approvers_see_a_request,
     only_an_approver_who_did_not_ask_may_reject,
@@ -223,4 +224,29 @@ async fn expiring_a_request_that_is_no_longer_pending_changes_nothing(mut t: Tes
     assert!(!expired, "a withdrawn request is not expired");
     assert_eq!(state_of(&t.ladder, r.request_id).await, "withdrawn");
     assert_eq!(t.fingerprint().await, before, "nothing written");
+}
+
+/// The approvers' emails are rendered before the request is stored; each
+/// must still name and link the request by the id the insert gave it.
+async fn the_approvers_email_about_a_new_request_links_to_that_request(mut t: TestLadder) {
+    demo(&mut t, |_| {}).await;
+    submit(&t.ladder, "bob", "Earlier").await.unwrap();
+    let r = submit(&t.ladder, "alice", "Please").await.unwrap();
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "select subject, body_text from mail_outbox where template = 'request_submitted' order by outbox_id",
+    )
+    .fetch_all(t.ladder.db.pool())
+    .await
+    .unwrap();
+    let alices: Vec<_> = rows
+        .iter()
+        .filter(|(_, body)| body.contains("alice"))
+        .collect();
+    assert_eq!(alices.len(), 2, "one per editor: {rows:?}");
+    for (subject, body) in alices {
+        let link = format!("/promotions/{}", r.request_id);
+        assert!(body.contains(&link), "{link} in {body}");
+        assert!(!body.contains("918273645546372819"), "{body}");
+        assert!(!subject.contains("918273645546372819"), "{subject}");
+    }
 }
