@@ -68,11 +68,7 @@ pub struct NameForm {
 }
 
 pub async fn create(c: Changer, Form(form): Form<NameForm>) -> Result<Response> {
-    let Changer {
-        state,
-        current,
-        session,
-    } = c;
+    let (state, current, session) = (c.state, c.current, c.session);
     let created = async {
         let name = GroupName::parse(&form.name)?;
         let (actor, now) = (web_actor(&current), state.ladder.clock.now());
@@ -185,11 +181,7 @@ fn sections(
 }
 
 pub async fn rename(c: Changer, Id(group_id): Id, Form(form): Form<NameForm>) -> Result<Response> {
-    let Changer {
-        state,
-        current,
-        session,
-    } = c;
+    let (state, current, session) = (c.state, c.current, c.session);
     let outcome = async {
         let name = GroupName::parse(&form.name)?;
         let (actor, now) = (web_actor(&current), state.ladder.clock.now());
@@ -213,11 +205,7 @@ pub async fn set_permissions(
     Id(group_id): Id,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Result<Response> {
-    let Changer {
-        state,
-        current,
-        session,
-    } = c;
+    let (state, current, session) = (c.state, c.current, c.session);
     let change = SetGroupPermissions {
         actor: web_actor(&current),
         group_id,
@@ -248,11 +236,7 @@ pub async fn change_member(
     Id(group_id): Id,
     Form(form): Form<MemberForm>,
 ) -> Result<Response> {
-    let Changer {
-        state,
-        current,
-        session,
-    } = c;
+    let (state, current, session) = (c.state, c.current, c.session);
     let username = form.username.trim();
     let change = membership(
         &state,
@@ -282,11 +266,7 @@ pub async fn delete_form(
 }
 
 pub async fn delete(c: Changer, Id(group_id): Id) -> Result<Response> {
-    let Changer {
-        state,
-        current,
-        session,
-    } = c;
+    let (state, current, session) = (c.state, c.current, c.session);
     // A group that is not there is a 404, not a refusal.
     groups::get_by_id(&mut *state.ladder.db.acquire().await?, group_id).await?;
     let (actor, now) = (web_actor(&current), state.ladder.clock.now());

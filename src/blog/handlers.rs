@@ -129,11 +129,7 @@ pub async fn new_form(page: Page) -> Result<Response> {
 }
 
 pub async fn create(c: Changer, page: Page, Form(form): Form<PostForm>) -> Result<Response> {
-    let Changer {
-        state,
-        current,
-        session,
-    } = c;
+    let (state, current, session) = (c.state, c.current, c.session);
     let mut errors = FieldErrors::default();
     let Some(draft) = errors.check(Draft::parse(&form.title, &form.body)) else {
         return post_form(page, None, &form, &errors);
@@ -167,11 +163,7 @@ pub async fn edit(
     Id(post_id): Id,
     Form(form): Form<PostForm>,
 ) -> Result<Response> {
-    let Changer {
-        state,
-        current,
-        session,
-    } = c;
+    let (state, current, session) = (c.state, c.current, c.session);
     load(&state, Some(&current.perms), post_id, Some(Action::Edit)).await?;
     let mut errors = FieldErrors::default();
     let Some(draft) = errors.check(Draft::parse(&form.title, &form.body)) else {
@@ -191,11 +183,7 @@ pub async fn edit(
 }
 
 pub async fn publish(c: Changer, Id(post_id): Id) -> Result<Response> {
-    let Changer {
-        state,
-        current,
-        session,
-    } = c;
+    let (state, current, session) = (c.state, c.current, c.session);
     let post = load(&state, Some(&current.perms), post_id, None).await?;
     if post.is_published() {
         flash(&session, "info", "That post is already published.").await?;
@@ -217,11 +205,7 @@ pub async fn feature(
     Id(post_id): Id,
     Form(form): Form<FeatureForm>,
 ) -> Result<Response> {
-    let Changer {
-        state,
-        current,
-        session,
-    } = c;
+    let (state, current, session) = (c.state, c.current, c.session);
     let perms = Some(current.perms.as_ref());
     load(&state, perms, post_id, Some(Action::Feature)).await?;
     let featured = form.featured == "true";
@@ -251,11 +235,7 @@ pub async fn delete_form(
 }
 
 pub async fn delete(c: Changer, Id(post_id): Id) -> Result<Response> {
-    let Changer {
-        state,
-        current,
-        session,
-    } = c;
+    let (state, current, session) = (c.state, c.current, c.session);
     let post = load(&state, Some(&current.perms), post_id, Some(Action::Delete)).await?;
     state.ladder.db.run(DeletePost { post_id }).await?;
     let done = format!("Deleted \"{}\".", post.title);

@@ -77,11 +77,7 @@ pub async fn new_form(
 }
 
 pub async fn submit(c: Changer, page: Page, Form(form): Form<AskForm>) -> Result<Response> {
-    let Changer {
-        state,
-        current,
-        session,
-    } = c;
+    let (state, current, session) = (c.state, c.current, c.session);
     let mut errors = FieldErrors::default();
     if let Some(justification) = errors.check(Justification::parse(&form.justification)) {
         let (ladder, actor) = (&state.ladder, web_actor(&current));

@@ -41,11 +41,7 @@ pub async fn own_password(
     page: Page,
     Form(form): Form<OwnPasswordForm>,
 ) -> Result<Response> {
-    let Changer {
-        state,
-        current,
-        session,
-    } = c;
+    let (state, current, session) = (c.state, c.current, c.session);
     let ladder = &state.ladder;
     let mut errors = FieldErrors::default();
     if !sign_in::check_own_password(ladder, &current.user, &form.current).await? {

@@ -46,11 +46,7 @@ pub async fn new_form(page: Page) -> Result<Response> {
 }
 
 pub async fn create(c: Changer, page: Page, Form(form): Form<NewUserForm>) -> Result<Response> {
-    let Changer {
-        state,
-        current,
-        session,
-    } = c;
+    let (state, current, session) = (c.state, c.current, c.session);
     let mut errors = FieldErrors::default();
     let Some(new) = form.parse(&mut errors).await? else {
         return new_user_page(page, &form, &errors);
