@@ -672,29 +672,25 @@ where
 
 /// `db.write(closure)` for tests, through `Db::run`.
 pub trait WriteInline {
-    fn write<T, F>(&self, f: F) -> impl std::future::Future<Output = ladder::Result<T>> + Send
+    fn write<F>(
+        &self,
+        f: F,
+    ) -> impl std::future::Future<
+        Output = ladder::Result<<InTx<F> as ladder::db::Transaction>::Output>,
+    > + Send
     where
-        T: Send + 'static,
-        F: for<'s> FnOnce(
-                &'s mut dyn ladder::db::Sql,
-            ) -> futures_util::future::BoxFuture<
-                's,
-                ladder::Result<ladder::db::Finish<T>>,
-            > + Send
-            + 'static;
+        InTx<F>: ladder::db::Transaction;
 }
 
 impl WriteInline for ladder::db::Db {
-    fn write<T, F>(&self, f: F) -> impl std::future::Future<Output = ladder::Result<T>> + Send
+    fn write<F>(
+        &self,
+        f: F,
+    ) -> impl std::future::Future<
+        Output = ladder::Result<<InTx<F> as ladder::db::Transaction>::Output>,
+    > + Send
     where
-        T: Send + 'static,
-        F: for<'s> FnOnce(
-                &'s mut dyn ladder::db::Sql,
-            ) -> futures_util::future::BoxFuture<
-                's,
-                ladder::Result<ladder::db::Finish<T>>,
-            > + Send
-            + 'static,
+        InTx<F>: ladder::db::Transaction,
     {
         self.run(InTx(f))
     }
