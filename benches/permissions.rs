@@ -97,6 +97,7 @@ async fn new_user(conn: &mut ladder::db::Conn, actor: &Actor, name: &str, now: i
             display_name: String::new(),
             password: None,
             is_staff: false,
+            is_service: false,
         },
         now,
     )

@@ -34,6 +34,16 @@ impl Source {
 pub struct Actor {
     pub user: Option<User>,
     pub source: Source,
+    /// The API token the change came through, if any.
+    pub token: Option<ActorToken>,
+}
+
+/// An API token acting for its user: named in the audit log, and narrowed
+/// to `scope` when it was made with `--perm`.
+#[derive(Debug, Clone)]
+pub struct ActorToken {
+    pub name: String,
+    pub scope: Option<std::sync::Arc<Vec<String>>>,
 }
 
 /// The actor's rights as the delegation rules see them.
@@ -47,11 +57,16 @@ impl Actor {
         Actor {
             user: Some(user),
             source,
+            token: None,
         }
     }
 
     pub fn system(source: Source) -> Actor {
-        Actor { user: None, source }
+        Actor {
+            user: None,
+            source,
+            token: None,
+        }
     }
 
     pub fn user_id(&self) -> Option<i64> {
@@ -67,9 +82,15 @@ impl Actor {
     pub async fn permissions(&self, sql: &mut dyn Sql) -> Result<ActorPermissions> {
         match &self.user {
             None => Ok(ActorPermissions::System),
-            Some(user) => Ok(ActorPermissions::User(
-                effective::load(sql, user.user_id).await?,
-            )),
+            Some(user) => {
+                let held = effective::load(sql, user.user_id).await?;
+                // A narrowed token may do only what it names, of what its user holds.
+                let held = match self.token.as_ref().and_then(|t| t.scope.as_ref()) {
+                    Some(scope) => held.narrowed(scope),
+                    None => held,
+                };
+                Ok(ActorPermissions::User(held))
+            }
         }
     }
 }

@@ -58,8 +58,8 @@ impl AuditEntry {
 pub async fn record(sql: &mut dyn Sql, actor: &Actor, entry: AuditEntry, now: i64) -> Result<()> {
     sql.execute(
         "insert into audit_events (actor_id, actor_name, action, target_type, target_id, \
-         target_name, before_state, after_state, source, created_at) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         target_name, before_state, after_state, source, token_name, created_at) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         binds![
             actor.user_id(),
             actor.name(),
@@ -70,6 +70,7 @@ pub async fn record(sql: &mut dyn Sql, actor: &Actor, entry: AuditEntry, now: i6
             entry.before.map(|v| v.to_string()),
             entry.after.map(|v| v.to_string()),
             actor.source.as_str(),
+            actor.token.as_ref().map(|t| t.name.clone()),
             now,
         ],
     )
@@ -89,6 +90,8 @@ pub struct AuditEvent {
     pub before_state: Option<String>,
     pub after_state: Option<String>,
     pub source: String,
+    /// The API token a change came through.
+    pub token_name: Option<String>,
     pub created_at: i64,
 }
 
@@ -103,6 +106,7 @@ crate::from_row!(AuditEvent {
     before_state,
     after_state,
     source,
+    token_name,
     created_at,
 });
 
@@ -129,7 +133,7 @@ pub struct AuditFilter {
 pub async fn list(sql: &mut dyn Sql, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
     sql.fetch_all(
         "select audit_event_id, actor_id, actor_name, action, target_type, target_id, target_name, \
-         before_state, after_state, source, created_at from audit_events \
+         before_state, after_state, source, token_name, created_at from audit_events \
          where ($1 is null or actor_id = $1 or (target_type = 'user' and target_id = $1)) \
            and ($2 is null or audit_event_id < $2) \
            and ($3 is null or actor_name = $3) \
@@ -160,7 +164,7 @@ pub async fn for_target(
 ) -> Result<Vec<AuditEvent>> {
     sql.fetch_all(
         "select audit_event_id, actor_id, actor_name, action, target_type, target_id, target_name, \
-         before_state, after_state, source, created_at from audit_events \
+         before_state, after_state, source, token_name, created_at from audit_events \
          where target_type = $1 and target_id = $2 order by audit_event_id",
         binds![target_type, target_id],
     )

@@ -16,6 +16,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub server: ServerSettings,
     pub permissions: PermissionSettings,
+    pub api: ApiSettings,
     pub mail: MailSettings,
     pub jobs: JobSettings,
     #[serde(default)]
@@ -107,6 +108,16 @@ fn one() -> u32 {
 
 fn yes() -> bool {
     true
+}
+
+/// `[api]`; each field's environment variable is `LADDER_API__<FIELD>`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    /// Requests a second each token may make, on average; 0: no limit.
+    pub requests_per_second: u32,
+    /// Requests a token may make at once before the average applies.
+    pub burst: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -47,6 +47,8 @@ pub struct Ladder {
     pub settings: Arc<Settings>,
     pub clock: Clock,
     pub permissions: Arc<PermissionCache>,
+    /// What `consistency=cached` checks answer from (`permissions::revision`).
+    pub live: Arc<permissions::revision::Live>,
     /// The promotion tracks from config, parsed.
     pub tracks: Arc<Vec<promotions::Track>>,
     /// Wakes this process's email worker after a commit queued mail.
@@ -88,6 +90,7 @@ impl Ladder {
             mail_wake: Arc::new(tokio::sync::Notify::new()),
             secret,
             permissions: Arc::new(PermissionCache::new(settings.permissions.cache_size)),
+            live: Arc::new(permissions::revision::Live::new(settings.permissions.cache_size)),
             settings: Arc::new(settings),
             clock,
         };

@@ -6,6 +6,7 @@ pub mod groups;
 pub mod password;
 pub mod promotion_grant;
 pub mod sign_in;
+pub mod tokens;
 pub mod user_changes;
 pub mod user_search;
 mod username;

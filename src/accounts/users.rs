@@ -23,6 +23,8 @@ pub struct User {
     pub is_active: bool,
     pub is_staff: bool,
     pub is_superuser: bool,
+    /// A service account: holds API tokens for other apps, never signs in.
+    pub is_service: bool,
     pub last_login: Option<i64>,
     /// Django's `date_joined`.
     pub created_at: i64,
@@ -37,12 +39,13 @@ crate::from_row!(User {
     is_active,
     is_staff,
     is_superuser,
+    is_service,
     last_login,
     created_at,
 });
 
 pub(super) const COLUMNS: &str = "user_id, username, email, display_name, password_hash, is_active, \
-                       is_staff, is_superuser, last_login, created_at";
+                       is_staff, is_superuser, is_service, last_login, created_at";
 
 /// What it takes to create a user.
 pub struct NewUser {
@@ -52,19 +55,25 @@ pub struct NewUser {
     /// Hashed before the transaction (`NewPassword::hash`); None: cannot sign in.
     pub password: Option<PasswordHash>,
     pub is_staff: bool,
+    /// A service account (`ladder user add NAME --service`): no password, ever.
+    pub is_service: bool,
 }
 
 impl User {
     /// A snapshot for audit events.
     pub fn audit_state(&self) -> serde_json::Value {
-        json!({
+        let mut state = json!({
             "username": self.username,
             "email": self.email,
             "display_name": self.display_name,
             "is_active": self.is_active,
             "is_staff": self.is_staff,
             "is_superuser": self.is_superuser,
-        })
+        });
+        if self.is_service {
+            state["is_service"] = true.into();
+        }
+        state
     }
 }
 
@@ -142,11 +151,17 @@ pub async fn create(sql: &mut dyn Sql, actor: &Actor, new: NewUser, now: i64) ->
             staff: new.is_staff,
         },
     )?;
+    if new.is_service && new.password.is_some() {
+        return Err(Error::invalid(
+            "password",
+            "a service account cannot have a password",
+        ));
+    }
     let hash = new.password.map(PasswordHash::into_string);
     let query = format!(
         "insert into users (username, username_key, email, display_name, password_hash, \
-         is_active, is_staff, is_superuser, created_at) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning {COLUMNS}"
+         is_active, is_staff, is_superuser, is_service, created_at) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) returning {COLUMNS}"
     );
     let user: User = sql
         .fetch_one(
@@ -160,6 +175,7 @@ pub async fn create(sql: &mut dyn Sql, actor: &Actor, new: NewUser, now: i64) ->
                 true,
                 new.is_staff,
                 false,
+                new.is_service,
                 now,
             ],
         )

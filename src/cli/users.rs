@@ -175,6 +175,7 @@ async fn new_user(
         display_name,
         password,
         is_staff: staff,
+        is_service: false,
     })
 }
 

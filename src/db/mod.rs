@@ -104,6 +104,9 @@ pub struct Db {
     group_commits: Arc<std::sync::atomic::AtomicU64>,
     /// Tasks waiting for the write turn (see [`Db::waiting_for_write_turn`]).
     waiting: Arc<std::sync::atomic::AtomicUsize>,
+    /// Signalled after every commit through [`Db::run`], so this process's
+    /// revision watcher (`permissions::revision`) looks for changes at once.
+    committed: Arc<tokio::sync::Notify>,
 }
 
 impl Db {
@@ -159,6 +162,7 @@ impl Db {
             sqlite_writer,
             group_commits,
             waiting: Arc::default(),
+            committed: Arc::default(),
         })
     }
 
@@ -270,7 +274,9 @@ impl Db {
                     })
                 }))
                 .map_err(|_| stopped())?;
-            return answer.await.map_err(|_| stopped())?;
+            let result = answer.await.map_err(|_| stopped())?;
+            self.committed.notify_one();
+            return result;
         }
         let mut tx = self.begin().await?;
         // A panic rolls back (the transaction is dropped) and is an error, as on SQLite.
@@ -282,6 +288,7 @@ impl Db {
         match finish {
             Finish::Commit(value) => {
                 tx.commit().await?;
+                self.committed.notify_one();
                 Ok(value)
             }
             Finish::Rollback(value) => {
@@ -289,6 +296,12 @@ impl Db {
                 Ok(value)
             }
         }
+    }
+
+    /// Resolves after the next commit through [`Db::run`] in this process
+    /// (at once if one happened since the last call).
+    pub async fn committed(&self) {
+        self.committed.notified().await
     }
 
     /// A pooled connection for reads.

@@ -102,6 +102,30 @@ impl EffectivePermissions {
         }
     }
 
+    /// What a token narrowed to `scope` may do: the permissions in `scope`
+    /// that the user holds now, with their sources. Never a superuser: a
+    /// narrowed token of the superuser holds only what it names.
+    pub fn narrowed(&self, scope: &[String]) -> EffectivePermissions {
+        let mut granted = HashMap::new();
+        for perm in scope {
+            let sources = self.explain(perm).sources;
+            if !sources.is_empty() {
+                granted.insert(perm.clone(), sources);
+            }
+        }
+        let apps = granted
+            .keys()
+            .filter_map(|p: &String| p.split_once('.').map(|(app, _)| app.to_string()))
+            .collect();
+        EffectivePermissions {
+            user_id: self.user_id,
+            is_active: self.is_active,
+            is_superuser: false,
+            granted,
+            apps,
+        }
+    }
+
     /// What the user holds, or would hold again if reactivated: their own
     /// and their groups' grants, whether or not the account is active.
     pub fn assigned(&self) -> impl Iterator<Item = &str> {

@@ -8,6 +8,7 @@ pub mod delegation;
 pub mod effective;
 pub mod grants;
 mod name;
+pub mod revision;
 
 pub use cache::PermissionCache;
 pub use effective::{Denial, EffectivePermissions, Explanation, Via};
@@ -23,6 +24,7 @@ pub async fn bump_epoch(sql: &mut dyn Sql) -> Result<()> {
         binds![],
     )
     .await?;
+    revision::advance(sql, None).await?;
     Ok(())
 }
 
@@ -34,6 +36,7 @@ pub async fn bump_user(sql: &mut dyn Sql, user_id: i64) -> Result<()> {
         binds![user_id],
     )
     .await?;
+    revision::advance(sql, Some(user_id)).await?;
     Ok(())
 }
 

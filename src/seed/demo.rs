@@ -144,6 +144,7 @@ impl Transaction for Demo {
                                 display_name: capitalised(name),
                                 password: Some(pw),
                                 is_staff: false,
+                                is_service: false,
                             },
                             now,
                         )

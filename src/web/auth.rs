@@ -47,6 +47,8 @@ pub fn auth_hash(secret: &ServerSecret, user: &User) -> String {
 pub struct CurrentUser {
     pub user: User,
     pub perms: Arc<EffectivePermissions>,
+    /// The API token the request came with; `None` for a browser session.
+    pub token: Option<super::api_auth::TokenInUse>,
 }
 
 impl CurrentUser {
@@ -60,6 +62,10 @@ impl CurrentUser {
     }
 }
 
+/// Marks a request authenticated by an API token (no CSRF check applies).
+#[derive(Clone, Copy)]
+pub struct Bearer;
+
 /// The request's viewer: `None` when anonymous. Set by `load_viewer`.
 #[derive(Clone)]
 pub struct Viewer(pub Option<Arc<CurrentUser>>);
@@ -72,6 +78,27 @@ pub async fn load_viewer(
     mut req: Request,
     next: Next,
 ) -> Response {
+    use axum::response::IntoResponse;
+    if req.uri().path().starts_with("/api/")
+        && let Some(secret) = super::api_auth::bearer(req.headers())
+    {
+        // A token speaks for itself: the session (and its CSRF rule) is not consulted.
+        let cached = req.uri().path() == "/api/v1/check"
+            && req
+                .uri()
+                .query()
+                .is_some_and(|q| q.split('&').any(|kv| kv == "consistency=cached"));
+        let current = match super::api_auth::resolve(&state, secret, cached).await {
+            Ok(current) => current,
+            Err(e) => return super::error::ApiError(e).into_response(),
+        };
+        if let Err(e) = super::api_auth::count_use(&state, &current) {
+            return super::error::ApiError(e).into_response();
+        }
+        req.extensions_mut().insert(Bearer);
+        req.extensions_mut().insert(Viewer(Some(Arc::new(current))));
+        return next.run(req).await;
+    }
     let viewer = match resolve(&state, &session).await {
         Ok(v) => v,
         Err(e) => return axum::response::IntoResponse::into_response(e),
@@ -107,7 +134,11 @@ async fn resolve(state: &AppState, session: &Session) -> Result<Option<Arc<Curre
         )
         .await?;
     renew(session, state.ladder.clock.now()).await?;
-    Ok(Some(Arc::new(CurrentUser { user, perms })))
+    Ok(Some(Arc::new(CurrentUser {
+        user,
+        perms,
+        token: None,
+    })))
 }
 
 /// Keeps an active session alive without writing it on every request.

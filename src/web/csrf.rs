@@ -32,7 +32,10 @@ pub async fn verify(
     req: Request,
     next: Next,
 ) -> Response {
-    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+    // A token is sent deliberately, never attached by a browser on its own.
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        || req.extensions().get::<super::auth::Bearer>().is_some()
+    {
         return next.run(req).await;
     }
     let refused = || {

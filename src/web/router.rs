@@ -304,6 +304,9 @@ pub fn routes() -> Router<AppState> {
 
 /// The whole application: routes, then the layers every request goes through.
 pub fn router(state: AppState) -> Router {
+    let database = &state.ladder.settings.database.url;
+    let postgres = database.starts_with("postgres").then(|| database.clone());
+    state.ladder.live.start(&state.ladder.db, postgres);
     let settings = &state.ladder.settings.server;
     let sessions = SessionManagerLayer::new(DbSessionStore::new(
         state.ladder.db.clone(),

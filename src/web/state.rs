@@ -10,6 +10,8 @@ pub struct AppState {
     pub ladder: Ladder,
     /// Every permission name, for what the superuser holds on pages.
     pub catalog: Arc<Vec<String>>,
+    /// API tokens' rate limits and last use, in this process.
+    pub token_use: Arc<super::api_auth::TokenUse>,
 }
 
 impl AppState {
@@ -23,6 +25,7 @@ impl AppState {
         Ok(AppState {
             ladder,
             catalog: Arc::new(names),
+            token_use: Arc::default(),
         })
     }
 }

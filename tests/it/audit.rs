@@ -102,6 +102,7 @@ async fn apply(
                         .unwrap(),
                 ),
                 is_staff: false,
+                is_service: false,
             };
             users::create(tx, actor, new, now).await.unwrap();
             let after = json!({

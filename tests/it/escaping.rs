@@ -154,6 +154,7 @@ async fn user_with_display_name(t: &TestLadder, name: &str, display_name: &str) 
                 .unwrap(),
         ),
         is_staff: false,
+        is_service: false,
     };
     let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     let user = users::create(&mut tx, &t.system(), new, t.now())

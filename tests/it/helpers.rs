@@ -226,6 +226,7 @@ impl TestLadder {
                     .unwrap(),
             ),
             is_staff: false,
+            is_service: false,
         };
         let mut tx = crate::helpers::begin(&self.ladder.db).await.unwrap();
         let user = users::create(&mut tx, &self.system(), new, self.now())

@@ -632,6 +632,7 @@ async fn usernames_are_unique_regardless_of_case(t: TestLadder) {
             display_name: String::new(),
             password: None,
             is_staff: false,
+            is_service: false,
         },
         t.now(),
     )

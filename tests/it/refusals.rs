@@ -146,6 +146,7 @@ async fn a_refused_library_change_writes_nothing_even_when_the_caller_commits(t:
                     display_name: String::new(),
                     password: None,
                     is_staff: true,
+                    is_service: false,
                 };
                 let r = users::create(&mut tx, &editor, new, now).await;
                 assert_refused(r, true, "staff");

@@ -49,6 +49,7 @@ async fn group_admin(t: &TestLadder, name: &str) -> User {
         display_name: String::new(),
         password: Some(password),
         is_staff: true,
+        is_service: false,
     };
     let mut tx = crate::helpers::begin(&t.ladder.db).await.unwrap();
     let user = users::create(&mut tx, &t.system(), new, t.now())

@@ -95,6 +95,7 @@ impl NewUserForm {
             display_name,
             password,
             is_staff: self.staff.is_some(),
+            is_service: false,
         }))
     }
 }

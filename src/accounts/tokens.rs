@@ -1,0 +1,370 @@
+//! API tokens: made for a user, shown once, stored only as a hash.
+//!
+//! A token is `ldr_` and 64 hex digits (256 random bits): the prefix lets
+//! secret scanners find a leaked one. Ladder keeps its SHA-256 (a fast hash
+//! is enough for a random secret of that size, and a check must not cost an
+//! argon2 run) and the first characters, to tell tokens apart in a list. A
+//! token acts as its user with the user's current permissions; one made
+//! with a scope holds only the scope's permissions that the user holds.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::{User, users};
+use crate::{
+    Error, Result,
+    actor::Actor,
+    audit::{self, AuditEntry},
+    binds,
+    db::{Finish, FromRow, Row, Sql, Transaction},
+    permissions::{PermissionName, catalog, revision},
+    secret::random_hex,
+};
+
+/// Every token starts with this, so secret scanners can recognise one.
+pub const PREFIX: &str = "ldr_";
+
+/// How many characters of a token its list entry shows.
+const HINT_LEN: usize = 10;
+
+/// A token as listed (never the secret).
+#[derive(Debug, Clone)]
+pub struct Token {
+    pub token_id: i64,
+    pub user_id: i64,
+    pub name: String,
+    pub hint: String,
+    pub scope: Option<String>,
+    pub created_by: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+crate::from_row!(Token {
+    token_id,
+    user_id,
+    name,
+    hint,
+    scope,
+    created_by,
+    created_at,
+    expires_at,
+    last_used_at,
+    revoked_at,
+});
+
+const COLUMNS: &str = "token_id, user_id, name, hint, scope, created_by, created_at, \
+                       expires_at, last_used_at, revoked_at";
+
+impl Token {
+    /// The permissions the token is narrowed to, if it is.
+    pub fn scope(&self) -> Option<Vec<String>> {
+        self.scope
+            .as_deref()
+            .map(|s| s.split_whitespace().map(str::to_string).collect())
+    }
+
+    /// Whether it can still be used at `now`.
+    pub fn is_live(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|at| at > now)
+    }
+
+    pub fn status(&self, now: i64) -> &'static str {
+        match (self.revoked_at, self.expires_at) {
+            (Some(_), _) => "revoked",
+            (None, Some(at)) if at <= now => "expired",
+            _ => "active",
+        }
+    }
+}
+
+/// The SHA-256 of a presented token, as stored.
+pub fn hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// True if `secret` looks like a Ladder token at all (checked before any lookup).
+pub fn looks_like_token(secret: &str) -> bool {
+    secret.len() == PREFIX.len() + 64
+        && secret.starts_with(PREFIX)
+        && secret[PREFIX.len()..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A token's name: 1 to 100 characters, no control characters.
+pub fn parse_name(raw: &str) -> Result<String> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "name",
+            "must be 1 to 100 characters without control characters",
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// A lifetime such as `90d`, `12h` or `30m`, in seconds: 1 minute to 10 years.
+pub fn parse_lifetime(raw: &str) -> Result<i64> {
+    let bad = || Error::invalid("expires", "must be a number and a unit: 90d, 12h or 30m");
+    let raw = raw.trim();
+    let (digits, unit) = raw.split_at(raw.len().saturating_sub(1));
+    let n: i64 = digits.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "d" => n.checked_mul(86_400),
+        "h" => n.checked_mul(3_600),
+        "m" => n.checked_mul(60),
+        _ => None,
+    }
+    .ok_or_else(bad)?;
+    if !(60..=10 * 365 * 86_400).contains(&secs) {
+        return Err(Error::invalid("expires", "must be between 1 minute and 10 years"));
+    }
+    Ok(secs)
+}
+
+/// What `CreateToken` answers: the listed token and its secret, shown once.
+pub struct NewToken {
+    pub token: Token,
+    pub secret: String,
+}
+
+/// Makes a token for `owner`. For oneself anyone may; for another account
+/// it is acting on that account (`delegation::Change::Account`).
+pub struct CreateToken {
+    pub actor: Actor,
+    pub owner: String,
+    pub name: String,
+    pub expires_at: Option<i64>,
+    pub scope: Option<Vec<PermissionName>>,
+    pub now: i64,
+}
+
+impl Transaction for CreateToken {
+    type Output = NewToken;
+
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<NewToken>> {
+        let owner = users::get_by_username(sql, &self.owner).await?;
+        authorize(sql, &self.actor, &owner).await?;
+        if !owner.is_active {
+            return Err(Error::Conflict(format!(
+                "{} is inactive; an inactive user's tokens do not work",
+                owner.username
+            )));
+        }
+        let scope = match &self.scope {
+            Some(perms) if perms.is_empty() => {
+                return Err(Error::invalid("perm", "name at least one permission"));
+            }
+            Some(perms) => {
+                catalog::resolve(sql, perms).await?;
+                let mut names: Vec<&str> = perms.iter().map(PermissionName::as_str).collect();
+                names.sort_unstable();
+                names.dedup();
+                Some(names.join(" "))
+            }
+            None => None,
+        };
+        let taken: Option<i64> = sql
+            .fetch_optional(
+                "select token_id from api_tokens where user_id = $1 and name = $2 \
+                 and revoked_at is null",
+                binds![owner.user_id, &self.name],
+            )
+            .await?;
+        if taken.is_some() {
+            return Err(Error::Conflict(format!(
+                "{} already has a token named {:?}; revoke it or choose another name",
+                owner.username, self.name
+            )));
+        }
+        let secret = format!("{PREFIX}{}", random_hex(32));
+        let token: Token = sql
+            .fetch_one(
+                &format!(
+                    "insert into api_tokens (user_id, name, hint, token_hash, scope, created_by, \
+                     created_at, expires_at) values ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     returning {COLUMNS}"
+                ),
+                binds![
+                    owner.user_id,
+                    &self.name,
+                    &secret[..HINT_LEN],
+                    hash(&secret),
+                    scope,
+                    self.actor.name(),
+                    self.now,
+                    self.expires_at,
+                ],
+            )
+            .await?;
+        audit::record(
+            sql,
+            &self.actor,
+            AuditEntry::user("token.create", &owner).after(audit_state(&token)),
+            self.now,
+        )
+        .await?;
+        Ok(Finish::Commit(NewToken { token, secret }))
+    }
+}
+
+/// Revokes a token at once, in every process (it advances the owner's revision).
+pub struct RevokeToken {
+    pub actor: Actor,
+    pub token_id: i64,
+    pub now: i64,
+}
+
+impl Transaction for RevokeToken {
+    type Output = Token;
+
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<Token>> {
+        let token = find(sql, self.token_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("token {}", self.token_id)))?;
+        let owner = users::find_by_id(sql, token.user_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("user {}", token.user_id)))?;
+        authorize(sql, &self.actor, &owner).await?;
+        if token.revoked_at.is_some() {
+            return Err(Error::Conflict(format!(
+                "token {} ({}) is already revoked",
+                token.token_id, token.name
+            )));
+        }
+        let revoked: Token = sql
+            .fetch_one(
+                &format!(
+                    "update api_tokens set revoked_at = $1 where token_id = $2 returning {COLUMNS}"
+                ),
+                binds![self.now, token.token_id],
+            )
+            .await?;
+        revision::advance(sql, Some(owner.user_id)).await?;
+        audit::record(
+            sql,
+            &self.actor,
+            AuditEntry::user("token.revoke", &owner)
+                .before(audit_state(&token))
+                .after(audit_state(&revoked)),
+            self.now,
+        )
+        .await?;
+        Ok(Finish::Commit(revoked))
+    }
+}
+
+/// Records when a token was last used (see `web::api_auth`, which calls it
+/// at most once a minute per token).
+pub struct TouchToken {
+    pub token_id: i64,
+    pub now: i64,
+}
+
+impl Transaction for TouchToken {
+    type Output = ();
+
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<()>> {
+        sql.execute(
+            "update api_tokens set last_used_at = $1 where token_id = $2",
+            binds![self.now, self.token_id],
+        )
+        .await?;
+        Ok(Finish::Commit(()))
+    }
+}
+
+async fn authorize(sql: &mut dyn Sql, actor: &Actor, owner: &User) -> Result<()> {
+    if actor.user_id() == Some(owner.user_id) && actor.token.is_none() {
+        return Ok(());
+    }
+    if actor.user_id() == Some(owner.user_id) {
+        // A token may not mint or revoke tokens: a narrowed token must not widen itself.
+        return Err(Error::Forbidden(
+            "tokens are managed by a signed-in user or on the command line, not with a token"
+                .into(),
+        ));
+    }
+    users::authorize_account(sql, actor, owner).await
+}
+
+fn audit_state(token: &Token) -> serde_json::Value {
+    json!({
+        "token_id": token.token_id,
+        "name": token.name,
+        "hint": token.hint,
+        "scope": token.scope,
+        "expires_at": token.expires_at,
+        "revoked_at": token.revoked_at,
+    })
+}
+
+pub async fn find(sql: &mut dyn Sql, token_id: i64) -> Result<Option<Token>> {
+    sql.fetch_optional(
+        &format!("select {COLUMNS} from api_tokens where token_id = $1"),
+        binds![token_id],
+    )
+    .await
+}
+
+/// A user's tokens, newest first, revoked ones included.
+pub async fn of_user(sql: &mut dyn Sql, user_id: i64) -> Result<Vec<Token>> {
+    sql.fetch_all(
+        &format!("select {COLUMNS} from api_tokens where user_id = $1 order by token_id desc"),
+        binds![user_id],
+    )
+    .await
+}
+
+/// A presented token with its user and the counters a check needs, read in one query.
+pub struct Presented {
+    pub token: Token,
+    pub user: users::UserWithVersions,
+    pub revision: i64,
+}
+
+impl FromRow for Presented {
+    fn from_row(row: &Row) -> Result<Presented> {
+        Ok(Presented {
+            token: Token::from_row(row)?,
+            user: users::UserWithVersions::from_row(row)?,
+            revision: row.get("revision")?,
+        })
+    }
+}
+
+/// The token whose secret is `secret`, live or not; `None` if there is none.
+pub async fn presented(sql: &mut dyn Sql, secret: &str) -> Result<Option<Presented>> {
+    if !looks_like_token(secret) {
+        return Ok(None);
+    }
+    let user_columns = users::COLUMNS
+        .split(',')
+        .map(|c| format!("u.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let token_columns = COLUMNS
+        .split(',')
+        .map(|c| format!("t.{}", c.trim()))
+        .filter(|c| c != "t.user_id")
+        .collect::<Vec<_>>()
+        .join(", ");
+    sql.fetch_optional(
+        &format!(
+            "select {token_columns}, {user_columns}, u.perm_version, e.version as epoch, \
+             r.revision from api_tokens t join users u on u.user_id = t.user_id \
+             cross join permission_epoch e cross join revisions r \
+             where t.token_hash = $1 and e.permission_epoch_id = 1 and r.revision_id = 1"
+        ),
+        binds![hash(secret)],
+    )
+    .await
+}
+
+/// The scope as the actor and the check path hold it.
+pub fn shared_scope(token: &Token) -> Option<Arc<Vec<String>>> {
+    token.scope().map(Arc::new)
+}

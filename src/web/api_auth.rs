@@ -1,0 +1,215 @@
+//! `Authorization: Bearer ldr_…` on the JSON API: the token's user, as of
+//! this request, narrowed to the token's scope; its rate limit; its last use.
+//!
+//! By default a token is read from the database on every request, with its
+//! user and the permission counters in one query, so a revoked token, a
+//! deactivated user or a revoked permission fails on the very next call from
+//! any process. A `consistency=cached` check reads the token from
+//! `permissions::revision::Live` instead, kept current by change notifications.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Instant,
+};
+
+use axum::http::{HeaderMap, header};
+
+use super::{AppState, auth::CurrentUser};
+use crate::{
+    Error, Result,
+    accounts::tokens::{self, TouchToken},
+    actor::{Actor, ActorToken, Source},
+    permissions::revision::CachedToken,
+};
+
+/// The token a request presented, as the handlers see it.
+#[derive(Debug, Clone)]
+pub struct TokenInUse {
+    pub token_id: i64,
+    pub name: String,
+    pub scope: Option<Arc<Vec<String>>>,
+}
+
+impl CurrentUser {
+    /// The actor for a change made through the API: audited with source
+    /// `api` and, for a token, its name; narrowed as the token is.
+    pub fn api_actor(&self) -> Actor {
+        let mut actor = Actor::user(self.user.clone(), Source::Api);
+        actor.token = self.token.as_ref().map(|t| ActorToken {
+            name: t.name.clone(),
+            scope: t.scope.clone(),
+        });
+        actor
+    }
+}
+
+/// The bearer secret, if the request has one.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, secret) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| secret.trim())
+}
+
+fn refused() -> Error {
+    Error::Unauthorized
+}
+
+/// The token's user as of now, or 401 for an unknown, revoked or expired
+/// token or an inactive user.
+pub async fn resolve(state: &AppState, secret: &str, cached: bool) -> Result<CurrentUser> {
+    let now = state.ladder.clock.now();
+    let live = &state.ladder.live;
+    let hash = tokens::hash(secret);
+    if cached && live.seen().is_some() {
+        if let Some(token) = live.token(&hash) {
+            if token.expires_at.is_some_and(|at| at <= now) {
+                return Err(refused());
+            }
+            let perms = match live.permissions(token.user.user_id) {
+                Some(p) => p,
+                None => {
+                    let mut conn = state.ladder.db.acquire().await?;
+                    live.load_permissions(&mut conn, token.user.user_id).await?
+                }
+            };
+            if !perms.is_active {
+                return Err(refused());
+            }
+            let perms = match &token.scope {
+                Some(scope) => Arc::new(perms.narrowed(scope)),
+                None => perms,
+            };
+            return Ok(CurrentUser {
+                user: (*token.user).clone(),
+                perms,
+                token: Some(TokenInUse {
+                    token_id: token.token_id,
+                    name: token.name,
+                    scope: token.scope,
+                }),
+            });
+        }
+    }
+    let generation = live.generation();
+    let mut conn = state.ladder.db.acquire().await?;
+    let found = tokens::presented(&mut conn, secret)
+        .await?
+        .filter(|p| p.token.is_live(now) && p.user.user.is_active)
+        .ok_or_else(refused)?;
+    let user = found.user.user;
+    let perms = state
+        .ladder
+        .permissions
+        .snapshot_at(
+            &mut conn,
+            user.user_id,
+            found.user.epoch,
+            Some(found.user.perm_version),
+        )
+        .await?;
+    let scope = tokens::shared_scope(&found.token);
+    if cached {
+        live.remember_token(
+            generation,
+            hash,
+            CachedToken {
+                token_id: found.token.token_id,
+                user: Arc::new(user.clone()),
+                name: found.token.name.clone(),
+                scope: scope.clone(),
+                expires_at: found.token.expires_at,
+            },
+        );
+    }
+    let perms = match &scope {
+        Some(scope) => Arc::new(perms.narrowed(scope)),
+        None => perms,
+    };
+    Ok(CurrentUser {
+        user,
+        perms,
+        token: Some(TokenInUse {
+            token_id: found.token.token_id,
+            name: found.token.name,
+            scope,
+        }),
+    })
+}
+
+/// Per-token rate limits (a token bucket each) and last-use bookkeeping,
+/// for this process.
+#[derive(Default)]
+pub struct TokenUse {
+    tokens: Mutex<HashMap<i64, Usage>>,
+}
+
+struct Usage {
+    allowance: f64,
+    at: Instant,
+    /// When `last_used_at` was last written (application clock, seconds).
+    touched: i64,
+}
+
+/// How often a token's `last_used_at` is written at most: a check must not
+/// cost a write, and "last used" to the minute is what people read.
+const TOUCH_EVERY_SECS: i64 = 60;
+
+impl TokenUse {
+    /// Admits one request of `token_id`, or says how many seconds to wait.
+    /// Also says whether its last use should be written now.
+    fn admit(&self, token_id: i64, now: i64, per_second: u32, burst: u32) -> (Result<()>, bool) {
+        let mut all = self.tokens.lock().expect("token use");
+        let instant = Instant::now();
+        let usage = all.entry(token_id).or_insert(Usage {
+            allowance: f64::from(burst.max(1)),
+            at: instant,
+            touched: i64::MIN,
+        });
+        let touch = now - usage.touched >= TOUCH_EVERY_SECS;
+        if touch {
+            usage.touched = now;
+        }
+        if per_second == 0 {
+            return (Ok(()), touch);
+        }
+        let rate = f64::from(per_second);
+        let elapsed = instant.duration_since(usage.at).as_secs_f64();
+        usage.at = instant;
+        usage.allowance = (usage.allowance + elapsed * rate).min(f64::from(burst.max(1)));
+        if usage.allowance < 1.0 {
+            let wait = ((1.0 - usage.allowance) / rate).ceil().max(1.0) as u64;
+            return (Err(Error::RateLimited(wait)), touch);
+        }
+        usage.allowance -= 1.0;
+        (Ok(()), touch)
+    }
+}
+
+/// Counts a request against its token's limit and records its use.
+pub fn count_use(state: &AppState, current: &CurrentUser) -> Result<()> {
+    let Some(token) = &current.token else {
+        return Ok(());
+    };
+    let settings = &state.ladder.settings.api;
+    let now = state.ladder.clock.now();
+    let (admitted, touch) = state.token_use.admit(
+        token.token_id,
+        now,
+        settings.requests_per_second,
+        settings.burst,
+    );
+    if touch {
+        let db = state.ladder.db.clone();
+        let token_id = token.token_id;
+        // Off the request's path: a check never waits for this write.
+        tokio::spawn(async move {
+            if let Err(e) = db.run(TouchToken { token_id, now }).await {
+                tracing::warn!(error = %e, token_id, "could not record the token's last use");
+            }
+        });
+    }
+    admitted
+}
