@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod actor;
+pub mod api;
 pub mod admin;
 pub mod audit;
 pub mod blog;

@@ -225,7 +225,7 @@ pub async fn members(
     );
     sql.fetch_all(
         "select u.user_id, u.username, u.email, u.display_name, u.password_hash, u.is_active, \
-                u.is_staff, u.is_superuser, u.last_login, u.created_at \
+                u.is_staff, u.is_superuser, u.is_service, u.last_login, u.created_at \
            from user_groups ug join users u on u.user_id = ug.user_id \
           where ug.group_id = $1 and u.username_key like $2 \
           order by u.username_key limit $3",

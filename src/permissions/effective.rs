@@ -239,7 +239,7 @@ fn from_rows(
 pub async fn users_with_perm(sql: &mut dyn Sql, perm: &PermissionName) -> Result<Vec<User>> {
     sql.fetch_all(
         "select u.user_id, u.username, u.email, u.display_name, u.password_hash, u.is_active, \
-                u.is_staff, u.is_superuser, u.last_login, u.created_at \
+                u.is_staff, u.is_superuser, u.is_service, u.last_login, u.created_at \
            from users u \
           where u.is_active and (u.is_superuser \
              or exists (select 1 from user_permissions up \

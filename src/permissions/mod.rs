@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod catalog;
+pub mod check;
 pub mod checklist;
 pub mod delegation;
 pub mod effective;

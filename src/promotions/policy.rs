@@ -114,7 +114,7 @@ pub(super) async fn approver_group(sql: &mut dyn Sql, track: &Track) -> Result<V
     };
     sql.fetch_all(
         "select u.user_id, u.username, u.email, u.display_name, u.password_hash, u.is_active, \
-                u.is_staff, u.is_superuser, u.last_login, u.created_at \
+                u.is_staff, u.is_superuser, u.is_service, u.last_login, u.created_at \
            from promotion_track_groups b \
            join user_groups ug on ug.group_id = b.group_id \
            join users u on u.user_id = ug.user_id \

@@ -123,7 +123,15 @@ impl IntoResponse for ApiError {
 /// The API's error body, `{"error": {"status", "code", "message", "field"}}`
 /// (docs/api.md); the code follows from the status.
 pub fn envelope(status: StatusCode, message: &str, field: Option<&str>) -> Response {
-    let code = match status.as_u16() {
+    let body = serde_json::json!({
+        "error": { "status": status.as_u16(), "code": code_of(status), "message": message, "field": field }
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// The envelope's `code` for a status.
+pub fn code_of(status: StatusCode) -> &'static str {
+    match status.as_u16() {
         401 => "unauthorized",
         403 => "forbidden",
         404 => "not_found",
@@ -135,11 +143,7 @@ pub fn envelope(status: StatusCode, message: &str, field: Option<&str>) -> Respo
         503 => "unavailable",
         500.. => "internal",
         _ => "bad_request",
-    };
-    let body = serde_json::json!({
-        "error": { "status": status.as_u16(), "code": code, "message": message, "field": field }
-    });
-    (status, axum::Json(body)).into_response()
+    }
 }
 
 /// Middleware: every error under `/api/` is the JSON envelope, whoever made

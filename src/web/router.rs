@@ -144,7 +144,12 @@ pub fn routes() -> Router<AppState> {
         SignedIn,
         post(promotions::handlers::end),
     );
-    // The JSON API
+    // The JSON API: its own table (src/api), with the OpenAPI document made
+    // from it and a docs page whose assets Ladder serves itself.
+    let (api, document) = crate::api::router();
+    let r = r.merge(api).merge(
+        utoipa_swagger_ui::SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", document),
+    );
     let r = route(
         r,
         "/api/v1/promotions",

@@ -307,7 +307,7 @@ async fn events_after(t: &TestLadder, id: i64) -> Vec<AuditEvent> {
     let sql: &mut dyn Sql = &mut conn;
     sql.fetch_all(
         "select audit_event_id, actor_id, actor_name, action, target_type, target_id, target_name, \
-         before_state, after_state, source, created_at from audit_events \
+         before_state, after_state, source, token_name, created_at from audit_events \
          where audit_event_id > $1 order by audit_event_id",
         ladder::binds![id],
     )

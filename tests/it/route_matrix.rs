@@ -164,6 +164,15 @@ pub fn route_matrix() -> Vec<(Req, [Want; 7])> {
         (Json("/api/v1/promotions/{api_request}/approve", "{}"),                 [e401,      GONE,       GONE,       OK,         GONE,                 OK,          GONE]),
         (Json("/api/v1/promotions/{other_api_request}/reject", r#"{"reason": "Not yet."}"#),
                                                                                  [e401,      GONE,       GONE,       OK,         GONE,                 OK,          GONE]),
+        // Checks: anyone about themselves, about others only with auth.view_user
+        (Get("/api/v1/check?user={user}&perm=blog.add_post"),                   [e401,      no(vu),     no(vu),     OK,         no(vu),               OK,          no(vu)]),
+        (Json("/api/v1/check", r#"{"checks": [{"user": "admin", "perm": "blog.add_post"}]}"#),
+                                                                                 [e401,      OK,         OK,         OK,         OK,                   OK,          OK]),
+        // The API's document and its docs page, served by Ladder itself
+        (Get("/api/v1/openapi.json"),                                            [OK; 7]),
+        (Get("/api/docs"),                                                       [Want::Status(303); 7]),
+        (Get("/api/docs/"),                                                      [OK; 7]),
+        (Get("/api/docs/swagger-ui.css"),                                        [OK; 7]),
         (Get("/api/v2/nothing-here"),                                            [GONE; 7]),
         (Json("/api/v2/nothing-here", "{}"),                                     [GONE; 7]),
         (JsonAs("PUT", "/api/v2/nothing-here", "{}"),                            [GONE; 7]),

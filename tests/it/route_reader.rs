@@ -148,6 +148,25 @@ fn read_routes(
                     });
                 }
             }
+            // The JSON API's table (src/api): its routes and rules are read
+            // from the OpenAPI document it makes (`x-ladder-rule` per operation).
+            "merge" if method_call && args[0].trim() == "api" => {
+                served.extend(api_routes());
+                read_up_to = at + length;
+            }
+            // The API docs page and the document: public, GET only.
+            "merge" if method_call && args[0].contains("SwaggerUi::new") => {
+                let docs = literal(args[0].split("SwaggerUi::new(").nth(1).unwrap_or(""));
+                let document = literal(args[0].split(".url(").nth(1).unwrap_or(""));
+                for path in [docs.clone(), format!("{docs}/"), format!("{docs}/{{*rest}}"), document] {
+                    served.push(ServedRoute {
+                        method: "GET",
+                        path,
+                        rule: SourceRule::Public,
+                    });
+                }
+                read_up_to = at + length;
+            }
             "nest" | "merge" if method_call => {
                 let (inner_prefix, router) = if name == "nest" {
                     (format!("{prefix}{}", literal(&args[0])), args[1].as_str())
@@ -161,6 +180,32 @@ fn read_routes(
                 panic!("the matrix test cannot read .{name}(…) in {module}; teach read_routes")
             }
             _ => {}
+        }
+    }
+    served
+}
+
+/// The API's routes, read from the OpenAPI document `ladder::api` makes
+/// from its rule table: every operation must carry its rule.
+fn api_routes() -> Vec<ServedRoute> {
+    let document = serde_json::to_value(ladder::api::document()).expect("the document serializes");
+    let mut served = Vec::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("a path item") {
+            let Some(method) = ALL_METHODS
+                .iter()
+                .find(|m| m.eq_ignore_ascii_case(method))
+            else {
+                continue;
+            };
+            let rule = operation["x-ladder-rule"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path} has no x-ladder-rule"));
+            served.push(ServedRoute {
+                method,
+                path: path.clone(),
+                rule: SourceRule::parse(rule),
+            });
         }
     }
     served
@@ -458,6 +503,7 @@ fn the_route_reader_reads_every_method_and_nested_and_merged_routers() {
 /// Whether a matrix path is an instance of a router path: `{x}` matches any
 /// one segment, a final `{*x}` any rest.
 fn same_route(route: &str, row: &str) -> bool {
+    let row = row.split('?').next().unwrap_or(row);
     let (route, row): (Vec<&str>, Vec<&str>) =
         (route.split('/').collect(), row.split('/').collect());
     if route.last().is_some_and(|s| s.starts_with("{*")) {
