@@ -168,7 +168,7 @@ impl TokenUse {
             at: instant,
             touched: i64::MIN,
         });
-        let touch = now - usage.touched >= TOUCH_EVERY_SECS;
+        let touch = now.saturating_sub(usage.touched) >= TOUCH_EVERY_SECS;
         if touch {
             usage.touched = now;
         }

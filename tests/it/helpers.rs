@@ -485,8 +485,13 @@ pub struct TestApp {
 
 impl TestLadder {
     pub async fn serve(&self) -> TestApp {
+        Self::serve_ladder(self.ladder.clone()).await
+    }
+
+    /// Serves another Ladder (another "process", see `reopen`).
+    pub async fn serve_ladder(ladder: Ladder) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let app = ladder::web::Application::with_listener(self.ladder.clone(), listener)
+        let app = ladder::web::Application::with_listener(ladder, listener)
             .await
             .unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());

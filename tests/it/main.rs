@@ -4,6 +4,7 @@
 
 #[macro_use]
 mod helpers;
+mod api_check;
 mod audit;
 mod browser;
 mod cli;
