@@ -27,10 +27,13 @@ pub struct CheckQuery {
     /// The username to check.
     user: String,
     /// `app_label.codename`.
+    #[param(pattern = r"^[A-Za-z0-9_]+\.[A-Za-z0-9_]+$")]
     perm: String,
     /// `full` (default), `cached`, or `at_least=REV`.
+    #[param(pattern = r"^(full|cached|at_least=[0-9]+)$")]
     consistency: Option<String>,
     /// Same as `consistency=at_least=REV`.
+    #[param(minimum = 0)]
     at_least: Option<i64>,
 }
 
@@ -112,10 +115,13 @@ pub async fn check_one(
 #[serde(deny_unknown_fields)]
 pub struct BatchBody {
     /// Up to 1,000 checks, answered in the same order.
+    #[schema(max_items = 1000)]
     checks: Vec<OneCheck>,
     /// `full` (default), `cached`, or `at_least=REV`.
+    #[schema(pattern = r"^(full|cached|at_least=[0-9]+)$")]
     consistency: Option<String>,
     /// Same as `"consistency": "at_least=REV"`.
+    #[schema(minimum = 0)]
     at_least: Option<i64>,
 }
 
@@ -123,6 +129,7 @@ pub struct BatchBody {
 #[serde(deny_unknown_fields)]
 pub struct OneCheck {
     user: String,
+    #[schema(pattern = r"^[A-Za-z0-9_]+\.[A-Za-z0-9_]+$")]
     perm: String,
 }
 

@@ -57,7 +57,9 @@ fn table() -> OpenApiRouter<AppState> {
 
 /// The API's routes, and its OpenAPI document.
 pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    table().split_for_parts()
+    let (router, mut document) = table().split_for_parts();
+    openapi::finish(&mut document);
+    (router, document)
 }
 
 /// The document as served at `/api/v1/openapi.json`.

@@ -58,7 +58,6 @@ impl ErrorDetail {
                        browser with the session cookie."
     ),
     components(schemas(ErrorBody, ErrorDetail)),
-    modifiers(&Security, &SharedErrors),
     tags(
         (name = "checks", description = "May this user do this?"),
         (name = "users", description = "Accounts, their groups and direct permissions"),
@@ -70,7 +69,7 @@ impl ErrorDetail {
 )]
 pub struct ApiDoc;
 
-struct Security;
+pub struct Security;
 
 impl Modify for Security {
     fn modify(&self, doc: &mut openapi::OpenApi) {
@@ -90,9 +89,16 @@ impl Modify for Security {
     }
 }
 
+/// The security schemes and shared errors, applied to the finished
+/// document: a derive's modifiers run before the routes are added.
+pub fn finish(doc: &mut openapi::OpenApi) {
+    Security.modify(doc);
+    SharedErrors.modify(doc);
+}
+
 /// The errors any operation can answer, whatever its handler says: the
 /// error layer makes them for every route (docs/api.md).
-struct SharedErrors;
+pub struct SharedErrors;
 
 const SHARED: [(&str, &str); 7] = [
     ("400", "The query string or body does not parse."),

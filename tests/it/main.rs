@@ -24,6 +24,7 @@ mod promotions;
 mod refusals;
 mod route_matrix;
 mod route_reader;
+mod schemathesis;
 mod security;
 mod seed;
 mod serve;
