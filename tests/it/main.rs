@@ -5,6 +5,7 @@
 #[macro_use]
 mod helpers;
 mod api_check;
+mod api_matrix;
 mod audit;
 mod browser;
 mod cli;

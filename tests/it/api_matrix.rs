@@ -1,0 +1,172 @@
+//! The role matrix for the JSON API: every operation in the OpenAPI document
+//! × anonymous, a token of each demo role, a service account's token and a
+//! narrowed token. Each operation's rule is read from its `x-ladder-rule`
+//! (the rule table in `src/api/mod.rs` writes it), and each caller must get
+//! exactly what that rule says: anonymous 401; a caller lacking the rule's
+//! permission 403 naming it; a caller holding it past the guard. Nobody ever
+//! gets a 5xx, whatever the handler then says about the made-up input.
+
+use ladder::{
+    accounts::{User, tokens::CreateToken, users},
+    permissions::PermissionName,
+    seed::demo,
+};
+use serde_json::Value;
+
+use crate::helpers::TestLadder;
+
+on_both_backends!(every_api_operation_answers_each_caller_as_its_rule_says);
+
+/// A caller: a name, the token (None: anonymous) and what it holds as the
+/// guard sees it (the token's user's permissions, narrowed by its scope).
+struct Caller {
+    name: &'static str,
+    token: Option<String>,
+    holds: Box<dyn Fn(&str) -> bool>,
+}
+
+async fn caller(
+    t: &TestLadder,
+    name: &'static str,
+    user: &User,
+    scope: Option<&[&str]>,
+) -> Caller {
+    let scope: Option<Vec<String>> = scope.map(|s| s.iter().map(|p| p.to_string()).collect());
+    let token = t
+        .ladder
+        .db
+        .run(CreateToken {
+            actor: t.system(),
+            owner: user.username.clone(),
+            name: format!("matrix-{name}"),
+            expires_at: None,
+            scope: scope
+                .as_ref()
+                .map(|s| s.iter().map(|p| PermissionName::parse(p).unwrap()).collect()),
+            now: t.now(),
+        })
+        .await
+        .unwrap()
+        .secret;
+    let mut conn = t.ladder.db.acquire().await.unwrap();
+    let held = ladder::permissions::effective::load(&mut conn, user.user_id)
+        .await
+        .unwrap();
+    let held = match &scope {
+        Some(scope) => held.narrowed(scope),
+        None => held,
+    };
+    Caller {
+        name,
+        token: Some(token),
+        holds: Box::new(move |perm| held.has_perm(perm)),
+    }
+}
+
+/// Fills a path template with throwaway fixtures, so that a holder's
+/// change (a delete, say) touches nothing another caller relies on.
+fn fill(template: &str) -> String {
+    template
+        .split('/')
+        .map(|segment| match segment {
+            "{username}" | "{user}" => "matrix-target".to_string(),
+            "{group}" | "{group_name}" => "Matrix%20Group".to_string(),
+            "{perm}" | "{permission}" => "blog.add_post".to_string(),
+            s if s.starts_with('{') => "1".to_string(),
+            s => s.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+async fn get(t: &TestLadder, name: &str) -> User {
+    let mut conn = t.ladder.db.acquire().await.unwrap();
+    users::get_by_username(&mut conn, name).await.unwrap()
+}
+
+/// The permissions a rule as written by `Rule`'s Debug names.
+fn rule_perms(rule: &str) -> Vec<String> {
+    rule.split('"').skip(1).step_by(2).map(String::from).collect()
+}
+
+async fn every_api_operation_answers_each_caller_as_its_rule_says(t: TestLadder) {
+    // Each token asks well under its rate limit (default 2,000 at once).
+    demo::seed(&t.ladder, Some("demo-password-1")).await.unwrap();
+    t.user("matrix-target").await;
+    t.group("Matrix Group", &[]).await;
+    let (admin, alice, erin) = (get(&t, "admin").await, get(&t, "alice").await, get(&t, "erin").await);
+    let bob = get(&t, "bob").await;
+    let senior = t.group("Senior Writers", &[]).await;
+    t.join(&bob, &senior).await;
+    let service = t.user("matrix-service").await;
+    t.grant(&service, &["auth.view_user"]).await;
+    let callers = vec![
+        Caller {
+            name: "anonymous",
+            token: None,
+            holds: Box::new(|_| false),
+        },
+        caller(&t, "writer", &alice, None).await,
+        caller(&t, "senior", &bob, None).await,
+        caller(&t, "editor", &erin, None).await,
+        caller(&t, "admin", &admin, None).await,
+        caller(&t, "service", &service, None).await,
+        caller(&t, "narrowed", &erin, Some(&["blog.add_post"])).await,
+    ];
+    let app = t.serve().await;
+    let document: Value = reqwest::get(format!("{}/api/v1/openapi.json", app.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let mut wrong = Vec::new();
+    let mut asked = 0;
+    for (template, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let Some(rule) = operation["x-ladder-rule"].as_str() else {
+                continue;
+            };
+            let path = fill(template);
+            let query = if template == "/api/v1/check" { "?user=alice&perm=blog.add_post" } else { "" };
+            for c in &callers {
+                let mut request = http
+                    .request(method.to_uppercase().parse().unwrap(), format!("{}{path}{query}", app.base));
+                if let Some(token) = &c.token {
+                    request = request.bearer_auth(token);
+                }
+                if method != "get" && method != "delete" {
+                    request = request.json(&serde_json::json!({}));
+                }
+                let response = request.send().await.unwrap();
+                asked += 1;
+                let status = response.status().as_u16();
+                let body = response.text().await.unwrap_or_default();
+                let missing = rule_perms(rule).into_iter().find(|p| !(c.holds)(p));
+                let guard_refusal = |p: &str| {
+                    body.contains(&format!("needs the permission {p}, which you do not hold"))
+                };
+                let verdict = match (&c.token, rule, missing) {
+                    _ if status >= 500 => Err(format!("a server error: {body}")),
+                    (_, "Public", _) if status == 401 => Err("401 on a public route".into()),
+                    (_, "Public", _) => Ok(()),
+                    (None, _, _) if status == 401 => Ok(()),
+                    (None, _, _) => Err(format!("anonymous got {status}")),
+                    (Some(_), _, Some(p)) if status == 403 && guard_refusal(&p) => Ok(()),
+                    (Some(_), _, Some(p)) => Err(format!("lacks {p} but got {status}: {body}")),
+                    (Some(_), _, None) if status == 401 => Err("holder got 401".into()),
+                    (Some(_), _, None) => match rule_perms(rule).iter().find(|p| guard_refusal(p)) {
+                        Some(p) => Err(format!("holds {p} but the guard refused")),
+                        None => Ok(()),
+                    },
+                };
+                if let Err(why) = verdict {
+                    wrong.push(format!("{:>9}  {} {path} ({rule}): {why}", c.name, method.to_uppercase()));
+                }
+            }
+        }
+    }
+    assert!(asked >= 14, "read only {asked} requests from the document");
+    assert!(wrong.is_empty(), "{} answers differ from the rules:\n{}", wrong.len(), wrong.join("\n"));
+}
