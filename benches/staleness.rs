@@ -92,13 +92,19 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
-    let a = Ladder::open(Settings::with_database_url(&url)).await.unwrap();
-    let b = Ladder::open(Settings::with_database_url(&url)).await.unwrap();
+    let a = Ladder::open(Settings::with_database_url(&url))
+        .await
+        .unwrap();
+    let b = Ladder::open(Settings::with_database_url(&url))
+        .await
+        .unwrap();
     let postgres = url.starts_with("postgres").then(|| url.clone());
     a.live.start(&a.db, postgres.clone());
     b.live.start(&b.db, postgres);
     let name = "stale-check";
-    a.db.run(MakeUser(name.into(), a.clock.now())).await.unwrap();
+    a.db.run(MakeUser(name.into(), a.clock.now()))
+        .await
+        .unwrap();
     // Let both watchers start and B remember the user.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!cached_answer(&b, name).await);
@@ -120,7 +126,10 @@ async fn main() {
             if cached_answer(&b, name).await == on {
                 break;
             }
-            assert!(committed.elapsed() < Duration::from_secs(5), "B never saw round {round}");
+            assert!(
+                committed.elapsed() < Duration::from_secs(5),
+                "B never saw round {round}"
+            );
             tokio::task::yield_now().await;
         }
         lags.push(committed.elapsed());
@@ -128,7 +137,11 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     lags.sort();
-    let backend = if url.starts_with("postgres") { "PostgreSQL" } else { "SQLite" };
+    let backend = if url.starts_with("postgres") {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
     println!(
         "{backend}: from a committed grant or revoke on instance A to the first cached check on instance B that sees it, {rounds} rounds: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({polls} checks asked)",
         percentile(&lags, 0.50).as_secs_f64() * 1e3,

@@ -5,8 +5,8 @@
 
 pub mod accounts;
 pub mod actor;
-pub mod api;
 pub mod admin;
+pub mod api;
 pub mod audit;
 pub mod blog;
 pub mod cli;
@@ -91,7 +91,9 @@ impl Ladder {
             mail_wake: Arc::new(tokio::sync::Notify::new()),
             secret,
             permissions: Arc::new(PermissionCache::new(settings.permissions.cache_size)),
-            live: Arc::new(permissions::revision::Live::new(settings.permissions.cache_size)),
+            live: Arc::new(permissions::revision::Live::new(
+                settings.permissions.cache_size,
+            )),
             settings: Arc::new(settings),
             clock,
         };

@@ -91,7 +91,9 @@ pub fn hash(secret: &str) -> String {
 pub fn looks_like_token(secret: &str) -> bool {
     secret.len() == PREFIX.len() + 64
         && secret.starts_with(PREFIX)
-        && secret[PREFIX.len()..].bytes().all(|b| b.is_ascii_hexdigit())
+        && secret[PREFIX.len()..]
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit())
 }
 
 /// A token's name: 1 to 100 characters, no control characters.
@@ -120,7 +122,10 @@ pub fn parse_lifetime(raw: &str) -> Result<i64> {
     }
     .ok_or_else(bad)?;
     if !(60..=10 * 365 * 86_400).contains(&secs) {
-        return Err(Error::invalid("expires", "must be between 1 minute and 10 years"));
+        return Err(Error::invalid(
+            "expires",
+            "must be between 1 minute and 10 years",
+        ));
     }
     Ok(secs)
 }

@@ -106,7 +106,8 @@ pub async fn check_one(
 ) -> ApiResult<Json<CheckAnswer>> {
     let consistency = Consistency::parse(q.consistency.as_deref(), q.at_least)?;
     let checks = [(q.user, q.perm)];
-    let mut answers = check::check_all(&state.ladder, &asker(&current), &checks, consistency).await?;
+    let mut answers =
+        check::check_all(&state.ladder, &asker(&current), &checks, consistency).await?;
     let answer = answers.pop().expect("one check, one answer")?;
     Ok(Json(answer.into()))
 }

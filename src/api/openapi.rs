@@ -9,7 +9,9 @@ use utoipa::{
         content::ContentBuilder,
         response::ResponseBuilder,
         schema::Ref,
-        security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityRequirement, SecurityScheme},
+        security::{
+            ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityRequirement, SecurityScheme,
+        },
     },
 };
 
@@ -103,7 +105,10 @@ pub struct SharedErrors;
 const SHARED: [(&str, &str); 7] = [
     ("400", "The query string or body does not parse."),
     ("401", "No valid token or session."),
-    ("403", "Not allowed; the message names the missing permission."),
+    (
+        "403",
+        "Not allowed; the message names the missing permission.",
+    ),
     ("413", "The body is too large."),
     ("422", "A field is invalid; `field` names it."),
     ("429", "Too many requests for this token; see Retry-After."),

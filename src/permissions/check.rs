@@ -15,12 +15,7 @@
 use std::{collections::HashMap, sync::Arc};
 
 use super::{Denial, EffectivePermissions, PermissionName, Via};
-use crate::{
-    Error, Ladder, Result,
-    accounts::username_key,
-    binds,
-    db::Sql,
-};
+use crate::{Error, Ladder, Result, accounts::username_key, binds, db::Sql};
 
 /// How fresh an answer must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +97,11 @@ pub async fn check_all(
 ) -> Result<Vec<Result<Verdict>>> {
     let memory = match consistency {
         Consistency::Full => None,
-        Consistency::AtLeast(rev) => ladder.live.has_seen(rev).then(|| ladder.live.seen()).flatten(),
+        Consistency::AtLeast(rev) => ladder
+            .live
+            .has_seen(rev)
+            .then(|| ladder.live.seen())
+            .flatten(),
         Consistency::Cached => ladder.live.seen(),
     };
     let mut asking = Asking {
@@ -154,7 +153,11 @@ impl Asking<'_> {
         Ok(self.conn.as_mut().expect("just set"))
     }
 
-    async fn permissions(&mut self, key: &str, user: &str) -> Result<(Arc<EffectivePermissions>, i64)> {
+    async fn permissions(
+        &mut self,
+        key: &str,
+        user: &str,
+    ) -> Result<(Arc<EffectivePermissions>, i64)> {
         if let Some(found) = self.users.get(key) {
             return Ok(found.clone());
         }
@@ -174,7 +177,10 @@ impl Asking<'_> {
                 let id: i64 = self
                     .sql()
                     .await?
-                    .fetch_optional("select user_id from users where username_key = $1", binds![key])
+                    .fetch_optional(
+                        "select user_id from users where username_key = $1",
+                        binds![key],
+                    )
                     .await?
                     .ok_or_else(|| Error::NotFound(format!("user {user:?}")))?;
                 live.remember_name(key.to_string(), id);
@@ -187,7 +193,11 @@ impl Asking<'_> {
         }
     }
 
-    async fn from_database(&mut self, key: &str, user: &str) -> Result<(Arc<EffectivePermissions>, i64)> {
+    async fn from_database(
+        &mut self,
+        key: &str,
+        user: &str,
+    ) -> Result<(Arc<EffectivePermissions>, i64)> {
         let row: Option<(i64, i64, i64, i64)> = self
             .sql()
             .await?
@@ -243,9 +253,15 @@ mod tests {
     fn consistency_levels_parse_and_nonsense_is_refused() {
         assert_eq!(Consistency::parse(None, None).unwrap(), Full);
         assert_eq!(Consistency::parse(Some("cached"), None).unwrap(), Cached);
-        assert_eq!(Consistency::parse(Some("at_least=7"), None).unwrap(), AtLeast(7));
+        assert_eq!(
+            Consistency::parse(Some("at_least=7"), None).unwrap(),
+            AtLeast(7)
+        );
         assert_eq!(Consistency::parse(None, Some(7)).unwrap(), AtLeast(7));
-        assert_eq!(Consistency::parse(Some("at_least"), Some(3)).unwrap(), AtLeast(3));
+        assert_eq!(
+            Consistency::parse(Some("at_least"), Some(3)).unwrap(),
+            AtLeast(3)
+        );
         for bad in ["fresh", "at_least=x", "at_least=-1", ""] {
             assert!(Consistency::parse(Some(bad), None).is_err(), "{bad}");
         }

@@ -48,9 +48,7 @@ impl CurrentUser {
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, secret) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| secret.trim())
+    scheme.eq_ignore_ascii_case("bearer").then(|| secret.trim())
 }
 
 fn refused() -> Error {

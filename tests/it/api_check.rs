@@ -88,7 +88,9 @@ async fn checker(t: &TestLadder) -> User {
 async fn a_check_says_where_a_permission_comes_from_or_why_it_is_missing(t: TestLadder) {
     let alice = t.user("alice").await;
     t.grant(&alice, &["blog.add_post"]).await;
-    let writers = t.group("Writers", &["blog.add_post", "blog.change_post"]).await;
+    let writers = t
+        .group("Writers", &["blog.add_post", "blog.change_post"])
+        .await;
     t.join(&alice, &writers).await;
     t.superuser("root").await;
     let gone = t.user("gone").await;
@@ -115,36 +117,75 @@ async fn a_check_says_where_a_permission_comes_from_or_why_it_is_missing(t: Test
     assert_eq!(kinds(&answer), ["direct", "group:Writers"]);
     let mut conn = t.ladder.db.acquire().await.unwrap();
     let now = revision::current(&mut conn).await.unwrap();
-    assert_eq!(answer["revision"], now, "a full check reads the current revision");
+    assert_eq!(
+        answer["revision"], now,
+        "a full check reads the current revision"
+    );
 
     let (_, answer) = get(&app, &token, "user=alice&perm=blog.change_post").await;
-    assert_eq!((answer["allowed"].clone(), kinds(&answer)), (json!(true), vec!["group:Writers".to_string()]));
+    assert_eq!(
+        (answer["allowed"].clone(), kinds(&answer)),
+        (json!(true), vec!["group:Writers".to_string()])
+    );
     let (_, answer) = get(&app, &token, "user=alice&perm=blog.delete_post").await;
-    assert_eq!((answer["allowed"].clone(), kinds(&answer)), (json!(false), vec!["not_held".to_string()]));
+    assert_eq!(
+        (answer["allowed"].clone(), kinds(&answer)),
+        (json!(false), vec!["not_held".to_string()])
+    );
     // Django's rule: an unknown permission is simply not held; the superuser holds even that.
     let (_, answer) = get(&app, &token, "user=alice&perm=made.up").await;
     assert_eq!(answer["allowed"], false);
     let (_, answer) = get(&app, &token, "user=root&perm=made.up").await;
-    assert_eq!((answer["allowed"].clone(), kinds(&answer)), (json!(true), vec!["superuser".to_string()]));
+    assert_eq!(
+        (answer["allowed"].clone(), kinds(&answer)),
+        (json!(true), vec!["superuser".to_string()])
+    );
     let (_, answer) = get(&app, &token, "user=gone&perm=blog.add_post").await;
-    assert_eq!((answer["allowed"].clone(), kinds(&answer)), (json!(false), vec!["inactive".to_string()]));
+    assert_eq!(
+        (answer["allowed"].clone(), kinds(&answer)),
+        (json!(false), vec!["inactive".to_string()])
+    );
     // Usernames fold case, as everywhere.
     let (_, answer) = get(&app, &token, "user=ALICE&perm=blog.add_post").await;
     assert_eq!(answer["allowed"], true);
 
     let (status, answer) = get(&app, &token, "user=nobody&perm=blog.add_post").await;
-    assert_eq!((status, answer["error"]["code"].clone()), (StatusCode::NOT_FOUND, json!("not_found")));
+    assert_eq!(
+        (status, answer["error"]["code"].clone()),
+        (StatusCode::NOT_FOUND, json!("not_found"))
+    );
     let (status, answer) = get(&app, &token, "user=alice&perm=no-dot").await;
     assert_eq!(status, 422);
     assert_eq!(answer["error"]["field"], "perm");
     let (status, answer) = get(&app, &token, "user=alice").await;
     assert_eq!(status, 400, "{answer}");
-    let (status, answer) = get(&app, &token, "user=alice&perm=blog.add_post&consistency=fresh").await;
-    assert_eq!((status, answer["error"]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("consistency")));
+    let (status, answer) = get(
+        &app,
+        &token,
+        "user=alice&perm=blog.add_post&consistency=fresh",
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("consistency"))
+    );
     // Every level gives the same answer about a settled state.
-    for level in ["consistency=cached", "consistency=full", &format!("at_least={now}")] {
-        let (status, answer) = get(&app, &token, &format!("user=alice&perm=blog.add_post&{level}")).await;
-        assert_eq!((status, answer["allowed"].clone()), (StatusCode::OK, json!(true)), "{level}");
+    for level in [
+        "consistency=cached",
+        "consistency=full",
+        &format!("at_least={now}"),
+    ] {
+        let (status, answer) = get(
+            &app,
+            &token,
+            &format!("user=alice&perm=blog.add_post&{level}"),
+        )
+        .await;
+        assert_eq!(
+            (status, answer["allowed"].clone()),
+            (StatusCode::OK, json!(true)),
+            "{level}"
+        );
         assert_eq!(kinds(&answer), ["direct", "group:Writers"], "{level}");
     }
     let (status, _) = get(&app, "ldr_not-a-token", "user=alice&perm=blog.add_post").await;
@@ -163,19 +204,30 @@ async fn anyone_may_check_themselves_and_only_viewers_may_check_others(t: TestLa
     let app = t.serve().await;
 
     let (status, answer) = get(&app, &alices, "user=alice&perm=blog.add_post").await;
-    assert_eq!((status, answer["allowed"].clone()), (StatusCode::OK, json!(true)));
+    assert_eq!(
+        (status, answer["allowed"].clone()),
+        (StatusCode::OK, json!(true))
+    );
     for (who, token) in [("alice", &alices), ("a narrowed token", &narrowed)] {
         let (status, answer) = get(&app, token, "user=bob&perm=blog.add_post").await;
         assert_eq!(status, 403, "{who}: {answer}");
-        assert!(answer["error"]["message"].as_str().unwrap().contains("auth.view_user"));
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("auth.view_user")
+        );
     }
     // Refused before the lookup: whether "nobody" exists is not told.
     let (status, _) = get(&app, &alices, "user=nobody&perm=blog.add_post").await;
     assert_eq!(status, 403);
     // Anonymous callers are told to authenticate, in the envelope.
-    let response = reqwest::get(format!("{}/api/v1/check?user=alice&perm=blog.add_post", app.base))
-        .await
-        .unwrap();
+    let response = reqwest::get(format!(
+        "{}/api/v1/check?user=alice&perm=blog.add_post",
+        app.base
+    ))
+    .await
+    .unwrap();
     assert_eq!(response.status(), 401);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unauthorized");
@@ -199,21 +251,46 @@ async fn a_batch_answers_in_order_with_an_error_per_failed_check(t: TestLadder) 
     let results = answer["results"].as_array().unwrap();
     assert_eq!(results.len(), 4);
     assert_eq!(results[0]["allowed"], true);
-    assert_eq!((results[1]["user"].clone(), results[1]["error"]["status"].clone()), (json!("nobody"), json!(404)));
-    assert_eq!((results[2]["error"]["status"].clone(), results[2]["error"]["field"].clone()), (json!(422), json!("perm")));
+    assert_eq!(
+        (
+            results[1]["user"].clone(),
+            results[1]["error"]["status"].clone()
+        ),
+        (json!("nobody"), json!(404))
+    );
+    assert_eq!(
+        (
+            results[2]["error"]["status"].clone(),
+            results[2]["error"]["field"].clone()
+        ),
+        (json!(422), json!("perm"))
+    );
     assert_eq!(results[3]["allowed"], false);
 
-    let (status, answer) = post(&app, &token, json!({ "checks": checks, "consistency": "cached" })).await;
+    let (status, answer) = post(
+        &app,
+        &token,
+        json!({ "checks": checks, "consistency": "cached" }),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(answer["results"][0]["allowed"], true);
 
-    let many: Vec<Value> = (0..1001).map(|_| json!({"user": "alice", "perm": "blog.add_post"})).collect();
+    let many: Vec<Value> = (0..1001)
+        .map(|_| json!({"user": "alice", "perm": "blog.add_post"}))
+        .collect();
     let (status, answer) = post(&app, &token, json!({ "checks": many })).await;
-    assert_eq!((status, answer["error"]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("checks")));
+    assert_eq!(
+        (status, answer["error"]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("checks"))
+    );
     let (status, _) = post(&app, &token, json!({ "checks": [], "extra": 1 })).await;
     assert_eq!(status, 422);
     let (status, answer) = post(&app, &token, json!({ "checks": [] })).await;
-    assert_eq!((status, answer["results"].clone()), (StatusCode::OK, json!([])));
+    assert_eq!(
+        (status, answer["results"].clone()),
+        (StatusCode::OK, json!([]))
+    );
 }
 
 /// Another instance on the same database: a grant's revision is seen at
@@ -233,9 +310,17 @@ async fn a_grant_is_seen_at_least_at_its_revision_on_another_instance(t: TestLad
     let granted = revision::current(&mut conn).await.unwrap();
     let (status, answer) = get(&other, &token, &format!("{query}&at_least={granted}")).await;
     assert_eq!(status, 200);
-    assert_eq!(answer["allowed"], true, "at_least={granted} saw an answer from before it: {answer}");
+    assert_eq!(
+        answer["allowed"], true,
+        "at_least={granted} saw an answer from before it: {answer}"
+    );
     assert!(answer["revision"].as_i64().unwrap() >= granted);
-    let (_, answer) = get(&other, &token, &format!("{query}&consistency=at_least={granted}")).await;
+    let (_, answer) = get(
+        &other,
+        &token,
+        &format!("{query}&consistency=at_least={granted}"),
+    )
+    .await;
     assert_eq!(answer["allowed"], true);
 
     // Cached answers follow the change log by themselves (bounded wait, not a timing assertion).
@@ -246,7 +331,10 @@ async fn a_grant_is_seen_at_least_at_its_revision_on_another_instance(t: TestLad
             assert!(answer["revision"].as_i64().unwrap() >= granted);
             break;
         }
-        assert!(Instant::now() < deadline, "the cached answer never caught up: {answer}");
+        assert!(
+            Instant::now() < deadline,
+            "the cached answer never caught up: {answer}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
@@ -263,5 +351,8 @@ async fn a_grant_is_seen_at_least_at_its_revision_on_another_instance(t: TestLad
     .unwrap();
     tx.commit().await.unwrap();
     let (_, answer) = get(&other, &token, query).await;
-    assert_eq!(answer["allowed"], false, "a full check served a revoked permission");
+    assert_eq!(
+        answer["allowed"], false,
+        "a full check served a revoked permission"
+    );
 }

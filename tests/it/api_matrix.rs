@@ -25,12 +25,7 @@ struct Caller {
     holds: Box<dyn Fn(&str) -> bool>,
 }
 
-async fn caller(
-    t: &TestLadder,
-    name: &'static str,
-    user: &User,
-    scope: Option<&[&str]>,
-) -> Caller {
+async fn caller(t: &TestLadder, name: &'static str, user: &User, scope: Option<&[&str]>) -> Caller {
     let scope: Option<Vec<String>> = scope.map(|s| s.iter().map(|p| p.to_string()).collect());
     let token = t
         .ladder
@@ -40,9 +35,11 @@ async fn caller(
             owner: user.username.clone(),
             name: format!("matrix-{name}"),
             expires_at: None,
-            scope: scope
-                .as_ref()
-                .map(|s| s.iter().map(|p| PermissionName::parse(p).unwrap()).collect()),
+            scope: scope.as_ref().map(|s| {
+                s.iter()
+                    .map(|p| PermissionName::parse(p).unwrap())
+                    .collect()
+            }),
             now: t.now(),
         })
         .await
@@ -86,15 +83,25 @@ async fn get(t: &TestLadder, name: &str) -> User {
 
 /// The permissions a rule as written by `Rule`'s Debug names.
 fn rule_perms(rule: &str) -> Vec<String> {
-    rule.split('"').skip(1).step_by(2).map(String::from).collect()
+    rule.split('"')
+        .skip(1)
+        .step_by(2)
+        .map(String::from)
+        .collect()
 }
 
 async fn every_api_operation_answers_each_caller_as_its_rule_says(t: TestLadder) {
     // Each token asks well under its rate limit (default 2,000 at once).
-    demo::seed(&t.ladder, Some("demo-password-1")).await.unwrap();
+    demo::seed(&t.ladder, Some("demo-password-1"))
+        .await
+        .unwrap();
     t.user("matrix-target").await;
     t.group("Matrix Group", &[]).await;
-    let (admin, alice, erin) = (get(&t, "admin").await, get(&t, "alice").await, get(&t, "erin").await);
+    let (admin, alice, erin) = (
+        get(&t, "admin").await,
+        get(&t, "alice").await,
+        get(&t, "erin").await,
+    );
     let bob = get(&t, "bob").await;
     let senior = t.group("Senior Writers", &[]).await;
     t.join(&bob, &senior).await;
@@ -129,10 +136,16 @@ async fn every_api_operation_answers_each_caller_as_its_rule_says(t: TestLadder)
                 continue;
             };
             let path = fill(template);
-            let query = if template == "/api/v1/check" { "?user=alice&perm=blog.add_post" } else { "" };
+            let query = if template == "/api/v1/check" {
+                "?user=alice&perm=blog.add_post"
+            } else {
+                ""
+            };
             for c in &callers {
-                let mut request = http
-                    .request(method.to_uppercase().parse().unwrap(), format!("{}{path}{query}", app.base));
+                let mut request = http.request(
+                    method.to_uppercase().parse().unwrap(),
+                    format!("{}{path}{query}", app.base),
+                );
                 if let Some(token) = &c.token {
                     request = request.bearer_auth(token);
                 }
@@ -156,17 +169,28 @@ async fn every_api_operation_answers_each_caller_as_its_rule_says(t: TestLadder)
                     (Some(_), _, Some(p)) if status == 403 && guard_refusal(&p) => Ok(()),
                     (Some(_), _, Some(p)) => Err(format!("lacks {p} but got {status}: {body}")),
                     (Some(_), _, None) if status == 401 => Err("holder got 401".into()),
-                    (Some(_), _, None) => match rule_perms(rule).iter().find(|p| guard_refusal(p)) {
-                        Some(p) => Err(format!("holds {p} but the guard refused")),
-                        None => Ok(()),
-                    },
+                    (Some(_), _, None) => {
+                        match rule_perms(rule).iter().find(|p| guard_refusal(p)) {
+                            Some(p) => Err(format!("holds {p} but the guard refused")),
+                            None => Ok(()),
+                        }
+                    }
                 };
                 if let Err(why) = verdict {
-                    wrong.push(format!("{:>9}  {} {path} ({rule}): {why}", c.name, method.to_uppercase()));
+                    wrong.push(format!(
+                        "{:>9}  {} {path} ({rule}): {why}",
+                        c.name,
+                        method.to_uppercase()
+                    ));
                 }
             }
         }
     }
     assert!(asked >= 14, "read only {asked} requests from the document");
-    assert!(wrong.is_empty(), "{} answers differ from the rules:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} answers differ from the rules:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
 }

@@ -158,7 +158,12 @@ fn read_routes(
             "merge" if method_call && args[0].contains("SwaggerUi::new") => {
                 let docs = literal(args[0].split("SwaggerUi::new(").nth(1).unwrap_or(""));
                 let document = literal(args[0].split(".url(").nth(1).unwrap_or(""));
-                for path in [docs.clone(), format!("{docs}/"), format!("{docs}/{{*rest}}"), document] {
+                for path in [
+                    docs.clone(),
+                    format!("{docs}/"),
+                    format!("{docs}/{{*rest}}"),
+                    document,
+                ] {
                     served.push(ServedRoute {
                         method: "GET",
                         path,
@@ -192,10 +197,7 @@ fn api_routes() -> Vec<ServedRoute> {
     let mut served = Vec::new();
     for (path, item) in document["paths"].as_object().expect("paths") {
         for (method, operation) in item.as_object().expect("a path item") {
-            let Some(method) = ALL_METHODS
-                .iter()
-                .find(|m| m.eq_ignore_ascii_case(method))
-            else {
+            let Some(method) = ALL_METHODS.iter().find(|m| m.eq_ignore_ascii_case(method)) else {
                 continue;
             };
             let rule = operation["x-ladder-rule"]

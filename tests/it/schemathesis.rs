@@ -19,7 +19,10 @@ fn schemathesis() -> Option<PathBuf> {
     let path = std::env::var_os("LADDER_SCHEMATHESIS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/venv/bin/schemathesis"))
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/.ci/venv/bin/schemathesis"
+            ))
         });
     path.exists().then_some(path)
 }
@@ -36,7 +39,9 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
     let t = TestLadder::start_with(Kind::Sqlite, |s| s.api.requests_per_second = 0)
         .await
         .unwrap();
-    demo::seed(&t.ladder, Some("demo-password-1")).await.unwrap();
+    demo::seed(&t.ladder, Some("demo-password-1"))
+        .await
+        .unwrap();
     let app = t.serve().await;
     for owner in ["admin", "alice"] {
         let token = t
