@@ -1,7 +1,7 @@
 //! `GET` and `POST /api/v1/check`: permission checks for other apps.
 
 use axum::{
-    Json,
+    Extension, Json,
     extract::{Query, State},
 };
 use serde::{Deserialize, Serialize};
@@ -12,6 +12,7 @@ use crate::{
     Error,
     permissions::check::{self, Asker, Consistency, Source, Verdict},
     web::{
+        api_auth::FreshAsOf,
         auth::{CurrentUser, SignedIn},
         error::ApiJson,
         state::AppState,
@@ -83,6 +84,15 @@ impl From<Verdict> for CheckAnswer {
     }
 }
 
+/// A full check reuses the revision the token lookup read (the request's
+/// start), rather than reading the counter again.
+fn level(consistency: Consistency, fresh: Option<Extension<FreshAsOf>>) -> Consistency {
+    match (consistency, fresh) {
+        (Consistency::Full, Some(Extension(FreshAsOf(rev)))) => Consistency::AtLeast(rev),
+        (level, _) => level,
+    }
+}
+
 fn asker(current: &CurrentUser) -> Asker {
     Asker {
         username: current.user.username.clone(),
@@ -102,9 +112,10 @@ fn asker(current: &CurrentUser) -> Asker {
 pub async fn check_one(
     State(state): State<AppState>,
     SignedIn(current): SignedIn,
+    fresh: Option<Extension<FreshAsOf>>,
     Query(q): Query<CheckQuery>,
 ) -> ApiResult<Json<CheckAnswer>> {
-    let consistency = Consistency::parse(q.consistency.as_deref(), q.at_least)?;
+    let consistency = level(Consistency::parse(q.consistency.as_deref(), q.at_least)?, fresh);
     let checks = [(q.user, q.perm)];
     let mut answers =
         check::check_all(&state.ladder, &asker(&current), &checks, consistency).await?;
@@ -160,12 +171,16 @@ pub enum BatchResult {
 pub async fn check_many(
     State(state): State<AppState>,
     SignedIn(current): SignedIn,
+    fresh: Option<Extension<FreshAsOf>>,
     ApiJson(body): ApiJson<BatchBody>,
 ) -> ApiResult<Json<BatchAnswer>> {
     if body.checks.len() > MAX_BATCH {
         return Err(Error::invalid("checks", "at most 1,000 checks at once").into());
     }
-    let consistency = Consistency::parse(body.consistency.as_deref(), body.at_least)?;
+    let consistency = level(
+        Consistency::parse(body.consistency.as_deref(), body.at_least)?,
+        fresh,
+    );
     let checks: Vec<(String, String)> = body.checks.into_iter().map(|c| (c.user, c.perm)).collect();
     let answers = check::check_all(&state.ladder, &asker(&current), &checks, consistency).await?;
     let results = answers

@@ -1,8 +1,9 @@
 //! "May this user do this?" asked by another app, with a consistency level.
 //!
-//! - `Full` reads the user's permission counters from the database (one
-//!   indexed read) and answers from the cache only if they have not moved:
-//!   it sees every change committed before the check began.
+//! - `Full` reads the revision counter (one row): when this process's memory
+//!   has seen that revision it answers from memory, and otherwise reads the
+//!   user's permissions from the database. Either way it sees every change
+//!   committed before the check began.
 //! - `AtLeast(rev)` is answered from this process's memory when it has seen
 //!   `rev`, and as `Full` otherwise: a caller that just made a change and got
 //!   its revision never gets an answer from before it.
@@ -14,7 +15,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use super::{Denial, EffectivePermissions, PermissionName, Via};
+use super::{Denial, EffectivePermissions, PermissionName, Via, revision};
 use crate::{Error, Ladder, Result, accounts::username_key, binds, db::Sql};
 
 /// How fresh an answer must be.
@@ -95,20 +96,22 @@ pub async fn check_all(
     checks: &[(String, String)],
     consistency: Consistency,
 ) -> Result<Vec<Result<Verdict>>> {
-    let memory = match consistency {
-        Consistency::Full => None,
-        Consistency::AtLeast(rev) => ladder
-            .live
-            .has_seen(rev)
-            .then(|| ladder.live.seen())
-            .flatten(),
-        Consistency::Cached => ladder.live.seen(),
-    };
     let mut asking = Asking {
         ladder,
-        memory,
+        memory: None,
         conn: None,
         users: HashMap::new(),
+    };
+    // Full is "at least the revision committed now": memory that has seen
+    // it answers, so a full check costs one read of the counter.
+    let at_least = match consistency {
+        Consistency::Full => Some(revision::current(asking.sql().await?).await?),
+        Consistency::AtLeast(rev) => Some(rev),
+        Consistency::Cached => None,
+    };
+    asking.memory = match at_least {
+        Some(rev) => ladder.live.has_seen(rev).then(|| ladder.live.seen()).flatten(),
+        None => ladder.live.seen(),
     };
     let asker_key = username_key(&asker.username);
     let mut answers = Vec::with_capacity(checks.len());

@@ -20,7 +20,7 @@ use crate::{
     Error, Result,
     accounts::tokens::{self, TouchToken},
     actor::{Actor, ActorToken, Source},
-    permissions::revision::CachedToken,
+    permissions::revision::{self, CachedToken},
 };
 
 /// The token a request presented, as the handlers see it.
@@ -56,43 +56,69 @@ fn refused() -> Error {
 }
 
 /// The token's user as of now, or 401 for an unknown, revoked or expired
-/// token or an inactive user.
-pub async fn resolve(state: &AppState, secret: &str, cached: bool) -> Result<CurrentUser> {
+/// token or an inactive user; with the revision read before resolving, for
+/// a request that wants every committed change (see [`FreshAsOf`]).
+///
+/// A full-consistency request reads only the revision counter when this
+/// process's memory has already seen it: everything committed before the
+/// request is then in memory, so the token and its user's permissions come
+/// from there. Otherwise the token is read from the database.
+pub async fn resolve(
+    state: &AppState,
+    secret: &str,
+    cached: bool,
+) -> Result<(CurrentUser, Option<FreshAsOf>)> {
     let now = state.ladder.clock.now();
     let live = &state.ladder.live;
     let hash = tokens::hash(secret);
-    if cached && live.seen().is_some() {
-        if let Some(token) = live.token(&hash) {
-            if token.expires_at.is_some_and(|at| at <= now) {
-                return Err(refused());
-            }
-            let perms = match live.permissions(token.user.user_id) {
-                Some(p) => p,
-                None => {
-                    let mut conn = state.ladder.db.acquire().await?;
-                    live.load_permissions(&mut conn, token.user.user_id).await?
-                }
-            };
-            if !perms.is_active {
-                return Err(refused());
-            }
-            let perms = match &token.scope {
-                Some(scope) => Arc::new(perms.narrowed(scope)),
-                None => perms,
-            };
-            return Ok(CurrentUser {
-                user: (*token.user).clone(),
-                perms,
-                token: Some(TokenInUse {
-                    token_id: token.token_id,
-                    name: token.name,
-                    scope: token.scope,
-                }),
-            });
+    let mut conn = None;
+    let fresh = if cached {
+        None
+    } else {
+        let sql = conn.insert(state.ladder.db.acquire().await?);
+        Some(FreshAsOf(revision::current(sql).await?))
+    };
+    let from_memory = match fresh {
+        Some(FreshAsOf(revision)) => live.has_seen(revision),
+        None => live.seen().is_some(),
+    };
+    if from_memory && let Some(token) = live.token(&hash) {
+        if token.expires_at.is_some_and(|at| at <= now) {
+            return Err(refused());
         }
+        let perms = match live.permissions(token.user.user_id) {
+            Some(p) => p,
+            None => {
+                let sql = match &mut conn {
+                    Some(sql) => sql,
+                    None => conn.insert(state.ladder.db.acquire().await?),
+                };
+                live.load_permissions(sql, token.user.user_id).await?
+            }
+        };
+        if !perms.is_active {
+            return Err(refused());
+        }
+        let perms = match &token.scope {
+            Some(scope) => Arc::new(perms.narrowed(scope)),
+            None => perms,
+        };
+        let current = CurrentUser {
+            user: (*token.user).clone(),
+            perms,
+            token: Some(TokenInUse {
+                token_id: token.token_id,
+                name: token.name,
+                scope: token.scope,
+            }),
+        };
+        return Ok((current, fresh));
     }
     let generation = live.generation();
-    let mut conn = state.ladder.db.acquire().await?;
+    let mut conn = match conn {
+        Some(conn) => conn,
+        None => state.ladder.db.acquire().await?,
+    };
     let found = tokens::presented(&mut conn, secret)
         .await?
         .filter(|p| p.token.is_live(now) && p.user.user.is_active)
@@ -109,24 +135,23 @@ pub async fn resolve(state: &AppState, secret: &str, cached: bool) -> Result<Cur
         )
         .await?;
     let scope = tokens::shared_scope(&found.token);
-    if cached {
-        live.remember_token(
-            generation,
-            hash,
-            CachedToken {
-                token_id: found.token.token_id,
-                user: Arc::new(user.clone()),
-                name: found.token.name.clone(),
-                scope: scope.clone(),
-                expires_at: found.token.expires_at,
-            },
-        );
-    }
+    // Kept only if nothing changed while it was read (the generation).
+    live.remember_token(
+        generation,
+        hash,
+        CachedToken {
+            token_id: found.token.token_id,
+            user: Arc::new(user.clone()),
+            name: found.token.name.clone(),
+            scope: scope.clone(),
+            expires_at: found.token.expires_at,
+        },
+    );
     let perms = match &scope {
         Some(scope) => Arc::new(perms.narrowed(scope)),
         None => perms,
     };
-    Ok(CurrentUser {
+    let current = CurrentUser {
         user,
         perms,
         token: Some(TokenInUse {
@@ -134,8 +159,15 @@ pub async fn resolve(state: &AppState, secret: &str, cached: bool) -> Result<Cur
             name: found.token.name,
             scope,
         }),
-    })
+    };
+    Ok((current, fresh))
 }
+
+/// The revision committed when a token request began: a full-consistency
+/// answer may come from any state at or after it (the check reuses it
+/// instead of reading the counter again).
+#[derive(Debug, Clone, Copy)]
+pub struct FreshAsOf(pub i64);
 
 /// Per-token rate limits (a token bucket each) and last-use bookkeeping,
 /// for this process.

@@ -88,14 +88,17 @@ pub async fn load_viewer(
                 .uri()
                 .query()
                 .is_some_and(|q| q.split('&').any(|kv| kv == "consistency=cached"));
-        let current = match super::api_auth::resolve(&state, secret, cached).await {
-            Ok(current) => current,
+        let (current, fresh) = match super::api_auth::resolve(&state, secret, cached).await {
+            Ok(resolved) => resolved,
             Err(e) => return super::error::ApiError(e).into_response(),
         };
         if let Err(e) = super::api_auth::count_use(&state, &current) {
             return super::error::ApiError(e).into_response();
         }
         req.extensions_mut().insert(Bearer);
+        if let Some(fresh) = fresh {
+            req.extensions_mut().insert(fresh);
+        }
         req.extensions_mut().insert(Viewer(Some(Arc::new(current))));
         return next.run(req).await;
     }
