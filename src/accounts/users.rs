@@ -359,6 +359,8 @@ pub async fn set_staff(
         binds![staff, target.user_id],
     )
     .await?;
+    // Staff rules are read from the user that memory keeps with a token.
+    permissions::bump_user(sql, target.user_id).await?;
     audit::record(
         sql,
         actor,
