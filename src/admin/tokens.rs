@@ -24,7 +24,9 @@ pub async fn revoke(c: Changer, Id(token_id): Id) -> Result<Response> {
     let not_found = || Error::NotFound(format!("token {token_id}"));
     let mut conn = state.ladder.db.acquire().await?;
     // A token's owner never changes: read here for the page to go back to.
-    let token = tokens::find(&mut conn, token_id).await?.ok_or_else(not_found)?;
+    let token = tokens::find(&mut conn, token_id)
+        .await?
+        .ok_or_else(not_found)?;
     let owner = users::find_by_id(&mut conn, token.user_id)
         .await?
         .ok_or_else(not_found)?;

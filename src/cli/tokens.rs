@@ -82,7 +82,9 @@ async fn create(
         "Token {} ({:?}) created for {owner}: {expiry}{scope}.",
         token.token_id, token.name
     );
-    println!("It is shown this once; Ladder keeps only its hash. Send it as `Authorization: Bearer <token>`.");
+    println!(
+        "It is shown this once; Ladder keeps only its hash. Send it as `Authorization: Bearer <token>`."
+    );
     println!("{secret}");
     Ok(())
 }

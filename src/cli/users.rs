@@ -112,7 +112,10 @@ pub(super) async fn user(ladder: &Ladder, cmd: UserCommand) -> Result<()> {
             let change = CreateUser { actor, new, now };
             let (user, revision) = ladder.db.run(WithRevision(change)).await?;
             let text = match user.is_service {
-                true => format!("Service account {} created; give it tokens with `ladder token create`.", user.username),
+                true => format!(
+                    "Service account {} created; give it tokens with `ladder token create`.",
+                    user.username
+                ),
                 false => format!("User {} created.", user.username),
             };
             output::written(json.json, &text, output::user_json(&user), revision);
@@ -183,12 +186,7 @@ struct Kind {
 
 /// `user add`'s arguments as a new user, the password hashed. A service
 /// account may have no email (`""`): it is never mailed a link to sign in.
-async fn new_user(
-    username: &str,
-    email: &str,
-    display_name: &str,
-    kind: Kind,
-) -> Result<NewUser> {
+async fn new_user(username: &str, email: &str, display_name: &str, kind: Kind) -> Result<NewUser> {
     let username = Username::parse(username)?;
     let email = match (kind.service, email.trim()) {
         (true, "") => Email::none(),

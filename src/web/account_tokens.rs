@@ -184,7 +184,15 @@ pub async fn create(
         scope: made.token.scope(),
         secret: made.secret,
     };
-    show(state, current, page, Entered::default(), &errors, Some(created)).await
+    show(
+        state,
+        current,
+        page,
+        Entered::default(),
+        &errors,
+        Some(created),
+    )
+    .await
 }
 
 /// Revokes one of the signed-in user's own tokens; anyone else's is not found.
@@ -221,7 +229,12 @@ async fn show(
         let all = catalog::all(&mut conn).await?;
         all.iter().map(|p| p.name().to_string()).collect()
     } else {
-        current.perms.granted().keys().map(|p| p.to_string()).collect()
+        current
+            .perms
+            .granted()
+            .keys()
+            .map(|p| p.to_string())
+            .collect()
     };
     drop(conn);
     let lifetimes: Vec<_> = LIFETIMES
