@@ -336,7 +336,13 @@ pub async fn run() -> ExitCode {
         }
         Err(e) => {
             let rendered = e.to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            // The first line, with the indented lines that finish it (the
+            // missing arguments' names, say).
+            let mut lines = rendered.lines();
+            let mut first = lines.next().unwrap_or("invalid arguments").to_string();
+            for more in lines.take_while(|l| l.starts_with(' ') && !l.trim().is_empty()) {
+                first = format!("{first} {}", more.trim());
+            }
             eprintln!("{first} (see --help)");
             return ExitCode::from(2);
         }
