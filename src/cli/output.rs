@@ -126,7 +126,7 @@ pub fn user_show(user: &User, groups: &[String], direct: &[Permission], json: bo
     println!(
         "password:     {}",
         match (user.is_service, user.password_hash.is_some()) {
-            (true, _) => "none: a service account signs in only with API tokens",
+            (true, _) => "none: a service account (it uses API tokens only)",
             (false, true) => "set",
             (false, false) => "not set",
         }
