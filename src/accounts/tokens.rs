@@ -430,3 +430,78 @@ pub async fn presented(sql: &mut dyn Sql, secret: &str) -> Result<Option<Present
 pub fn shared_scope(token: &Token) -> Option<Arc<Vec<String>>> {
     token.scope().map(Arc::new)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_is_trimmed_and_one_to_a_hundred_characters_without_controls() {
+        assert_eq!(parse_name("  deploy script ").unwrap(), "deploy script");
+        assert_eq!(parse_name(&"é".repeat(100)).unwrap().chars().count(), 100);
+        for bad in ["", "   ", "a\nb", "tab\there", &"é".repeat(101)] {
+            assert!(parse_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_lifetime_is_a_number_and_a_unit_from_a_minute_to_ten_years() {
+        assert_eq!(parse_lifetime("90d").unwrap(), 90 * 86_400);
+        assert_eq!(parse_lifetime("12h").unwrap(), 12 * 3_600);
+        assert_eq!(parse_lifetime("1m").unwrap(), 60);
+        assert_eq!(parse_lifetime("3650d").unwrap(), 3650 * 86_400);
+        for bad in [
+            "",
+            "90",
+            "d",
+            "0m",
+            "59s",
+            "3651d",
+            "-5d",
+            "5y",
+            "1.5d",
+            "99999999999999999d",
+        ] {
+            assert!(parse_lifetime(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_ldr_and_sixty_four_hex_digits_look_like_a_token() {
+        let good = format!("{PREFIX}{}", "0a".repeat(32));
+        assert!(looks_like_token(&good));
+        assert!(!looks_like_token(&good[1..]));
+        assert!(!looks_like_token(&format!("{good}0")));
+        assert!(!looks_like_token(&good.replace("ldr_", "ldx_")));
+        assert!(!looks_like_token(&format!("{PREFIX}{}", "zz".repeat(32))));
+        assert_eq!(hash(&good).len(), 64);
+    }
+
+    #[test]
+    fn a_tokens_status_is_revoked_over_expired_over_active() {
+        let token = |expires_at, revoked_at| Token {
+            token_id: 1,
+            user_id: 1,
+            name: "t".into(),
+            hint: "ldr_0000".into(),
+            scope: Some("blog.add_post  blog.view_post".into()),
+            created_by: "system".into(),
+            created_at: 0,
+            expires_at,
+            last_used_at: None,
+            revoked_at,
+        };
+        assert_eq!(token(None, None).status(100), "active");
+        assert_eq!(token(Some(101), None).status(100), "active");
+        assert_eq!(token(Some(100), None).status(100), "expired");
+        assert_eq!(token(Some(50), Some(10)).status(100), "revoked");
+        assert!(!token(Some(100), None).is_live(100));
+        assert_eq!(
+            token(None, None).scope(),
+            Some(vec![
+                "blog.add_post".to_string(),
+                "blog.view_post".to_string()
+            ])
+        );
+    }
+}
