@@ -28,7 +28,7 @@ use std::{
 use super::{EffectivePermissions, effective};
 use crate::{
     Result, binds,
-    db::{Backend, Db, Sql},
+    db::{Backend, Db, Finish, Sql, Transaction},
 };
 
 /// How often the watcher reads the log even without a signal.
@@ -65,6 +65,23 @@ pub async fn current(sql: &mut dyn Sql) -> Result<i64> {
         binds![],
     )
     .await
+}
+
+/// Runs a write and answers, with its outcome, the revision as of its
+/// commit: the one it committed if it advanced the counter, else the latest
+/// committed before it. Read in the write's own transaction, so a check
+/// `at_least` that revision sees the write. What the CLI's `--json` reports.
+pub struct WithRevision<T>(pub T);
+
+impl<T: Transaction> Transaction for WithRevision<T> {
+    type Output = (T::Output, i64);
+
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<(T::Output, i64)>> {
+        Ok(match self.0.run(sql).await? {
+            Finish::Commit(value) => Finish::Commit((value, current(sql).await?)),
+            Finish::Rollback(value) => Finish::Rollback((value, current(sql).await?)),
+        })
+    }
 }
 
 /// A token as the cached path knows it (see `accounts::tokens`).

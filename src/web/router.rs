@@ -21,7 +21,7 @@ use tower_http::{
 use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
 
 use super::{
-    AppState, account, auth, csrf,
+    AppState, account, account_tokens, auth, csrf,
     error::{api_json_errors, not_found},
     guards::{self, Rule},
     healthz, inputs, login, readyz, request_id,
@@ -59,6 +59,19 @@ pub fn routes() -> Router<AppState> {
         "/account/password",
         SignedIn,
         get(account::own_password_form).post(account::own_password),
+    );
+    // One's own API tokens; another user's token id is not found here.
+    let r = route(
+        r,
+        "/account/tokens",
+        SignedIn,
+        get(account_tokens::list).post(account_tokens::create),
+    );
+    let r = route(
+        r,
+        "/account/tokens/{token_id}/revoke",
+        SignedIn,
+        post(account_tokens::revoke),
     );
     // The blog
     let r = route(r, "/", Public, get(|| async { Redirect::to("/posts") }));
@@ -250,6 +263,13 @@ pub fn routes() -> Router<AppState> {
         "/admin/users/{username}/password",
         StaffPerm("auth.change_user"),
         post(admin::users::set_password),
+    );
+    // Acting on the owner's account: `accounts::tokens` asks the delegation rule.
+    let r = route(
+        r,
+        "/admin/tokens/{token_id}/revoke",
+        StaffPerm("auth.change_user"),
+        post(admin::tokens::revoke),
     );
     let r = route(
         r,

@@ -32,5 +32,8 @@ mod serve;
 mod sessions;
 mod sign_in;
 mod superuser;
+mod token_pages;
+mod token_use;
+mod tokens;
 mod tracks;
 mod web_helpers;
