@@ -75,30 +75,117 @@ from_row!(HolderRow {
     direct,
 });
 
+/// How a page of holders is found; both give the same rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Walk {
+    /// Start from the holders' ids (direct, by group, the superuser): best
+    /// when few hold the permission.
+    FromHolders,
+    /// Walk the users by name, keeping those who hold it: best when many
+    /// do, as a page then fills after a few rows.
+    ByName,
+}
+
+/// Up to this many holders, a page starts from their ids; beyond, it walks
+/// the users by name.
+const FEW_HOLDERS: usize = 5_000;
+
 /// Up to `limit + 1` active holders of `permission` after `after` (a
 /// `username_key`), by username: the superuser, direct holders and members
 /// of a group that holds it, each once. Inactive users hold nothing
-/// (Django's `users_with_perm` with `is_active=True`).
+/// (Django's `users_with_perm` with `is_active=True`). Which way the page
+/// is found depends on how many hold it, read up to a cap.
 pub async fn holders_page(
     sql: &mut dyn crate::db::Sql,
     permission: &Permission,
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Holder>> {
+    let ids = holder_ids(sql, permission, Some(FEW_HOLDERS + 1)).await?;
+    if ids.len() > FEW_HOLDERS {
+        holders_page_by(sql, permission, after, limit, Walk::ByName).await
+    } else {
+        page_of(sql, permission, Some(&ids), after, limit).await
+    }
+}
+
+/// `holders_page`, found the given way.
+pub async fn holders_page_by(
+    sql: &mut dyn crate::db::Sql,
+    permission: &Permission,
+    after: Option<&str>,
+    limit: i64,
+    walk: Walk,
+) -> Result<Vec<Holder>> {
+    match walk {
+        Walk::FromHolders => {
+            let ids = holder_ids(sql, permission, None).await?;
+            page_of(sql, permission, Some(&ids), after, limit).await
+        }
+        Walk::ByName => page_of(sql, permission, None, after, limit).await,
+    }
+}
+
+/// The ids of everyone granted `permission` (directly, through a group) and
+/// the superuser's, active or not, at most `cap` (read as they come, so a
+/// capped read stops early; one held twice may appear twice).
+async fn holder_ids(
+    sql: &mut dyn crate::db::Sql,
+    permission: &Permission,
+    cap: Option<usize>,
+) -> Result<Vec<i64>> {
     let mut binds = Binds::default();
     let id = binds.int(permission.permission_id);
-    let active = binds.bool(true);
+    let yes = binds.bool(true);
+    let mut query = format!(
+        "select user_id from ( \
+           select up.user_id from user_permissions up where up.permission_id = {id} \
+           union all select ug.user_id from user_groups ug \
+                   join group_permissions gp on gp.group_id = ug.group_id \
+                  where gp.permission_id = {id} \
+           union all select s.user_id from users s where s.is_superuser = {yes}) holders"
+    );
+    if let Some(cap) = cap {
+        query += &format!(" limit {}", binds.int(cap as i64));
+    }
+    sql.fetch_i64s(&query, binds.into_vec()).await
+}
+
+/// A page of the holders among `ids` (read by primary key), or, with no
+/// ids, of every user by name, each kept if they hold the permission.
+async fn page_of(
+    sql: &mut dyn crate::db::Sql,
+    permission: &Permission,
+    ids: Option<&[i64]>,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Holder>> {
+    if ids.is_some_and(<[i64]>::is_empty) {
+        return Ok(vec![]);
+    }
+    let mut binds = Binds::default();
+    let id = binds.int(permission.permission_id);
+    let yes = binds.bool(true);
+    let direct = format!(
+        "exists (select 1 from user_permissions up \
+                  where up.user_id = u.user_id and up.permission_id = {id})"
+    );
+    let holds = match ids {
+        Some(ids) => {
+            let ids: Vec<String> = ids.iter().map(|i| binds.int(*i)).collect();
+            format!("u.user_id in ({})", ids.join(", "))
+        }
+        None => format!(
+            "(u.is_superuser = {yes} or {direct} \
+              or exists (select 1 from user_groups ug \
+                           join group_permissions gp on gp.group_id = ug.group_id \
+                          where ug.user_id = u.user_id and gp.permission_id = {id}))"
+        ),
+    };
     let mut query = format!(
         "select u.user_id, u.username, u.username_key, u.display_name, u.is_superuser, \
-                exists (select 1 from user_permissions up \
-                         where up.user_id = u.user_id and up.permission_id = {id}) as direct \
-           from users u \
-          where u.is_active = {active} and (u.is_superuser = {active} \
-             or exists (select 1 from user_permissions up \
-                         where up.user_id = u.user_id and up.permission_id = {id}) \
-             or exists (select 1 from user_groups ug \
-                          join group_permissions gp on gp.group_id = ug.group_id \
-                         where ug.user_id = u.user_id and gp.permission_id = {id}))"
+                {direct} as direct \
+           from users u where u.is_active = {yes} and {holds}"
     );
     if let Some(after) = after {
         query += &format!(" and u.username_key > {}", binds.text(after.to_string()));

@@ -2,7 +2,13 @@
 //! `/api/v1/permissions/{perm}/holders`: what each answers, its filters and
 //! pages, who may ask, and every error status.
 
-use ladder::config::TrackSettings;
+use ladder::{
+    config::TrackSettings,
+    permissions::{
+        PermissionName, catalog,
+        listing::{self, Walk},
+    },
+};
 use serde_json::{Value, json};
 
 use crate::{
@@ -229,6 +235,38 @@ async fn holders_are_listed_by_username_with_every_way_they_hold_it(t: TestLadde
         }
     }
     assert_eq!(walked, ["carol", "erin", "root"]);
+
+    // A page is found from the holders' ids when few hold a permission, by
+    // walking the users by name when many do: both ways give the same pages.
+    let mut conn = t.ladder.db.acquire().await.unwrap();
+    for perm in [
+        "blog.publish_post",
+        "blog.feature_post",
+        "blog.add_post",
+        "auth.delete_group",
+    ] {
+        let name = PermissionName::parse(perm).unwrap();
+        let permission = catalog::resolve(&mut conn, &[name])
+            .await
+            .unwrap()
+            .remove(0);
+        for after in [
+            None,
+            Some("alice"),
+            Some("carol"),
+            Some("erin"),
+            Some("root"),
+        ] {
+            let mut by = async |walk| {
+                listing::holders_page_by(&mut conn, &permission, after, 1, walk)
+                    .await
+                    .unwrap()
+            };
+            let from_holders = by(Walk::FromHolders).await;
+            let by_name = by(Walk::ByName).await;
+            assert_eq!(from_holders, by_name, "{perm} after {after:?}");
+        }
+    }
 }
 
 async fn the_catalog_routes_answer_each_error_they_document(t: TestLadder) {
