@@ -10,7 +10,10 @@ use utoipa::{IntoParams, ToSchema};
 use super::ApiResult;
 use crate::{
     Error,
-    permissions::check::{self, Asker, Consistency, Source, Verdict},
+    permissions::{
+        Via,
+        check::{self, Asker, Consistency, Source, Verdict},
+    },
     web::{
         api_auth::FreshAsOf,
         auth::{CurrentUser, SignedIn},
@@ -56,6 +59,18 @@ pub struct SourceJson {
     kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     group: Option<String>,
+}
+
+impl SourceJson {
+    /// How a holder holds a permission, in a check's words.
+    pub fn held(via: Via) -> SourceJson {
+        let (kind, group) = match via {
+            Via::Superuser => ("superuser", None),
+            Via::Direct => ("direct", None),
+            Via::Group(g) => ("group", Some(g)),
+        };
+        SourceJson { kind, group }
+    }
 }
 
 impl From<Verdict> for CheckAnswer {

@@ -165,42 +165,12 @@ pub fn routes() -> Router<AppState> {
     );
     let r = route(
         r,
-        "/api/v1/promotions",
-        SignedIn,
-        get(promotions::api::list).post(promotions::api::submit),
-    );
-    let r = route(
-        r,
-        "/api/v1/promotions/{request_id}",
-        SignedIn,
-        get(promotions::api::show),
-    );
-    let r = route(
-        r,
-        "/api/v1/promotions/{request_id}/approve",
-        SignedIn,
-        post(promotions::api::approve),
-    );
-    let r = route(
-        r,
-        "/api/v1/promotions/{request_id}/reject",
-        SignedIn,
-        post(promotions::api::reject),
-    );
-    let r = route(
-        r,
-        "/api/v1/promotions/{request_id}/withdraw",
-        SignedIn,
-        post(promotions::api::withdraw),
-    );
-    let r = route(
-        r,
         "/api/{*rest}",
         Public,
         // Every method: an unknown endpoint is a 404, not a 405.
-        get(promotions::api::not_found)
-            .post(promotions::api::not_found)
-            .fallback(promotions::api::not_found),
+        get(crate::api::not_found)
+            .post(crate::api::not_found)
+            .fallback(crate::api::not_found),
     );
     // The admin console
     let r = route(r, "/admin", Staff, get(admin::index));
@@ -365,6 +335,9 @@ pub fn router(state: AppState) -> Router {
 
     routes()
         .fallback(not_found)
+        // For middleware that a route adds without the state (the API's
+        // Idempotency-Key, `api::idempotency`).
+        .layer(axum::Extension(state.ladder.clone()))
         .layer(from_fn_with_state(state.clone(), csrf::verify))
         .layer(from_fn_with_state(state.clone(), auth::load_viewer))
         .layer(sessions)

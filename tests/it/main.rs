@@ -4,8 +4,13 @@
 
 #[macro_use]
 mod helpers;
+mod api_audit;
+mod api_catalog;
 mod api_check;
+mod api_client;
+mod api_idempotency;
 mod api_matrix;
+mod api_promotions;
 mod audit;
 mod browser;
 mod cli;

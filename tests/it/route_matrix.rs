@@ -179,6 +179,13 @@ pub fn route_matrix() -> Vec<(Req, [Want; 7])> {
         (Get("/api/v1/check?user={user}&perm=blog.add_post"),                   [e401,      no(vu),     no(vu),     OK,         no(vu),               OK,          no(vu)]),
         (Json("/api/v1/check", r#"{"checks": [{"user": "admin", "perm": "blog.add_post"}]}"#),
                                                                                  [e401,      OK,         OK,         OK,         OK,                   OK,          OK]),
+        // The tracks and the permission catalog: anyone signed in; who holds a
+        // permission: auth.view_user; the audit log: as the console's page
+        (Get("/api/v1/tracks"),                                                  [e401,      OK,         OK,         OK,         OK,                   OK,          OK]),
+        (Get("/api/v1/permissions?app=blog"),                                    [e401,      OK,         OK,         OK,         OK,                   OK,          OK]),
+        (Get("/api/v1/permissions/blog.add_post/holders"),                       [e401,      no(vu),     no(vu),     OK,         no(vu),               OK,          OK]),
+        (Get("/api/v1/permissions/blog.nothing/holders"),                        [e401,      no(vu),     no(vu),     GONE,       no(vu),               GONE,        GONE]),
+        (Get("/api/v1/audit"),                                                   [e401,      STAFF,      STAFF,      STAFF,      no("admin.view_logentry"), OK,     OK]),
         // The API's document and its docs page, served by Ladder itself
         (Get("/api/v1/openapi.json"),                                            [OK; 7]),
         (Get("/api/docs"),                                                       [Want::Status(303); 7]),
