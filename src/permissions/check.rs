@@ -165,14 +165,14 @@ impl Asking<'_> {
             return Ok(found.clone());
         }
         let found = match self.memory {
-            Some(revision) => (self.from_memory(key, user).await?, revision),
-            None => self.from_database(key, user).await?,
+            Some(revision) => (self.in_memory(key, user).await?, revision),
+            None => self.in_database(key, user).await?,
         };
         self.users.insert(key.to_string(), found.clone());
         Ok(found)
     }
 
-    async fn from_memory(&mut self, key: &str, user: &str) -> Result<Arc<EffectivePermissions>> {
+    async fn in_memory(&mut self, key: &str, user: &str) -> Result<Arc<EffectivePermissions>> {
         let live = self.ladder.live.clone();
         let user_id = match live.user_id(key) {
             Some(id) => id,
@@ -196,7 +196,7 @@ impl Asking<'_> {
         }
     }
 
-    async fn from_database(
+    async fn in_database(
         &mut self,
         key: &str,
         user: &str,
