@@ -10,7 +10,10 @@ use utoipa::{IntoParams, ToSchema};
 use super::ApiResult;
 use crate::{
     Error,
-    permissions::check::{self, Asker, Consistency, Source, Verdict},
+    permissions::{
+        Via,
+        check::{self, Asker, Consistency, Source, Verdict},
+    },
     web::{
         api_auth::FreshAsOf,
         auth::{CurrentUser, SignedIn},
@@ -51,11 +54,23 @@ pub struct CheckAnswer {
 }
 
 /// `{"kind": "superuser" | "direct" | "group" | "inactive" | "not_held", "group": name}`.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SourceJson {
     kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     group: Option<String>,
+}
+
+impl SourceJson {
+    /// Where a held permission comes from, as every answer says it.
+    pub fn via(via: &Via) -> SourceJson {
+        let (kind, group) = match via {
+            Via::Superuser => ("superuser", None),
+            Via::Direct => ("direct", None),
+            Via::Group(g) => ("group", Some(g.clone())),
+        };
+        SourceJson { kind, group }
+    }
 }
 
 impl From<Verdict> for CheckAnswer {

@@ -3,8 +3,12 @@
 //! they parse, call the domain, and shape the answer (docs/api.md).
 
 pub mod check;
+pub mod groups;
 pub mod openapi;
 pub mod paging;
+pub mod revised;
+pub mod user_access;
+pub mod users;
 
 use axum::{Router, middleware::from_fn};
 use utoipa::OpenApi;
@@ -47,12 +51,66 @@ fn api(
     router.routes((schemas, paths, guarded))
 }
 
-/// The rule table.
+/// The rule table. Each rule is the admin console's for the same change
+/// (src/web/router.rs), without its staff requirement: a service account
+/// holding the permission is enough. The domain then applies the delegation
+/// rules, exactly as for the console.
 fn table() -> OpenApiRouter<AppState> {
     use Rule::*;
+    let (view_user, change_user) = (Perm("auth.view_user"), Perm("auth.change_user"));
+    let (view_group, change_group) = (Perm("auth.view_group"), Perm("auth.change_group"));
     let r = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi());
     // Anyone about themselves; about others, auth.view_user (checked per check).
-    api(r, SignedIn, routes!(check::check_one, check::check_many))
+    let r = api(r, SignedIn, routes!(check::check_one, check::check_many));
+    // Users
+    let r = api(r, view_user, routes!(users::list_users));
+    let r = api(
+        r,
+        Perms("auth.add_user", "auth.change_user"),
+        routes!(users::create_user),
+    );
+    let r = api(r, view_user, routes!(users::get_user));
+    let r = api(r, change_user, routes!(users::update_user));
+    let r = api(r, change_user, routes!(users::set_user_password));
+    let r = api(
+        r,
+        change_user,
+        routes!(
+            user_access::add_user_to_group,
+            user_access::remove_user_from_group
+        ),
+    );
+    let r = api(r, view_user, routes!(user_access::user_permissions));
+    let r = api(
+        r,
+        change_user,
+        routes!(
+            user_access::grant_user_permission,
+            user_access::revoke_user_permission
+        ),
+    );
+    // Groups
+    let r = api(r, view_group, routes!(groups::list_groups));
+    let r = api(r, Perm("auth.add_group"), routes!(groups::create_group));
+    let r = api(r, view_group, routes!(groups::get_group));
+    let r = api(r, change_group, routes!(groups::rename_group));
+    let r = api(r, Perm("auth.delete_group"), routes!(groups::delete_group));
+    let r = api(r, view_group, routes!(groups::group_members));
+    let r = api(r, change_group, routes!(groups::set_group_permissions));
+    api(
+        r,
+        change_group,
+        routes!(
+            groups::grant_group_permission,
+            groups::revoke_group_permission
+        ),
+    )
+}
+
+/// A group's id from a path: anything but a number names no group (404).
+pub(crate) fn group_id(raw: &str) -> crate::Result<i64> {
+    raw.parse()
+        .map_err(|_| crate::Error::NotFound("That group".into()))
 }
 
 /// The API's routes, and its OpenAPI document.

@@ -96,7 +96,15 @@ pub(super) async fn user(ladder: &Ladder, cmd: UserCommand) -> Result<()> {
             let new = new_user(&username, &email, &display_name, password_stdin, staff).await?;
             let actor = resolve_actor(ladder, &actor).await?;
             let now = ladder.clock.now();
-            let user = ladder.db.run(CreateUser { actor, new, now }).await?;
+            let user = ladder
+                .db
+                .run(CreateUser {
+                    actor,
+                    new,
+                    active: true,
+                    now,
+                })
+                .await?;
             println!("User {} created.", user.username);
         }
         UserCommand::List {

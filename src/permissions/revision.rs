@@ -28,7 +28,7 @@ use std::{
 use super::{EffectivePermissions, effective};
 use crate::{
     Result, binds,
-    db::{Backend, Db, Sql},
+    db::{Backend, Db, Finish, Sql, Transaction},
 };
 
 /// How often the watcher reads the log even without a signal.
@@ -65,6 +65,24 @@ pub async fn current(sql: &mut dyn Sql) -> Result<i64> {
         binds![],
     )
     .await
+}
+
+/// Runs a change and reads, in its transaction, the revision it commits
+/// at: the one it advanced to, or for a change that touched no one's
+/// permissions (a display name, a rename) the latest before it. A check
+/// given `at_least` that revision sees the change. What every write answer
+/// carries as `revision`.
+pub struct WithRevision<T>(pub T);
+
+impl<T: Transaction> Transaction for WithRevision<T> {
+    type Output = (T::Output, i64);
+
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<Self::Output>> {
+        Ok(match self.0.run(sql).await? {
+            Finish::Commit(out) => Finish::Commit((out, current(sql).await?)),
+            Finish::Rollback(out) => Finish::Rollback((out, current(sql).await?)),
+        })
+    }
 }
 
 /// A token as the cached path knows it (see `accounts::tokens`).

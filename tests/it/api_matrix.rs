@@ -11,7 +11,7 @@ use ladder::{
     permissions::PermissionName,
     seed::demo,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::TestLadder;
 
@@ -60,20 +60,51 @@ async fn caller(t: &TestLadder, name: &'static str, user: &User, scope: Option<&
     }
 }
 
+/// The throwaway groups a filled path names by id.
+struct Groups {
+    /// Changed by every operation on a group.
+    matrix: i64,
+    /// Only deleted.
+    doomed: i64,
+}
+
 /// Fills a path template with throwaway fixtures, so that a holder's
 /// change (a delete, say) touches nothing another caller relies on.
-fn fill(template: &str) -> String {
+fn fill(method: &str, template: &str, groups: &Groups) -> String {
+    let group = match (method, template) {
+        ("delete", "/api/v1/groups/{group_id}") => groups.doomed,
+        _ => groups.matrix,
+    };
     template
         .split('/')
         .map(|segment| match segment {
             "{username}" | "{user}" => "matrix-target".to_string(),
             "{group}" | "{group_name}" => "Matrix%20Group".to_string(),
+            "{group_id}" => group.to_string(),
             "{perm}" | "{permission}" => "blog.add_post".to_string(),
             s if s.starts_with('{') => "1".to_string(),
             s => s.to_string(),
         })
         .collect::<Vec<_>>()
         .join("/")
+}
+
+/// A body a holder's request can act on (the first holder's create
+/// succeeds, later ones conflict); `{}` where none is needed.
+fn body(method: &str, template: &str) -> Value {
+    match (method, template) {
+        ("post", "/api/v1/users") => {
+            json!({"username": "matrix-made", "email": "matrix-made@example.com"})
+        }
+        ("patch", "/api/v1/users/{username}") => json!({"display_name": "Matrix Target"}),
+        ("put", "/api/v1/users/{username}/password") => json!({"password": "a-matrix-passphrase"}),
+        ("post", "/api/v1/groups") => json!({"name": "Matrix Made"}),
+        ("patch", "/api/v1/groups/{group_id}") => json!({"name": "Matrix Group"}),
+        ("put", "/api/v1/groups/{group_id}/permissions") => {
+            json!({"permissions": ["blog.add_post"]})
+        }
+        _ => json!({}),
+    }
 }
 
 async fn get(t: &TestLadder, name: &str) -> User {
@@ -96,7 +127,10 @@ async fn every_api_operation_answers_each_caller_as_its_rule_says(t: TestLadder)
         .await
         .unwrap();
     t.user("matrix-target").await;
-    t.group("Matrix Group", &[]).await;
+    let groups = Groups {
+        matrix: t.group("Matrix Group", &[]).await.group_id,
+        doomed: t.group("Matrix Doomed", &[]).await.group_id,
+    };
     let (admin, alice, erin) = (
         get(&t, "admin").await,
         get(&t, "alice").await,
@@ -135,7 +169,7 @@ async fn every_api_operation_answers_each_caller_as_its_rule_says(t: TestLadder)
             let Some(rule) = operation["x-ladder-rule"].as_str() else {
                 continue;
             };
-            let path = fill(template);
+            let path = fill(method, template, &groups);
             let query = if template == "/api/v1/check" {
                 "?user=alice&perm=blog.add_post"
             } else {
@@ -150,7 +184,7 @@ async fn every_api_operation_answers_each_caller_as_its_rule_says(t: TestLadder)
                     request = request.bearer_auth(token);
                 }
                 if method != "get" && method != "delete" {
-                    request = request.json(&serde_json::json!({}));
+                    request = request.json(&body(method, template));
                 }
                 let response = request.send().await.unwrap();
                 asked += 1;
