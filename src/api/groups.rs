@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
-    ApiResult, group_id,
+    ApiResult, as_field, group_id,
     openapi::ErrorBody,
     paging::{Page, PageQuery},
     revised::{self, Revised},
@@ -138,7 +138,7 @@ pub async fn create_group(
 ) -> ApiResult<Response> {
     let change = CreateGroup {
         actor: current.api_actor(),
-        name: GroupName::parse(&body.name)?,
+        name: GroupName::parse(&body.name).map_err(as_field("name"))?,
         now: state.ladder.clock.now(),
     };
     let created = revised::run(&state, change).await?;
@@ -173,7 +173,7 @@ pub async fn rename_group(
     let change = RenameGroup {
         actor: current.api_actor(),
         group_id: group_id(&group)?,
-        name: GroupName::parse(&body.name)?,
+        name: GroupName::parse(&body.name).map_err(as_field("name"))?,
         now: state.ladder.clock.now(),
     };
     let renamed = revised::run(&state, change).await?;
@@ -284,7 +284,7 @@ pub async fn set_group_permissions(
     Path(group): Path<String>,
     ApiJson(body): ApiJson<PermissionListBody>,
 ) -> ApiResult<Json<Revised<GroupPermissionsJson>>> {
-    let wanted = PermissionName::parse_all(&body.permissions)?;
+    let wanted = PermissionName::parse_all(&body.permissions).map_err(as_field("permissions"))?;
     let change = SetGroupPermissions {
         actor: current.api_actor(),
         group_id: group_id(&group)?,
@@ -319,7 +319,7 @@ async fn group_grant(
     grant: bool,
 ) -> ApiResult<Json<Revised<GroupGrantJson>>> {
     let group = GroupRef::Id(group_id(&group)?);
-    let perm = PermissionName::parse(&perm)?;
+    let perm = PermissionName::parse(&perm).map_err(as_field("perm"))?;
     let change = ChangePermissions {
         actor: current.api_actor(),
         holder: HolderRef::Group(group),

@@ -107,6 +107,15 @@ fn table() -> OpenApiRouter<AppState> {
     )
 }
 
+/// Relabels a domain type's invalid input (`group`, `permission`) with the
+/// field the caller sent it in (`name`, `perm`, `permissions`).
+pub(crate) fn as_field(field: &'static str) -> impl FnOnce(crate::Error) -> crate::Error {
+    move |e| match e {
+        crate::Error::Invalid { message, .. } => crate::Error::Invalid { field, message },
+        other => other,
+    }
+}
+
 /// A group's id from a path: anything but a number names no group (404).
 pub(crate) fn group_id(raw: &str) -> crate::Result<i64> {
     raw.parse()

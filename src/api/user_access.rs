@@ -10,7 +10,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{
-    ApiResult,
+    ApiResult, as_field,
     check::SourceJson,
     group_id,
     openapi::ErrorBody,
@@ -134,7 +134,7 @@ async fn user_grant(
     (username, perm): (String, String),
     grant: bool,
 ) -> ApiResult<Json<Revised<UserGrantJson>>> {
-    let perm = PermissionName::parse(&perm)?;
+    let perm = PermissionName::parse(&perm).map_err(as_field("perm"))?;
     let change = ChangePermissions {
         actor: current.api_actor(),
         holder: HolderRef::User(username),

@@ -5,7 +5,10 @@
 #[macro_use]
 mod helpers;
 mod api_check;
+mod api_client;
 mod api_matrix;
+mod api_user_access;
+mod api_users;
 mod audit;
 mod browser;
 mod cli;
