@@ -6,6 +6,7 @@
 mod helpers;
 mod api_check;
 mod api_client;
+mod api_groups;
 mod api_matrix;
 mod api_user_access;
 mod api_users;
