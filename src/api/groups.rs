@@ -116,8 +116,9 @@ pub async fn get_group(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupNameBody {
-    /// 1–150 characters, unique.
+    /// 1–150 characters (trimmed), unique.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 150)]
     name: String,
 }
 
@@ -352,7 +353,8 @@ async fn group_grant(
     operation_id = "grant_group_permission",
     params(
         ("group_id" = i64, Path, description = "The group's id"),
-        ("perm" = String, Path, description = "`app_label.codename`"),
+        ("perm" = String, Path, description = "`app_label.codename`",
+         pattern = r"^[A-Za-z0-9_]+\.[A-Za-z0-9_]+$"),
     ),
     responses(
         (status = 200, description = "Granted", body = Revised<GroupGrantJson>),
@@ -374,7 +376,8 @@ pub async fn grant_group_permission(
     operation_id = "revoke_group_permission",
     params(
         ("group_id" = i64, Path, description = "The group's id"),
-        ("perm" = String, Path, description = "`app_label.codename`"),
+        ("perm" = String, Path, description = "`app_label.codename`",
+         pattern = r"^[A-Za-z0-9_]+\.[A-Za-z0-9_]+$"),
     ),
     responses(
         (status = 200, description = "Revoked", body = Revised<GroupGrantJson>),

@@ -164,7 +164,8 @@ async fn user_grant(
     operation_id = "grant_user_permission",
     params(
         ("username" = String, Path, description = "The username (any case)"),
-        ("perm" = String, Path, description = "`app_label.codename`"),
+        ("perm" = String, Path, description = "`app_label.codename`",
+         pattern = r"^[A-Za-z0-9_]+\.[A-Za-z0-9_]+$"),
     ),
     responses(
         (status = 200, description = "Granted", body = Revised<UserGrantJson>),
@@ -185,7 +186,8 @@ pub async fn grant_user_permission(
     operation_id = "revoke_user_permission",
     params(
         ("username" = String, Path, description = "The username (any case)"),
-        ("perm" = String, Path, description = "`app_label.codename`"),
+        ("perm" = String, Path, description = "`app_label.codename`",
+         pattern = r"^[A-Za-z0-9_]+\.[A-Za-z0-9_]+$"),
     ),
     responses(
         (status = 200, description = "Revoked", body = Revised<UserGrantJson>),

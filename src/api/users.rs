@@ -178,6 +178,7 @@ fn yes() -> bool {
 pub struct NewUserBody {
     /// 1–150 letters, digits and `@.+-_`; unique regardless of case.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 150)]
     username: String,
     #[serde(default)]
     email: String,
@@ -185,6 +186,7 @@ pub struct NewUserBody {
     display_name: String,
     /// At least 10 characters, not all digits, not the username. Without
     /// one the user cannot sign in until one is set.
+    #[schema(min_length = 10)]
     password: Option<String>,
     /// Only the superuser may make staff.
     #[serde(default)]
@@ -318,6 +320,7 @@ pub async fn update_user(
 pub struct PasswordBody {
     /// At least 10 characters, not all digits, not the username.
     #[serde(default)]
+    #[schema(min_length = 10)]
     password: String,
 }
 
