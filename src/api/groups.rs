@@ -332,10 +332,7 @@ async fn group_grant(
     Ok(Json(done.map(|(holder, changed)| {
         let group = match holder {
             Holder::Group(g) => GroupRefJson::from(&g),
-            Holder::User(u) => GroupRefJson {
-                id: u.user_id,
-                name: u.username,
-            },
+            Holder::User(_) => unreachable!("a group's grant is held by the group"),
         };
         GroupGrantJson {
             group,

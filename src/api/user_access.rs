@@ -146,7 +146,7 @@ async fn user_grant(
     Ok(Json(done.map(|(holder, changed)| {
         let user = match holder {
             Holder::User(u) => u.username,
-            Holder::Group(g) => g.name,
+            Holder::Group(_) => unreachable!("a user's grant is held by the user"),
         };
         UserGrantJson {
             user,
