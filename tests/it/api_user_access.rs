@@ -1,20 +1,22 @@
 //! A user's groups and direct permissions through the API: the console's
 //! delegation rules with every refusal naming what is missing, only the
-//! superuser granting `auth.change_user`, and each write's revision seen by
-//! a check `at_least` it.
+//! superuser granting `auth.change_user`, each write's revision seen by a
+//! check `at_least` it; and what a user holds in effect, with its sources.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::{
     api_client::{Api, after, by_token, current_revision, events},
     api_users::Callers,
     helpers::TestLadder,
+    web_helpers::set_active,
 };
 
 on_both_backends!(
     memberships_follow_the_delegation_rule_for_the_groups_permissions,
     direct_grants_name_what_is_missing_and_only_the_superuser_grants_change_user,
     a_grant_through_the_api_is_seen_by_a_check_at_least_its_revision,
+    effective_permissions_say_where_each_one_comes_from,
 );
 
 async fn is_member(t: &TestLadder, user: &str, group: i64) -> bool {
@@ -239,4 +241,79 @@ async fn a_grant_through_the_api_is_seen_by_a_check_at_least_its_revision(t: Tes
         revisions.windows(2).all(|w| w[0] < w[1]),
         "revisions do not increase: {revisions:?}"
     );
+}
+
+fn sources(answer: &Value) -> Vec<(String, Vec<String>)> {
+    answer["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let from = p["sources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| match s["group"].as_str() {
+                    Some(g) => format!("group:{g}"),
+                    None => s["kind"].as_str().unwrap().to_string(),
+                })
+                .collect();
+            (p["permission"].as_str().unwrap().to_string(), from)
+        })
+        .collect()
+}
+
+async fn effective_permissions_say_where_each_one_comes_from(t: TestLadder) {
+    let app = t.serve().await;
+    let c = Callers::new(&t, &app).await;
+    let bob = t.user("bob").await;
+    let writers = t
+        .group("Writers", &["blog.add_post", "blog.view_post"])
+        .await;
+    t.join(&bob, &writers).await;
+    t.grant(&bob, &["blog.add_post"]).await;
+    let carol = t.user("carol").await;
+    t.grant(&carol, &["blog.add_post"]).await;
+    set_active(&t, &carol, false).await;
+    let api = &c.as_delegate;
+
+    let now = current_revision(&t).await;
+    let held = api.get("/api/v1/users/bob/permissions").await;
+    assert_eq!(
+        sources(held.ok(200)),
+        [
+            (
+                "blog.add_post".to_string(),
+                vec!["direct".to_string(), "group:Writers".to_string()]
+            ),
+            (
+                "blog.view_post".to_string(),
+                vec!["group:Writers".to_string()]
+            ),
+        ]
+    );
+    assert!(held.revision() >= now);
+    assert_eq!(
+        (
+            held.body["is_active"].clone(),
+            held.body["is_superuser"].clone()
+        ),
+        (json!(true), json!(false))
+    );
+    // The superuser holds every permission in the catalog.
+    let root = api.get("/api/v1/users/root/permissions").await;
+    let all = sources(root.ok(200));
+    assert_eq!(all.len() as i64, t.count("permissions").await);
+    assert!(all.iter().all(|(_, from)| from == &["superuser"]));
+    // An inactive user holds nothing, whatever was granted.
+    let inactive = api.get("/api/v1/users/carol/permissions").await;
+    assert_eq!(inactive.ok(200)["permissions"], json!([]));
+    assert_eq!(inactive.body["is_active"], false);
+    api.get("/api/v1/users/nobody/permissions")
+        .await
+        .error(404, None);
+    let own = Api::as_user(&t, &app, &bob, "bobs-tool").await;
+    own.get("/api/v1/users/bob/permissions")
+        .await
+        .refused("auth.view_user");
 }

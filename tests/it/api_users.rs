@@ -1,15 +1,14 @@
-//! `/api/v1/users`: the list (the console's search), get, create, update,
-//! passwords and effective permissions, with every error each documents;
-//! and an anonymous API request meets its rule (401) before any CSRF check.
+//! `/api/v1/users`: the list (the console's search), get, create, update
+//! and passwords, with every error each documents.
 
 use ladder::accounts::{Email, User, Username, users};
 use reqwest::header;
 use serde_json::{Value, json};
 
 use crate::{
-    api_client::{Answer, Api, after, answer, by_token, current_revision, events},
+    api_client::{Api, after, answer, by_token, current_revision, events},
     helpers::{TestApp, TestLadder},
-    web_helpers::{make_staff, session_token, set_active},
+    web_helpers::{make_staff, set_active},
 };
 
 on_both_backends!(
@@ -18,8 +17,6 @@ on_both_backends!(
     getting_a_user_shows_their_groups_and_direct_permissions,
     an_update_sets_what_is_given_all_or_nothing_under_the_console_rules,
     a_password_set_through_the_api_signs_in_and_a_service_account_cannot_have_one,
-    effective_permissions_say_where_each_one_comes_from,
-    an_anonymous_api_request_meets_its_rule_and_a_session_still_needs_csrf,
 );
 
 /// What the delegate holds: the user rights, and a little of the blog.
@@ -485,147 +482,4 @@ async fn service_account(t: &TestLadder, name: &str) -> User {
         .unwrap();
     tx.commit().await.unwrap();
     user
-}
-
-fn sources(answer: &Value) -> Vec<(String, Vec<String>)> {
-    answer["permissions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            let from = p["sources"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| match s["group"].as_str() {
-                    Some(g) => format!("group:{g}"),
-                    None => s["kind"].as_str().unwrap().to_string(),
-                })
-                .collect();
-            (p["permission"].as_str().unwrap().to_string(), from)
-        })
-        .collect()
-}
-
-async fn effective_permissions_say_where_each_one_comes_from(t: TestLadder) {
-    let app = t.serve().await;
-    let c = Callers::new(&t, &app).await;
-    let bob = t.user("bob").await;
-    let writers = t
-        .group("Writers", &["blog.add_post", "blog.view_post"])
-        .await;
-    t.join(&bob, &writers).await;
-    t.grant(&bob, &["blog.add_post"]).await;
-    let carol = t.user("carol").await;
-    t.grant(&carol, &["blog.add_post"]).await;
-    set_active(&t, &carol, false).await;
-    let api = &c.as_delegate;
-
-    let now = current_revision(&t).await;
-    let held = api.get("/api/v1/users/bob/permissions").await;
-    assert_eq!(
-        sources(held.ok(200)),
-        [
-            (
-                "blog.add_post".to_string(),
-                vec!["direct".to_string(), "group:Writers".to_string()]
-            ),
-            (
-                "blog.view_post".to_string(),
-                vec!["group:Writers".to_string()]
-            ),
-        ]
-    );
-    assert!(held.revision() >= now);
-    assert_eq!(
-        (
-            held.body["is_active"].clone(),
-            held.body["is_superuser"].clone()
-        ),
-        (json!(true), json!(false))
-    );
-    // The superuser holds every permission in the catalog.
-    let root = api.get("/api/v1/users/root/permissions").await;
-    let all = sources(root.ok(200));
-    assert_eq!(all.len() as i64, t.count("permissions").await);
-    assert!(all.iter().all(|(_, from)| from == &["superuser"]));
-    // An inactive user holds nothing, whatever was granted.
-    let inactive = api.get("/api/v1/users/carol/permissions").await;
-    assert_eq!(inactive.ok(200)["permissions"], json!([]));
-    assert_eq!(inactive.body["is_active"], false);
-    api.get("/api/v1/users/nobody/permissions")
-        .await
-        .error(404, None);
-    let own = Api::as_user(&t, &app, &bob, "bobs-tool").await;
-    own.get("/api/v1/users/bob/permissions")
-        .await
-        .refused("auth.view_user");
-}
-
-async fn an_anonymous_api_request_meets_its_rule_and_a_session_still_needs_csrf(t: TestLadder) {
-    let app = t.serve().await;
-    let _callers = Callers::new(&t, &app).await;
-    t.user("bob").await;
-    let group = t.group("Readers", &[]).await;
-    let member = format!("/api/v1/users/bob/groups/{}", group.group_id);
-    let url = |path: &str| format!("{}{path}", app.base);
-    let session = app.signed_in("delegate").await;
-    let before = t.fingerprint().await;
-
-    // Neither a token nor a session: the rule's 401, whatever the body.
-    let anonymous = reqwest::Client::new();
-    let tries = [
-        anonymous
-            .post(url("/api/v1/users"))
-            .form(&[("username", "x")]),
-        anonymous.delete(url(&format!("/api/v1/groups/{}", group.group_id))),
-        anonymous.put(url(&member)),
-        anonymous
-            .put(url("/api/v1/users/bob/password"))
-            .header(header::CONTENT_TYPE, "text/plain")
-            .body("password=a-long-passphrase"),
-    ];
-    for request in tries {
-        answer(request.send().await.unwrap()).await.error(401, None);
-    }
-    // The same without CSRF proof from a signed-in session: refused as CSRF.
-    let form = session
-        .http
-        .post(session.url("/api/v1/users"))
-        .form(&[("username", "x")]);
-    let bodiless = session
-        .http
-        .put(session.url(&member))
-        .header(header::CONTENT_LENGTH, "0");
-    for request in [form, bodiless] {
-        assert!(
-            answer(request.send().await.unwrap())
-                .await
-                .error(403, None)
-                .contains("CSRF")
-        );
-    }
-    crate::helpers::assert_unchanged(&before, &t.fingerprint().await, "refused");
-    // With the session's token, or as JSON, it is done, audited as the API without a token.
-    let token = session_token(&session).await;
-    let done = session
-        .http
-        .put(session.url(&member))
-        .header(header::CONTENT_LENGTH, "0")
-        .header("x-csrf-token", token)
-        .send()
-        .await
-        .unwrap();
-    let done: Answer = answer(done).await;
-    assert_eq!(done.ok(200)["member"], true);
-    let event = events(&t, "group.add_user").await.pop().unwrap();
-    assert_eq!((event.source.as_str(), event.token_name), ("api", None));
-    let created = session
-        .http
-        .post(session.url("/api/v1/users"))
-        .json(&json!({"username": "by-session", "email": "s@example.com"}))
-        .send()
-        .await
-        .unwrap();
-    answer(created).await.ok(201);
 }

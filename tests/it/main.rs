@@ -4,6 +4,7 @@
 
 #[macro_use]
 mod helpers;
+mod api_anonymous;
 mod api_check;
 mod api_client;
 mod api_groups;
