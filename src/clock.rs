@@ -54,6 +54,13 @@ impl Clock {
     }
 }
 
+/// Reads an RFC 3339 time (any offset) as unix seconds (fractions dropped).
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}
+
 /// Formats unix seconds as RFC 3339 (UTC), the form used in JSON and on screen.
 pub fn rfc3339(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
@@ -63,4 +70,20 @@ pub fn rfc3339(unix: i64) -> String {
                 .ok()
         })
         .unwrap_or_else(|| unix.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_rfc3339_time_reads_back_as_the_instant_it_names_whatever_its_offset() {
+        let at = 1_764_580_800; // 2025-12-01T09:20:00Z
+        assert_eq!(parse_rfc3339(&rfc3339(at)), Some(at));
+        assert_eq!(parse_rfc3339("2025-12-01T11:20:00+02:00"), Some(at));
+        assert_eq!(parse_rfc3339("2025-12-01T09:20:00.75Z"), Some(at));
+        for bad in ["2025-12-01", "yesterday", "2025-12-01T25:00:00Z", ""] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
 }

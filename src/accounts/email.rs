@@ -26,6 +26,11 @@ impl Email {
         Ok(Email(format!("{local}@{}", domain.to_lowercase())))
     }
 
+    /// No address: a service account's, which is never mailed (stored as "").
+    pub fn none() -> Email {
+        Email(String::new())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -31,7 +31,9 @@ pub async fn authenticate(db: &Db, username: &str, pw: &str, now: i64) -> Result
         .and_then(|u| u.password_hash.clone())
         .unwrap_or_else(|| DUMMY_HASH.clone());
     let matches = password::verify_blocking(pw, Some(stored)).await?;
-    let Some(user) = user.filter(|u| matches && u.is_active && u.password_hash.is_some()) else {
+    // A service account has no password; refused here too, whatever its row says.
+    let signs_in = |u: &User| matches && u.is_active && !u.is_service && u.password_hash.is_some();
+    let Some(user) = user.filter(signs_in) else {
         return Ok(None);
     };
     let user_id = user.user_id;

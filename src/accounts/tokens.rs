@@ -19,7 +19,11 @@ use crate::{
     audit::{self, AuditEntry},
     binds,
     db::{Finish, FromRow, Row, Sql, Transaction},
-    permissions::{PermissionName, catalog, revision},
+    permissions::{
+        EffectivePermissions, PermissionName, catalog,
+        delegation::{self, Change},
+        effective, revision,
+    },
     secret::random_hex,
 };
 
@@ -134,6 +138,8 @@ pub fn parse_lifetime(raw: &str) -> Result<i64> {
 pub struct NewToken {
     pub token: Token,
     pub secret: String,
+    /// The user it was made for, as read in the transaction.
+    pub owner: User,
 }
 
 /// Makes a token for `owner`. For oneself anyone may; for another account
@@ -151,6 +157,7 @@ impl Transaction for CreateToken {
     type Output = NewToken;
 
     async fn run(self, sql: &mut dyn Sql) -> Result<Finish<NewToken>> {
+        let name = parse_name(&self.name)?;
         let owner = users::get_by_username(sql, &self.owner).await?;
         authorize(sql, &self.actor, &owner).await?;
         if !owner.is_active {
@@ -165,6 +172,17 @@ impl Transaction for CreateToken {
             }
             Some(perms) => {
                 catalog::resolve(sql, perms).await?;
+                // A scope narrows; it never names what the user could not use anyway.
+                let held = effective::load(sql, owner.user_id).await?;
+                if let Some(p) = perms.iter().find(|p| !held.has_perm(p.as_str())) {
+                    return Err(Error::invalid(
+                        "perm",
+                        format!(
+                            "{} does not hold {p}; a token can only narrow what its user holds",
+                            owner.username
+                        ),
+                    ));
+                }
                 let mut names: Vec<&str> = perms.iter().map(PermissionName::as_str).collect();
                 names.sort_unstable();
                 names.dedup();
@@ -172,19 +190,6 @@ impl Transaction for CreateToken {
             }
             None => None,
         };
-        let taken: Option<i64> = sql
-            .fetch_optional(
-                "select token_id from api_tokens where user_id = $1 and name = $2 \
-                 and revoked_at is null",
-                binds![owner.user_id, &self.name],
-            )
-            .await?;
-        if taken.is_some() {
-            return Err(Error::Conflict(format!(
-                "{} already has a token named {:?}; revoke it or choose another name",
-                owner.username, self.name
-            )));
-        }
         let secret = format!("{PREFIX}{}", random_hex(32));
         let token: Token = sql
             .fetch_one(
@@ -195,7 +200,7 @@ impl Transaction for CreateToken {
                 ),
                 binds![
                     owner.user_id,
-                    &self.name,
+                    &name,
                     &secret[..HINT_LEN],
                     hash(&secret),
                     scope,
@@ -204,7 +209,16 @@ impl Transaction for CreateToken {
                     self.expires_at,
                 ],
             )
-            .await?;
+            .await
+            // The unique index on live names decides, so two at once cannot both win.
+            .map_err(|e| {
+                e.on_duplicate(|| {
+                    Error::Conflict(format!(
+                        "{} already has a token named {name:?}; revoke it or choose another name",
+                        owner.username
+                    ))
+                })
+            })?;
         audit::record(
             sql,
             &self.actor,
@@ -212,7 +226,11 @@ impl Transaction for CreateToken {
             self.now,
         )
         .await?;
-        Ok(Finish::Commit(NewToken { token, secret }))
+        Ok(Finish::Commit(NewToken {
+            token,
+            secret,
+            owner,
+        }))
     }
 }
 
@@ -220,34 +238,50 @@ impl Transaction for CreateToken {
 pub struct RevokeToken {
     pub actor: Actor,
     pub token_id: i64,
+    /// When set, only this user's token: anyone else's is `NotFound`, as if
+    /// it did not exist (the account page manages one's own tokens only).
+    pub owned_by: Option<i64>,
     pub now: i64,
 }
 
-impl Transaction for RevokeToken {
-    type Output = Token;
+/// What `RevokeToken` did: `changed` is false when the token was already revoked.
+pub struct Revoked {
+    pub token: Token,
+    pub owner: User,
+    pub changed: bool,
+}
 
-    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<Token>> {
+impl Transaction for RevokeToken {
+    type Output = Revoked;
+
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<Revoked>> {
+        let not_found = || Error::NotFound(format!("token {}", self.token_id));
         let token = find(sql, self.token_id)
             .await?
-            .ok_or_else(|| Error::NotFound(format!("token {}", self.token_id)))?;
+            .filter(|t| self.owned_by.is_none_or(|owner| owner == t.user_id))
+            .ok_or_else(not_found)?;
         let owner = users::find_by_id(sql, token.user_id)
             .await?
-            .ok_or_else(|| Error::NotFound(format!("user {}", token.user_id)))?;
+            .ok_or_else(not_found)?;
         authorize(sql, &self.actor, &owner).await?;
-        if token.revoked_at.is_some() {
-            return Err(Error::Conflict(format!(
-                "token {} ({}) is already revoked",
-                token.token_id, token.name
-            )));
-        }
-        let revoked: Token = sql
-            .fetch_one(
+        // One statement checks and revokes: of two revocations at once, one changes it.
+        let revoked: Option<Token> = sql
+            .fetch_optional(
                 &format!(
-                    "update api_tokens set revoked_at = $1 where token_id = $2 returning {COLUMNS}"
+                    "update api_tokens set revoked_at = $1 \
+                     where token_id = $2 and revoked_at is null returning {COLUMNS}"
                 ),
                 binds![self.now, token.token_id],
             )
             .await?;
+        let Some(revoked) = revoked else {
+            let token = find(sql, token.token_id).await?.ok_or_else(not_found)?;
+            return Ok(Finish::Commit(Revoked {
+                token,
+                owner,
+                changed: false,
+            }));
+        };
         revision::advance(sql, Some(owner.user_id)).await?;
         audit::record(
             sql,
@@ -258,7 +292,11 @@ impl Transaction for RevokeToken {
             self.now,
         )
         .await?;
-        Ok(Finish::Commit(revoked))
+        Ok(Finish::Commit(Revoked {
+            token: revoked,
+            owner,
+            changed: true,
+        }))
     }
 }
 
@@ -282,6 +320,8 @@ impl Transaction for TouchToken {
     }
 }
 
+/// Who may make or revoke `owner`'s tokens: the owner, signed in (not with
+/// a token); anyone else only as acting on the account (`Change::Account`).
 async fn authorize(sql: &mut dyn Sql, actor: &Actor, owner: &User) -> Result<()> {
     if actor.user_id() == Some(owner.user_id) && actor.token.is_none() {
         return Ok(());
@@ -294,6 +334,23 @@ async fn authorize(sql: &mut dyn Sql, actor: &Actor, owner: &User) -> Result<()>
         ));
     }
     users::authorize_account(sql, actor, owner).await
+}
+
+/// `authorize` as a dry run, for a page that shows a revoke button to a
+/// signed-in `viewer`: the same rule, given both sides' permissions.
+pub fn viewer_may_manage(
+    viewer: &EffectivePermissions,
+    owner: &User,
+    owner_perms: &EffectivePermissions,
+) -> bool {
+    viewer.user_id == owner.user_id
+        || delegation::allows(
+            viewer,
+            &Change::Account {
+                target: owner,
+                target_perms: owner_perms,
+            },
+        )
 }
 
 fn audit_state(token: &Token) -> serde_json::Value {
@@ -372,4 +429,79 @@ pub async fn presented(sql: &mut dyn Sql, secret: &str) -> Result<Option<Present
 /// The scope as the actor and the check path hold it.
 pub fn shared_scope(token: &Token) -> Option<Arc<Vec<String>>> {
     token.scope().map(Arc::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_is_trimmed_and_one_to_a_hundred_characters_without_controls() {
+        assert_eq!(parse_name("  deploy script ").unwrap(), "deploy script");
+        assert_eq!(parse_name(&"é".repeat(100)).unwrap().chars().count(), 100);
+        for bad in ["", "   ", "a\nb", "tab\there", &"é".repeat(101)] {
+            assert!(parse_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_lifetime_is_a_number_and_a_unit_from_a_minute_to_ten_years() {
+        assert_eq!(parse_lifetime("90d").unwrap(), 90 * 86_400);
+        assert_eq!(parse_lifetime("12h").unwrap(), 12 * 3_600);
+        assert_eq!(parse_lifetime("1m").unwrap(), 60);
+        assert_eq!(parse_lifetime("3650d").unwrap(), 3650 * 86_400);
+        for bad in [
+            "",
+            "90",
+            "d",
+            "0m",
+            "59s",
+            "3651d",
+            "-5d",
+            "5y",
+            "1.5d",
+            "99999999999999999d",
+        ] {
+            assert!(parse_lifetime(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_ldr_and_sixty_four_hex_digits_look_like_a_token() {
+        let good = format!("{PREFIX}{}", "0a".repeat(32));
+        assert!(looks_like_token(&good));
+        assert!(!looks_like_token(&good[1..]));
+        assert!(!looks_like_token(&format!("{good}0")));
+        assert!(!looks_like_token(&good.replace("ldr_", "ldx_")));
+        assert!(!looks_like_token(&format!("{PREFIX}{}", "zz".repeat(32))));
+        assert_eq!(hash(&good).len(), 64);
+    }
+
+    #[test]
+    fn a_tokens_status_is_revoked_over_expired_over_active() {
+        let token = |expires_at, revoked_at| Token {
+            token_id: 1,
+            user_id: 1,
+            name: "t".into(),
+            hint: "ldr_0000".into(),
+            scope: Some("blog.add_post  blog.view_post".into()),
+            created_by: "system".into(),
+            created_at: 0,
+            expires_at,
+            last_used_at: None,
+            revoked_at,
+        };
+        assert_eq!(token(None, None).status(100), "active");
+        assert_eq!(token(Some(101), None).status(100), "active");
+        assert_eq!(token(Some(100), None).status(100), "expired");
+        assert_eq!(token(Some(50), Some(10)).status(100), "revoked");
+        assert!(!token(Some(100), None).is_live(100));
+        assert_eq!(
+            token(None, None).scope(),
+            Some(vec![
+                "blog.add_post".to_string(),
+                "blog.view_post".to_string()
+            ])
+        );
+    }
 }

@@ -379,6 +379,18 @@ pub async fn set_staff(
     })
 }
 
+/// A service account never gets a password: it signs in with nothing but
+/// its API tokens. Every path that sets a password asks this first.
+pub fn may_have_password(user: &User) -> Result<()> {
+    if user.is_service {
+        return Err(Error::Conflict(format!(
+            "{} is a service account: it holds API tokens and never signs in with a password",
+            user.username
+        )));
+    }
+    Ok(())
+}
+
 /// Sets a user's password; the hash itself never reaches the audit log.
 pub async fn set_password(
     sql: &mut dyn Sql,
@@ -388,15 +400,7 @@ pub async fn set_password(
     now: i64,
 ) -> Result<()> {
     authorize_account(sql, actor, target).await?;
-    if target.is_service {
-        return Err(Error::invalid(
-            "password",
-            format!(
-                "{} is a service account, which cannot have a password (it signs in with API tokens only)",
-                target.username
-            ),
-        ));
-    }
+    may_have_password(target)?;
     sql.execute(
         "update users set password_hash = $1 where user_id = $2",
         binds![password.into_string(), target.user_id],
@@ -481,6 +485,7 @@ pub async fn change_own_password(
     password: PasswordHash,
     now: i64,
 ) -> Result<User> {
+    may_have_password(user)?;
     let hash = password.into_string();
     sql.execute(
         "update users set password_hash = $1 where user_id = $2",

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod groups;
 pub mod mail;
 pub mod permissions;
+pub mod tokens;
 pub mod users;
 
 use axum::response::IntoResponse;

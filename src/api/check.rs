@@ -62,12 +62,12 @@ pub struct SourceJson {
 }
 
 impl SourceJson {
-    /// Where a held permission comes from, as every answer says it.
-    pub fn via(via: &Via) -> SourceJson {
+    /// How a holder holds a permission, in a check's words.
+    pub fn held(via: Via) -> SourceJson {
         let (kind, group) = match via {
             Via::Superuser => ("superuser", None),
             Via::Direct => ("direct", None),
-            Via::Group(g) => ("group", Some(g.clone())),
+            Via::Group(g) => ("group", Some(g)),
         };
         SourceJson { kind, group }
     }

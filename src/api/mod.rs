@@ -2,21 +2,31 @@
 //! and the OpenAPI document made from the same table. Handlers are thin:
 //! they parse, call the domain, and shape the answer (docs/api.md).
 
+pub mod audit;
 pub mod check;
 pub mod groups;
+pub mod idempotency;
 pub mod openapi;
 pub mod paging;
+pub mod permissions;
+pub mod promotions;
 pub mod revised;
+pub mod tracks;
 pub mod user_access;
 pub mod users;
 
-use axum::{Router, middleware::from_fn};
+use axum::{
+    Router,
+    middleware::from_fn,
+    response::{IntoResponse, Response},
+};
 use utoipa::OpenApi;
 use utoipa_axum::{
     router::{OpenApiRouter, UtoipaMethodRouter},
     routes,
 };
 
+use self::idempotency::idempotent;
 use crate::web::{
     error::ApiError,
     guards::{self, Rule},
@@ -51,10 +61,7 @@ fn api(
     router.routes((schemas, paths, guarded))
 }
 
-/// The rule table. Each rule is the admin console's for the same change
-/// (src/web/router.rs), without its staff requirement: a service account
-/// holding the permission is enough. The domain then applies the delegation
-/// rules, exactly as for the console.
+/// The rule table.
 fn table() -> OpenApiRouter<AppState> {
     use Rule::*;
     let (view_user, change_user) = (Perm("auth.view_user"), Perm("auth.change_user"));
@@ -62,12 +69,15 @@ fn table() -> OpenApiRouter<AppState> {
     let r = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi());
     // Anyone about themselves; about others, auth.view_user (checked per check).
     let r = api(r, SignedIn, routes!(check::check_one, check::check_many));
-    // Users
+    // Users and groups: each rule is the console's for the same change
+    // (src/web/router.rs) without its staff requirement, so a service account
+    // holding the permission is enough; the domain then applies the
+    // delegation rules exactly as for the console.
     let r = api(r, view_user, routes!(users::list_users));
     let r = api(
         r,
         Perms("auth.add_user", "auth.change_user"),
-        routes!(users::create_user),
+        idempotent(routes!(users::create_user)),
     );
     let r = api(r, view_user, routes!(users::get_user));
     let r = api(r, change_user, routes!(users::update_user));
@@ -91,19 +101,45 @@ fn table() -> OpenApiRouter<AppState> {
     );
     // Groups
     let r = api(r, view_group, routes!(groups::list_groups));
-    let r = api(r, Perm("auth.add_group"), routes!(groups::create_group));
+    let r = api(
+        r,
+        Perm("auth.add_group"),
+        idempotent(routes!(groups::create_group)),
+    );
     let r = api(r, view_group, routes!(groups::get_group));
     let r = api(r, change_group, routes!(groups::rename_group));
     let r = api(r, Perm("auth.delete_group"), routes!(groups::delete_group));
     let r = api(r, view_group, routes!(groups::group_members));
     let r = api(r, change_group, routes!(groups::set_group_permissions));
-    api(
+    let r = api(
         r,
         change_group,
         routes!(
             groups::grant_group_permission,
             groups::revoke_group_permission
         ),
+    );
+    // The permission catalog is no secret; who holds what is about users.
+    let r = api(r, SignedIn, routes!(permissions::list_permissions));
+    let r = api(r, view_user, routes!(permissions::permission_holders));
+    // Promotions: who may ask, see and decide is the workflow's, per track
+    // and per request (src/promotions/policy.rs), as in the console.
+    let r = api(r, SignedIn, routes!(tracks::list_tracks));
+    let r = api(r, SignedIn, routes!(promotions::list_promotions));
+    let r = api(
+        r,
+        SignedIn,
+        idempotent(routes!(promotions::submit_promotion)),
+    );
+    let r = api(r, SignedIn, routes!(promotions::show_promotion));
+    let r = api(r, SignedIn, routes!(promotions::approve_promotion));
+    let r = api(r, SignedIn, routes!(promotions::reject_promotion));
+    let r = api(r, SignedIn, routes!(promotions::withdraw_promotion));
+    // The audit log, as the console's page guards it.
+    api(
+        r,
+        StaffPerm("admin.view_logentry"),
+        routes!(audit::list_audit_events),
     )
 }
 
@@ -129,7 +165,42 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     (router, document)
 }
 
+/// Every other path under `/api/`, with any method: 404, not 405.
+pub async fn not_found() -> Response {
+    ApiError(crate::Error::NotFound("That API endpoint".into())).into_response()
+}
+
 /// The document as served at `/api/v1/openapi.json`.
 pub fn document() -> utoipa::openapi::OpenApi {
     router().1
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    /// utoipa names an operation after its handler unless told otherwise,
+    /// and two handlers of one name in different modules would clash; a
+    /// client generator needs each id once.
+    #[test]
+    fn every_operation_id_is_unique_across_the_document() {
+        let document = serde_json::to_value(super::document()).unwrap();
+        let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let id = operation["operationId"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+                seen.entry(id.to_string())
+                    .or_default()
+                    .push(format!("{method} {path}"));
+            }
+        }
+        assert!(seen.len() >= 12, "read only {} operations", seen.len());
+        let twice: Vec<_> = seen.iter().filter(|(_, at)| at.len() > 1).collect();
+        assert!(
+            twice.is_empty(),
+            "operation ids used more than once: {twice:?}"
+        );
+    }
 }

@@ -256,7 +256,8 @@ pub async fn user_permissions(
                 .explain(&name)
                 .sources
                 .iter()
-                .map(SourceJson::via)
+                .cloned()
+                .map(SourceJson::held)
                 .collect();
             HeldJson {
                 permission: name,

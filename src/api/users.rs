@@ -326,7 +326,7 @@ pub struct PasswordBody {
 
 /// Sets a user's password; their sessions end. Acting on the account:
 /// `auth.change_user` and every permission they hold. A service account
-/// cannot have one (422).
+/// cannot have one (409).
 #[utoipa::path(
     put, path = "/api/v1/users/{username}/password", tag = "users", operation_id = "set_user_password",
     params(("username" = String, Path, description = "The username (any case)")),
@@ -334,6 +334,7 @@ pub struct PasswordBody {
     responses(
         (status = 200, description = "Set", body = Revised<UserJson>),
         (status = 404, description = "No such user", body = ErrorBody),
+        (status = 409, description = "A service account never has a password", body = ErrorBody),
     )
 )]
 pub async fn set_user_password(

@@ -1,9 +1,9 @@
 //! `dispatch`: opens Ladder and runs one command, each area's in its own
-//! module (`users`, `groups`, `permissions`, `seeding`).
+//! module (`users`, `groups`, `tokens`, `permissions`, `seeding`).
 
 use std::process::ExitCode;
 
-use super::{Command, groups, output, permissions, seeding, users};
+use super::{Command, groups, output, permissions, seeding, tokens, users};
 use crate::{Ladder, Result, binds, clock::Clock, config::Settings, db::Sql, seed::demo};
 
 pub async fn dispatch(command: Command, settings: Settings) -> Result<ExitCode> {
@@ -14,9 +14,12 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<ExitCode> 
             seeding::setup_tracks(&mut ladder).await
         }
         Command::Createsuperuser(args) => users::createsuperuser(&ladder, args).await,
-        Command::TransferSuperuser { to } => users::transfer_superuser(&ladder, to).await,
+        Command::TransferSuperuser { to, json } => {
+            users::transfer_superuser(&ladder, to, json).await
+        }
         Command::User(cmd) => users::user(&ladder, cmd).await,
         Command::Group(cmd) => groups::group(&ladder, cmd).await,
+        Command::Token(cmd) => tokens::token(&ladder, cmd).await,
         Command::Grant(args) => permissions::grant(&ladder, args, true).await,
         Command::Revoke(args) => permissions::grant(&ladder, args, false).await,
         Command::Check {

@@ -1,6 +1,8 @@
 //! `ladder group …`.
 
-use super::{ActorArg, GroupCommand, acting::resolve_actor, output};
+use serde_json::json;
+
+use super::{ActorArg, GroupCommand, JsonArg, acting::resolve_actor, output};
 use crate::{
     Ladder, Result,
     accounts::{
@@ -8,17 +10,25 @@ use crate::{
         group_changes::{ChangeMembership, CreateGroup},
         groups::{self, GroupRef},
     },
-    permissions::catalog,
+    clock::rfc3339,
+    permissions::{catalog, revision::WithRevision},
 };
 
 pub(super) async fn group(ladder: &Ladder, cmd: GroupCommand) -> Result<()> {
     match cmd {
-        GroupCommand::Add { name, actor } => {
+        GroupCommand::Add { name, actor, json } => {
             let name = GroupName::parse(&name)?;
             let actor = resolve_actor(ladder, &actor).await?;
             let now = ladder.clock.now();
-            let group = ladder.db.run(CreateGroup { actor, name, now }).await?;
-            println!("Group {:?} created.", group.name);
+            let change = CreateGroup { actor, name, now };
+            let (group, revision) = ladder.db.run(WithRevision(change)).await?;
+            let text = format!("Group {:?} created.", group.name);
+            let value = json!({
+                "id": group.group_id,
+                "name": group.name,
+                "created_at": rfc3339(group.created_at),
+            });
+            output::written(json.json, &text, value, revision);
         }
         GroupCommand::List { json } => {
             let mut conn = ladder.db.acquire().await?;
@@ -35,12 +45,14 @@ pub(super) async fn group(ladder: &Ladder, cmd: GroupCommand) -> Result<()> {
             group,
             username,
             actor,
-        } => membership(ladder, group, username, &actor, true).await?,
+            json,
+        } => membership(ladder, group, username, &actor, true, json).await?,
         GroupCommand::RemoveUser {
             group,
             username,
             actor,
-        } => membership(ladder, group, username, &actor, false).await?,
+            json,
+        } => membership(ladder, group, username, &actor, false, json).await?,
     }
     Ok(())
 }
@@ -51,6 +63,7 @@ async fn membership(
     username: String,
     actor: &ActorArg,
     add: bool,
+    json: JsonArg,
 ) -> Result<()> {
     let change = ChangeMembership {
         actor: resolve_actor(ladder, actor).await?,
@@ -59,7 +72,7 @@ async fn membership(
         add,
         now: ladder.clock.now(),
     };
-    let done = ladder.db.run(change).await?;
+    let (done, revision) = ladder.db.run(WithRevision(change)).await?;
     let (user, group) = (&done.user.username, &done.group.name);
     // The CLI quotes the group's name.
     let message = match (add, done.changed) {
@@ -68,6 +81,12 @@ async fn membership(
         (false, true) => format!("Removed {user} from {group:?}."),
         (false, false) => format!("{user} was not in {group:?}."),
     };
-    println!("{message}");
+    let value = json!({
+        "action": if add { "add_user" } else { "remove_user" },
+        "group": group,
+        "user": user,
+        "changed": done.changed,
+    });
+    output::written(json.json, &message, value, revision);
     Ok(())
 }

@@ -9,6 +9,7 @@ mod groups;
 mod output;
 mod permissions;
 mod seeding;
+mod tokens;
 mod users;
 
 use std::process::ExitCode;
@@ -39,6 +40,8 @@ pub enum Command {
         /// The user who becomes the superuser.
         #[arg(long)]
         to: String,
+        #[command(flatten)]
+        json: JsonArg,
     },
     /// Manage users.
     #[command(subcommand)]
@@ -46,6 +49,9 @@ pub enum Command {
     /// Manage groups.
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Manage API tokens: made for a user, shown once, stored only as a hash.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Grant permissions to a user or a group.
     Grant(GrantArgs),
     /// Revoke permissions from a user or a group.
@@ -127,6 +133,8 @@ pub struct CreateSuperuser {
     /// Read the password from the first line of standard input.
     #[arg(long)]
     pub password_stdin: bool,
+    #[command(flatten)]
+    pub json: JsonArg,
 }
 
 #[derive(Subcommand)]
@@ -134,18 +142,25 @@ pub enum UserCommand {
     /// Create a user. Without a password they cannot sign in until one is set.
     Add {
         username: String,
-        #[arg(long)]
-        email: String,
+        /// Required, except for a service account.
+        #[arg(long, required_unless_present = "service")]
+        email: Option<String>,
         #[arg(long, default_value = "")]
         display_name: String,
         /// Read the password from the first line of standard input.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "service")]
         password_stdin: bool,
         /// Make the user staff (superuser only).
         #[arg(long)]
         staff: bool,
+        /// A service account: never signs in with a password, holds API
+        /// tokens for other apps.
+        #[arg(long)]
+        service: bool,
         #[command(flatten)]
         actor: ActorArg,
+        #[command(flatten)]
+        json: JsonArg,
     },
     /// List users, ordered by username.
     List {
@@ -171,18 +186,24 @@ pub enum UserCommand {
         username: String,
         #[command(flatten)]
         actor: ActorArg,
+        #[command(flatten)]
+        json: JsonArg,
     },
     /// Reactivate a user.
     Activate {
         username: String,
         #[command(flatten)]
         actor: ActorArg,
+        #[command(flatten)]
+        json: JsonArg,
     },
     /// Set a user's password, read from the first line of standard input.
     SetPassword {
         username: String,
         #[command(flatten)]
         actor: ActorArg,
+        #[command(flatten)]
+        json: JsonArg,
     },
 }
 
@@ -193,6 +214,8 @@ pub enum GroupCommand {
         name: String,
         #[command(flatten)]
         actor: ActorArg,
+        #[command(flatten)]
+        json: JsonArg,
     },
     /// List groups with member and permission counts.
     List {
@@ -211,6 +234,8 @@ pub enum GroupCommand {
         username: String,
         #[command(flatten)]
         actor: ActorArg,
+        #[command(flatten)]
+        json: JsonArg,
     },
     /// Remove a user from a group.
     RemoveUser {
@@ -218,6 +243,45 @@ pub enum GroupCommand {
         username: String,
         #[command(flatten)]
         actor: ActorArg,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Make an API token for a user. The token is printed once, alone on the
+    /// last line; Ladder keeps only its hash.
+    Create {
+        username: String,
+        /// Tells the token apart; unique among the user's live tokens.
+        #[arg(long)]
+        name: String,
+        /// Lifetime: a number and a unit, as 90d, 12h or 30m (default: no expiry).
+        #[arg(long, value_name = "LIFETIME")]
+        expires: Option<String>,
+        /// Narrow the token to this permission, which the user must hold
+        /// (repeat for more): it then holds only these, while the user does.
+        #[arg(long = "perm", value_name = "PERM")]
+        perms: Vec<String>,
+        #[command(flatten)]
+        actor: ActorArg,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// A user's tokens, newest first, revoked and expired ones included (never the secrets).
+    List {
+        username: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its id: it fails on its very next use.
+    Revoke {
+        token_id: i64,
+        #[command(flatten)]
+        actor: ActorArg,
+        #[command(flatten)]
+        json: JsonArg,
     },
 }
 
@@ -239,6 +303,16 @@ pub struct GrantArgs {
     pub perms: Vec<String>,
     #[command(flatten)]
     pub actor: ActorArg,
+    #[command(flatten)]
+    pub json: JsonArg,
+}
+
+/// `--json` on a write: one JSON object, with the `revision` it committed.
+#[derive(Args, Clone, Copy)]
+pub struct JsonArg {
+    /// Print one JSON object, with the revision the change committed.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -262,7 +336,13 @@ pub async fn run() -> ExitCode {
         }
         Err(e) => {
             let rendered = e.to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            // The first line, with the indented lines that finish it (the
+            // missing arguments' names, say).
+            let mut lines = rendered.lines();
+            let mut first = lines.next().unwrap_or("invalid arguments").to_string();
+            for more in lines.take_while(|l| l.starts_with(' ') && !l.trim().is_empty()) {
+                first = format!("{first} {}", more.trim());
+            }
             eprintln!("{first} (see --help)");
             return ExitCode::from(2);
         }

@@ -13,11 +13,22 @@ use crate::{
     seed::DemoAccount,
 };
 
-fn print_json(value: &Value) {
+pub(super) fn print_json(value: &Value) {
     println!("{}", serde_json::to_string_pretty(value).expect("json"));
 }
 
-fn user_json(user: &User) -> Value {
+/// What a write prints: with `--json`, `value` and the `revision` the write
+/// committed, as one object; otherwise the sentence `text`.
+pub fn written(json: bool, text: &str, mut value: Value, revision: i64) {
+    if json {
+        value["revision"] = revision.into();
+        print_json(&value);
+    } else {
+        println!("{text}");
+    }
+}
+
+pub fn user_json(user: &User) -> Value {
     json!({
         "id": user.user_id,
         "username": user.username,
@@ -27,6 +38,7 @@ fn user_json(user: &User) -> Value {
         "is_staff": user.is_staff,
         "is_superuser": user.is_superuser,
         "has_password": user.password_hash.is_some(),
+        "is_service": user.is_service,
         "date_joined": rfc3339(user.created_at),
         "last_login": user.last_login.map(rfc3339),
     })
@@ -39,6 +51,9 @@ fn flags(user: &User) -> String {
     }
     if user.is_staff {
         f.push("staff");
+    }
+    if user.is_service {
+        f.push("service");
     }
     if !user.is_active {
         f.push("inactive");
@@ -110,10 +125,10 @@ pub fn user_show(user: &User, groups: &[String], direct: &[Permission], json: bo
     println!("superuser:    {}", yes_no(user.is_superuser));
     println!(
         "password:     {}",
-        if user.password_hash.is_some() {
-            "set"
-        } else {
-            "not set"
+        match (user.is_service, user.password_hash.is_some()) {
+            (true, _) => "none: a service account (it uses API tokens only)",
+            (false, true) => "set",
+            (false, false) => "not set",
         }
     );
     println!("date joined:  {}", rfc3339(user.created_at));

@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use serde_json::json;
+
 use super::{GrantArgs, acting::resolve_actor, output};
 use crate::{
     Ladder, Result,
@@ -10,6 +12,7 @@ use crate::{
     permissions::{
         PermissionName, catalog, effective,
         grants::{ChangePermissions, Holder, HolderRef},
+        revision::WithRevision,
     },
 };
 
@@ -27,22 +30,29 @@ pub(super) async fn grant(ladder: &Ladder, args: GrantArgs, grant: bool) -> Resu
         grant,
         now: ladder.clock.now(),
     };
-    let (holder, changed) = ladder.db.run(change).await?;
-    let whom = match holder {
-        Holder::User(user) => format!("user {}", user.username),
-        Holder::Group(group) => format!("group {:?}", group.name),
+    let ((holder, changed), revision) = ladder.db.run(WithRevision(change)).await?;
+    let (whom, user, group) = match holder {
+        Holder::User(user) => (format!("user {}", user.username), Some(user.username), None),
+        Holder::Group(group) => (format!("group {:?}", group.name), None, Some(group.name)),
     };
-    if changed.is_empty() {
-        println!("Nothing to change for {whom}.");
+    let names: Vec<&str> = changed.iter().map(PermissionName::as_str).collect();
+    let text = if names.is_empty() {
+        format!("Nothing to change for {whom}.")
     } else {
-        let names: Vec<&str> = changed.iter().map(PermissionName::as_str).collect();
         let (verb, prep) = if grant {
             ("Granted", "to")
         } else {
             ("Revoked", "from")
         };
-        println!("{verb} {} {prep} {whom}.", names.join(", "));
-    }
+        format!("{verb} {} {prep} {whom}.", names.join(", "))
+    };
+    let value = json!({
+        "action": if grant { "grant" } else { "revoke" },
+        "user": user,
+        "group": group,
+        "changed": names,
+    });
+    output::written(args.json.json, &text, value, revision);
     Ok(())
 }
 

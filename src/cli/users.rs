@@ -2,7 +2,9 @@
 
 use std::io::BufRead;
 
-use super::{ActorArg, CreateSuperuser, UserCommand, acting::resolve_actor, output};
+use serde_json::json;
+
+use super::{ActorArg, CreateSuperuser, JsonArg, UserCommand, acting::resolve_actor, output};
 use crate::{
     Error, Ladder, Result,
     accounts::{
@@ -11,7 +13,7 @@ use crate::{
         users::{self, NewUser, UserFilter},
     },
     actor::{Actor, Source},
-    permissions::catalog,
+    permissions::{catalog, revision::WithRevision},
 };
 
 fn read_stdin_line() -> Result<String> {
@@ -70,16 +72,19 @@ pub(super) async fn createsuperuser(ladder: &Ladder, args: CreateSuperuser) -> R
         password,
         now: ladder.clock.now(),
     };
-    let user = ladder.db.run(create).await?;
-    println!("Superuser {} created.", user.username);
+    let (user, revision) = ladder.db.run(WithRevision(create)).await?;
+    let text = format!("Superuser {} created.", user.username);
+    output::written(args.json.json, &text, output::user_json(&user), revision);
     Ok(())
 }
 
-pub(super) async fn transfer_superuser(ladder: &Ladder, to: String) -> Result<()> {
+pub(super) async fn transfer_superuser(ladder: &Ladder, to: String, json: JsonArg) -> Result<()> {
     let actor = Actor::system(Source::Cli);
     let now = ladder.clock.now();
-    let user = ladder.db.run(TransferSuperuser { actor, to, now }).await?;
-    println!("{} is now the superuser", user.username);
+    let change = TransferSuperuser { actor, to, now };
+    let (user, revision) = ladder.db.run(WithRevision(change)).await?;
+    let text = format!("{} is now the superuser", user.username);
+    output::written(json.json, &text, output::user_json(&user), revision);
     Ok(())
 }
 
@@ -91,21 +96,34 @@ pub(super) async fn user(ladder: &Ladder, cmd: UserCommand) -> Result<()> {
             display_name,
             password_stdin,
             staff,
+            service,
             actor,
+            json,
         } => {
-            let new = new_user(&username, &email, &display_name, password_stdin, staff).await?;
+            let kind = Kind {
+                password_stdin,
+                staff,
+                service,
+            };
+            let email = email.as_deref().unwrap_or_default();
+            let new = new_user(&username, email, &display_name, kind).await?;
             let actor = resolve_actor(ladder, &actor).await?;
             let now = ladder.clock.now();
-            let user = ladder
-                .db
-                .run(CreateUser {
-                    actor,
-                    new,
-                    active: true,
-                    now,
-                })
-                .await?;
-            println!("User {} created.", user.username);
+            let change = CreateUser {
+                actor,
+                new,
+                active: true,
+                now,
+            };
+            let (user, revision) = ladder.db.run(WithRevision(change)).await?;
+            let text = match user.is_service {
+                true => format!(
+                    "Service account {} created; give it tokens with `ladder token create`.",
+                    user.username
+                ),
+                false => format!("User {} created.", user.username),
+            };
+            output::written(json.json, &text, output::user_json(&user), revision);
         }
         UserCommand::List {
             search,
@@ -114,15 +132,21 @@ pub(super) async fn user(ladder: &Ladder, cmd: UserCommand) -> Result<()> {
             json,
         } => list(ladder, search, group, limit, json).await?,
         UserCommand::Show { username, json } => show(ladder, &username, json).await?,
-        UserCommand::Deactivate { username, actor } => {
-            set_active(ladder, username, &actor, false).await?;
-        }
-        UserCommand::Activate { username, actor } => {
-            set_active(ladder, username, &actor, true).await?;
-        }
-        UserCommand::SetPassword { username, actor } => {
-            set_password(ladder, username, &actor).await?;
-        }
+        UserCommand::Deactivate {
+            username,
+            actor,
+            json,
+        } => set_active(ladder, username, &actor, false, json).await?,
+        UserCommand::Activate {
+            username,
+            actor,
+            json,
+        } => set_active(ladder, username, &actor, true, json).await?,
+        UserCommand::SetPassword {
+            username,
+            actor,
+            json,
+        } => set_password(ladder, username, &actor, json).await?,
     }
     Ok(())
 }
@@ -158,18 +182,23 @@ async fn show(ladder: &Ladder, username: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// `user add`'s arguments as a new user, the password hashed.
-async fn new_user(
-    username: &str,
-    email: &str,
-    display_name: &str,
+/// What kind of account `user add` makes.
+struct Kind {
     password_stdin: bool,
     staff: bool,
-) -> Result<NewUser> {
+    service: bool,
+}
+
+/// `user add`'s arguments as a new user, the password hashed. A service
+/// account may have no email (`""`): it is never mailed a link to sign in.
+async fn new_user(username: &str, email: &str, display_name: &str, kind: Kind) -> Result<NewUser> {
     let username = Username::parse(username)?;
-    let email = Email::parse(email)?;
+    let email = match (kind.service, email.trim()) {
+        (true, "") => Email::none(),
+        _ => Email::parse(email)?,
+    };
     let display_name = parse_display_name(display_name)?;
-    let password = match password_stdin {
+    let password = match kind.password_stdin {
         true => Some(NewPassword::parse(&read_stdin_line()?, username.as_str())?),
         false => None,
     };
@@ -182,17 +211,24 @@ async fn new_user(
         email,
         display_name,
         password,
-        is_staff: staff,
-        is_service: false,
+        is_staff: kind.staff,
+        is_service: kind.service,
     })
 }
 
-async fn set_password(ladder: &Ladder, username: String, actor: &ActorArg) -> Result<()> {
-    let raw = read_stdin_line()?;
+async fn set_password(
+    ladder: &Ladder,
+    username: String,
+    actor: &ActorArg,
+    json: JsonArg,
+) -> Result<()> {
     let target = {
         let mut conn = ladder.db.acquire().await?;
         users::get_by_username(&mut conn, &username).await?
     };
+    // Said before reading a password that would be thrown away; the domain refuses it too.
+    users::may_have_password(&target)?;
+    let raw = read_stdin_line()?;
     let password = NewPassword::parse(&raw, &target.username)?.hash().await?;
     let actor = resolve_actor(ladder, actor).await?;
     let now = ladder.clock.now();
@@ -203,8 +239,10 @@ async fn set_password(ladder: &Ladder, username: String, actor: &ActorArg) -> Re
         password,
         now,
     };
-    let target = ladder.db.run(change).await?;
-    println!("Password set for {}.", target.username);
+    let (target, revision) = ladder.db.run(WithRevision(change)).await?;
+    let text = format!("Password set for {}.", target.username);
+    let value = json!({ "username": target.username });
+    output::written(json.json, &text, value, revision);
     Ok(())
 }
 
@@ -213,6 +251,7 @@ async fn set_active(
     username: String,
     actor: &ActorArg,
     active: bool,
+    json: JsonArg,
 ) -> Result<()> {
     let change = SetFlag {
         actor: resolve_actor(ladder, actor).await?,
@@ -220,8 +259,9 @@ async fn set_active(
         flag: Flag::Active(active),
         now: ladder.clock.now(),
     };
-    let target = ladder.db.run(change).await?;
+    let (target, revision) = ladder.db.run(WithRevision(change)).await?;
     let word = if active { "activated" } else { "deactivated" };
-    println!("User {} {word}.", target.username);
+    let text = format!("User {} {word}.", target.username);
+    output::written(json.json, &text, output::user_json(&target), revision);
     Ok(())
 }

@@ -9,7 +9,9 @@ use std::fmt;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::{
-    Error, Ladder, Result, binds,
+    Error, Ladder, Result,
+    api::idempotency::PurgeExpired,
+    binds,
     config::JobSettings,
     db::{Finish, Sql, Transaction},
     mail::{transport::Transport, worker},
@@ -29,7 +31,8 @@ pub enum JobName {
     EndGrants,
     /// One daily email per approver with anything pending.
     Digest,
-    /// Delete expired sessions and sign-in attempts older than an hour.
+    /// Delete expired sessions, sign-in attempts older than an hour and
+    /// API idempotency keys older than a day.
     Sessions,
 }
 
@@ -112,7 +115,11 @@ pub async fn run_once(ladder: &Ladder, job: JobName, transport: &Transport) -> R
         JobName::Sessions => {
             let now = ladder.clock.now();
             let (sessions, attempts) = ladder.db.run(SweepSessions { now }).await?;
-            format!("{sessions} expired session(s) and {attempts} old sign-in attempt(s) deleted")
+            let keys = ladder.db.run(PurgeExpired { now }).await?;
+            format!(
+                "{sessions} expired session(s), {attempts} old sign-in attempt(s) \
+                 and {keys} expired idempotency key(s) deleted"
+            )
         }
     };
     ladder.mail_wake.notify_one();

@@ -8,6 +8,7 @@ pub mod checklist;
 pub mod delegation;
 pub mod effective;
 pub mod grants;
+pub mod listing;
 mod name;
 pub mod revision;
 

@@ -67,20 +67,20 @@ pub async fn current(sql: &mut dyn Sql) -> Result<i64> {
     .await
 }
 
-/// Runs a change and reads, in its transaction, the revision it commits
-/// at: the one it advanced to, or for a change that touched no one's
-/// permissions (a display name, a rename) the latest before it. A check
-/// given `at_least` that revision sees the change. What every write answer
-/// carries as `revision`.
+/// Runs a write and answers, with its outcome, the revision as of its
+/// commit: the one it committed if it advanced the counter, else the latest
+/// committed before it. Read in the write's own transaction, so a check
+/// `at_least` that revision sees the write. What the CLI's `--json` and
+/// the API's write answers report as `revision`.
 pub struct WithRevision<T>(pub T);
 
 impl<T: Transaction> Transaction for WithRevision<T> {
     type Output = (T::Output, i64);
 
-    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<Self::Output>> {
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<(T::Output, i64)>> {
         Ok(match self.0.run(sql).await? {
-            Finish::Commit(out) => Finish::Commit((out, current(sql).await?)),
-            Finish::Rollback(out) => Finish::Rollback((out, current(sql).await?)),
+            Finish::Commit(value) => Finish::Commit((value, current(sql).await?)),
+            Finish::Rollback(value) => Finish::Rollback((value, current(sql).await?)),
         })
     }
 }

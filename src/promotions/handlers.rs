@@ -82,10 +82,10 @@ pub async fn submit(c: Changer, page: Page, Form(form): Form<AskForm>) -> Result
     if let Some(justification) = errors.check(Justification::parse(&form.justification)) {
         let (ladder, actor) = (&state.ladder, web_actor(&current));
         match transitions::submit(ladder, &actor, &current.user, &form.track, justification).await {
-            Ok(request) => {
+            Ok(committed) => {
                 let sent = format!(
                     "Request #{} sent. The approvers have been emailed.",
-                    request.request_id
+                    committed.outcome.request_id
                 );
                 return flash_and_redirect(&session, Ok(sent), "/promotions/mine").await;
             }
@@ -212,7 +212,10 @@ pub async fn approve(d: Decider, Form(form): Form<DecisionForm>) -> Result<Respo
     d.decide(async || {
         let comment = Comment::parse(&form.comment)?;
         Ok(
-            match transitions::approve(ladder, &actor, user, d.request_id, comment).await? {
+            match transitions::approve(ladder, &actor, user, d.request_id, comment)
+                .await?
+                .outcome
+            {
                 Approval::Approved => {
                     "Approved. The membership is granted and the requester has been emailed."
                         .to_string()

@@ -1,7 +1,6 @@
 //! The promotion workflow: a member of one group asks to join another; the
 //! approvers decide; approval grants the membership in the same transaction.
 
-pub mod api;
 pub mod group_changes;
 pub mod handlers;
 pub mod notifications;
@@ -208,6 +207,8 @@ pub struct RequestFilter {
     pub tracks: Option<Vec<String>>,
     pub track: Option<String>,
     pub state: Option<State>,
+    /// Only requests that are no longer pending (the history).
+    pub decided: bool,
     pub requester: Option<String>,
     /// Keyset cursor `created_at:request_id` from the previous page.
     pub after: Option<String>,
@@ -240,6 +241,9 @@ pub async fn list(sql: &mut dyn Sql, filter: &RequestFilter) -> Result<RequestPa
     }
     if let Some(state) = filter.state {
         query += &format!(" and r.state = {}", binds.text(state.as_str()));
+    }
+    if filter.decided {
+        query += " and r.state <> 'pending'";
     }
     if let Some(requester) = &filter.requester {
         let key = crate::accounts::username_key(requester.trim());

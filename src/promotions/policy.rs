@@ -12,6 +12,7 @@ use crate::{
     actor::Actor,
     binds,
     db::Sql,
+    permissions::catalog,
 };
 
 /// Why someone may not be promoted on a track.
@@ -169,6 +170,37 @@ pub async fn visible_to(
     }
 }
 
+/// Narrows a list of requests to what `user` may see: the requests on the
+/// tracks they approve, or, when they approve none or ask for `mine` only,
+/// their own. The list form of `visible_to`; the filter's own conditions
+/// still apply on top (a requester filter naming someone else then finds nothing).
+pub async fn visible_list(
+    ladder: &Ladder,
+    sql: &mut dyn Sql,
+    user: &User,
+    mine: bool,
+    filter: &mut super::RequestFilter,
+) -> Result<()> {
+    let tracks = if mine {
+        vec![]
+    } else {
+        approved_tracks(ladder, sql, user).await?
+    };
+    if !tracks.is_empty() {
+        filter.tracks = Some(tracks);
+        return Ok(());
+    }
+    let own = crate::accounts::username_key(&user.username);
+    match &filter.requester {
+        Some(other) if crate::accounts::username_key(other.trim()) != own => {
+            // No track at all: the list is empty.
+            filter.tracks = Some(vec![]);
+        }
+        _ => filter.requester = Some(user.username.clone()),
+    }
+    Ok(())
+}
+
 /// The tracks `user` approves.
 pub async fn approved_tracks(
     ladder: &Ladder,
@@ -215,6 +247,40 @@ fn check_decider(request: &Request, decider: &User, approves: bool) -> Result<()
     Ok(())
 }
 
+/// What an API token narrowed with `--perm` may decide: a request whose
+/// approval would grant nothing outside the token's scope, so every
+/// permission of the track's to group must be named in it. A rejection asks
+/// the same (a token that may not approve on a track may not reject there
+/// either). Tokens without a scope, the console and the CLI are not asked:
+/// the approver's own rights apply to them. 403 naming every missing
+/// permission.
+async fn check_token_scope(sql: &mut dyn Sql, track: &Track, actor: &Actor) -> Result<()> {
+    let Some(token) = &actor.token else {
+        return Ok(());
+    };
+    let Some(scope) = &token.scope else {
+        return Ok(());
+    };
+    let missing: Vec<String> = catalog::of_group(sql, track.bound()?.to)
+        .await?
+        .iter()
+        .map(|p| p.name().to_string())
+        .filter(|name| !scope.contains(name))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::Forbidden(format!(
+            "Deciding on track {} needs {}, which approval grants; the token {:?} is \
+             narrowed to {} and does not name {}.",
+            track.name,
+            missing.join(", "),
+            token.name,
+            scope.join(", "),
+            if missing.len() == 1 { "it" } else { "them" },
+        )));
+    }
+    Ok(())
+}
+
 /// A decision on a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -224,7 +290,8 @@ pub enum Decision {
 
 /// The one rule for deciding: may `decider` (acting as `actor`; `approves`
 /// from `is_approver`) make `decision` on `request` now? Refuses the requester
-/// (403) and non-approvers (404), a decided request (409), and, for an
+/// (403) and non-approvers (404), a narrowed token whose scope does not cover
+/// what approval grants (403, `check_token_scope`), a decided request (409), and, for an
 /// approval: a track that is closed or whose approvers lack a permission it
 /// grants (409), a requester who may no longer be promoted (409), a second
 /// approval by the same person (409) and an approver who does not hold every
@@ -244,6 +311,7 @@ pub async fn may_decide(
         Decision::Reject => {
             // Before the state: someone who may not see the request learns nothing.
             check_decider(request, decider, approves)?;
+            check_token_scope(sql, track, actor).await?;
             if request.state != State::Pending {
                 return Err(already(request));
             }
@@ -265,6 +333,7 @@ pub(super) async fn may_approve(
     approves: bool,
 ) -> Result<(User, Group)> {
     check_decider(request, approver, approves)?;
+    check_token_scope(sql, track, actor).await?;
     if request.state != State::Pending {
         return Err(already(request));
     }

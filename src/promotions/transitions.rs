@@ -22,6 +22,8 @@ pub use end::{end_grant, expire};
 pub use reject::reject;
 use serde_json::json;
 
+use crate::permissions::revision;
+
 use super::{
     Request, State, notifications,
     policy::{self, already},
@@ -36,6 +38,17 @@ use crate::{
     db::{Finish, Sql, Transaction, pick},
     mail::Message,
 };
+
+/// What a transition committed, and the revision it committed at (see
+/// `permissions::revision`): an approval that grants a membership advances
+/// it; a transition that changes no one's permissions answers the revision
+/// current when it committed. Either way a check `at_least` this revision
+/// sees the change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed<T> {
+    pub outcome: T,
+    pub revision: i64,
+}
 
 /// The audit event of `action` on `request`.
 fn entry(action: &'static str, request: &Request) -> AuditEntry {
@@ -113,9 +126,9 @@ struct Submit {
 }
 
 impl Transaction for Submit {
-    type Output = Option<Request>;
+    type Output = Option<Committed<Request>>;
 
-    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<Option<Request>>> {
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<Option<Committed<Request>>>> {
         let Submit {
             actor,
             mut request,
@@ -154,7 +167,11 @@ impl Transaction for Submit {
         )
         .await?;
         notifications::queue_all(sql, messages, now).await?;
-        Ok(Finish::Commit(Some(request)))
+        let revision = revision::current(sql).await?;
+        Ok(Finish::Commit(Some(Committed {
+            outcome: request,
+            revision,
+        })))
     }
 }
 
@@ -165,7 +182,7 @@ pub async fn submit(
     requester: &User,
     track_name: &str,
     justification: Justification,
-) -> Result<Request> {
+) -> Result<Committed<Request>> {
     let track = ladder.track(track_name)?;
     let justification = justification.required(track.reason_required)?;
     let recipients = {
@@ -210,10 +227,10 @@ pub async fn submit(
             messages,
         })
         .await?;
-    let request = stored
+    let committed = stored
         .ok_or_else(|| Error::Conflict("There is already an open request on this track.".into()))?;
     ladder.mail_wake.notify_one();
-    Ok(request)
+    Ok(committed)
 }
 
 /// The requester takes a pending request back.
@@ -226,9 +243,9 @@ struct Withdraw {
 }
 
 impl Transaction for Withdraw {
-    type Output = ();
+    type Output = Committed<()>;
 
-    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<()>> {
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<Committed<()>>> {
         let request = lock_pending(sql, &self.lock_sql, self.request_id).await?;
         if request.requester_id != self.requester_id {
             return Err(Error::Forbidden(
@@ -240,7 +257,11 @@ impl Transaction for Withdraw {
             .before(json!({ "state": "pending" }))
             .after(json!({ "state": "withdrawn" }));
         audit::record(sql, &self.actor, entry, self.now).await?;
-        Ok(Finish::Commit(()))
+        let revision = revision::current(sql).await?;
+        Ok(Finish::Commit(Committed {
+            outcome: (),
+            revision,
+        }))
     }
 }
 
@@ -250,7 +271,7 @@ pub async fn withdraw(
     actor: &Actor,
     requester: &User,
     request_id: i64,
-) -> Result<()> {
+) -> Result<Committed<()>> {
     ladder
         .db
         .run(Withdraw {

@@ -45,6 +45,62 @@ pub async fn ask_options(ladder: &Ladder, user: &User) -> Result<Vec<TrackOption
     Ok(tracks)
 }
 
+/// A track as the API lists it: its rules, whether approvals may go ahead
+/// now, what approval grants, and what the viewer may do on it.
+pub struct TrackStatus {
+    pub track: Track,
+    /// Why the track is closed or its approvals paused, read now; None while open.
+    pub problem: Option<String>,
+    /// The permissions approval grants (the to group's now), by name.
+    pub grants: Vec<String>,
+    /// Whether the viewer decides requests on it.
+    pub approves: bool,
+    /// Why the viewer may not ask for it now; None if they may.
+    pub blocked: Option<String>,
+}
+
+/// The tracks by name after `after`, up to `limit + 1` (the extra one only
+/// says there is a next page), each as `user` sees it.
+pub async fn track_statuses(
+    ladder: &Ladder,
+    user: &User,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<TrackStatus>> {
+    let mut tracks: Vec<&Track> = ladder
+        .tracks
+        .iter()
+        .filter(|t| after.is_none_or(|a| t.name.as_str() > a))
+        .collect();
+    tracks.sort_by(|a, b| a.name.cmp(&b.name));
+    tracks.truncate(usize::try_from(limit + 1).unwrap_or(usize::MAX));
+    let mut conn = ladder.db.acquire().await?;
+    let mut statuses = Vec::with_capacity(tracks.len());
+    for track in tracks {
+        let problem = match super::track::check_open(&mut conn, track).await {
+            Ok(()) => None,
+            Err(Error::Conflict(why)) => Some(why),
+            Err(e) => return Err(e),
+        };
+        let grants = match track.groups {
+            Some(ids) => catalog::of_group(&mut conn, ids.to)
+                .await?
+                .iter()
+                .map(|p| p.name().to_string())
+                .collect(),
+            None => vec![],
+        };
+        statuses.push(TrackStatus {
+            track: track.clone(),
+            problem,
+            grants,
+            approves: policy::is_approver(&mut conn, track, user).await?,
+            blocked: policy::ineligibility(&mut conn, track, user).await?,
+        });
+    }
+    Ok(statuses)
+}
+
 /// The review dashboard's filters, as the query string gives them.
 #[derive(Debug, Default, Clone, serde::Deserialize, Serialize)]
 pub struct ReviewQuery {
@@ -99,17 +155,15 @@ pub async fn review(
         tracks: Some(tracks.clone()),
         track: Some(query.track.clone()).filter(|t| !t.is_empty()),
         state,
+        decided: history,
         requester: Some(query.requester.clone()).filter(|r| !r.trim().is_empty()),
         after: Some(query.after.clone()).filter(|a| !a.is_empty()),
         newest_first: history,
         limit,
     };
     let found = super::list(&mut conn, &filter).await?;
-    let shown: Vec<Request> = found
-        .requests
-        .into_iter()
-        .filter(|r| !history || r.state != State::Pending)
-        .collect();
+    // The history holds decided requests only (`decided`), so every page is full.
+    let shown: Vec<Request> = found.requests;
     let ids: Vec<i64> = shown.iter().map(|r| r.request_id).collect();
     let mut approvals = super::approvals_of(&mut conn, &ids).await?;
     let requests = shown

@@ -1,6 +1,7 @@
 //! The web server: state, start-up and shutdown. Routes are in `router.rs`.
 
 pub mod account;
+pub mod account_tokens;
 pub mod api_auth;
 pub mod auth;
 pub mod csrf;

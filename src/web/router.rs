@@ -21,7 +21,7 @@ use tower_http::{
 use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
 
 use super::{
-    AppState, account, auth, csrf,
+    AppState, account, account_tokens, auth, csrf,
     error::{api_json_errors, not_found},
     guards::{self, Rule},
     healthz, inputs, login, readyz, request_id,
@@ -59,6 +59,19 @@ pub fn routes() -> Router<AppState> {
         "/account/password",
         SignedIn,
         get(account::own_password_form).post(account::own_password),
+    );
+    // One's own API tokens; another user's token id is not found here.
+    let r = route(
+        r,
+        "/account/tokens",
+        SignedIn,
+        get(account_tokens::list).post(account_tokens::create),
+    );
+    let r = route(
+        r,
+        "/account/tokens/{token_id}/revoke",
+        SignedIn,
+        post(account_tokens::revoke),
     );
     // The blog
     let r = route(r, "/", Public, get(|| async { Redirect::to("/posts") }));
@@ -152,42 +165,12 @@ pub fn routes() -> Router<AppState> {
     );
     let r = route(
         r,
-        "/api/v1/promotions",
-        SignedIn,
-        get(promotions::api::list).post(promotions::api::submit),
-    );
-    let r = route(
-        r,
-        "/api/v1/promotions/{request_id}",
-        SignedIn,
-        get(promotions::api::show),
-    );
-    let r = route(
-        r,
-        "/api/v1/promotions/{request_id}/approve",
-        SignedIn,
-        post(promotions::api::approve),
-    );
-    let r = route(
-        r,
-        "/api/v1/promotions/{request_id}/reject",
-        SignedIn,
-        post(promotions::api::reject),
-    );
-    let r = route(
-        r,
-        "/api/v1/promotions/{request_id}/withdraw",
-        SignedIn,
-        post(promotions::api::withdraw),
-    );
-    let r = route(
-        r,
         "/api/{*rest}",
         Public,
         // Every method: an unknown endpoint is a 404, not a 405.
-        get(promotions::api::not_found)
-            .post(promotions::api::not_found)
-            .fallback(promotions::api::not_found),
+        get(crate::api::not_found)
+            .post(crate::api::not_found)
+            .fallback(crate::api::not_found),
     );
     // The admin console
     let r = route(r, "/admin", Staff, get(admin::index));
@@ -250,6 +233,13 @@ pub fn routes() -> Router<AppState> {
         "/admin/users/{username}/password",
         StaffPerm("auth.change_user"),
         post(admin::users::set_password),
+    );
+    // Acting on the owner's account: `accounts::tokens` asks the delegation rule.
+    let r = route(
+        r,
+        "/admin/tokens/{token_id}/revoke",
+        StaffPerm("auth.change_user"),
+        post(admin::tokens::revoke),
     );
     let r = route(
         r,
@@ -345,6 +335,9 @@ pub fn router(state: AppState) -> Router {
 
     routes()
         .fallback(not_found)
+        // For middleware that a route adds without the state (the API's
+        // Idempotency-Key, `api::idempotency`).
+        .layer(axum::Extension(state.ladder.clone()))
         .layer(from_fn_with_state(state.clone(), csrf::verify))
         .layer(from_fn_with_state(state.clone(), auth::load_viewer))
         .layer(sessions)

@@ -6,7 +6,7 @@ use reqwest::header;
 use serde_json::json;
 
 use crate::{
-    api_client::{Answer, answer, events},
+    api_caller::{Answer, answer, events},
     api_users::Callers,
     helpers::TestLadder,
     web_helpers::session_token,

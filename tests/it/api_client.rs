@@ -1,198 +1,185 @@
-//! A small JSON client for the API's contract tests: a token for a user,
-//! requests that answer status, body and Location, and the checks every
-//! test makes of an answer (a success, or the error envelope).
+//! What the API contract tests share: tokens made as the CLI makes them, a
+//! client that sends them, and the demo's groups and cast for the workflow.
 
 use ladder::{
     accounts::{User, tokens::CreateToken},
-    audit::{self, AuditEvent, AuditFilter},
-    permissions::revision,
+    permissions::PermissionName,
 };
-use reqwest::{Method, header};
+use reqwest::{Method, StatusCode, header::HeaderMap};
 use serde_json::Value;
 
-use crate::helpers::{TestApp, TestLadder};
+use crate::{
+    helpers::{TestApp, TestLadder},
+    web_helpers::{EDITOR, SENIOR_WRITER, WRITER},
+};
 
-/// Calls the API as one user, with a token named `name`.
+/// A token for `user` named `name`, narrowed to `scope` if given.
+pub async fn token(t: &TestLadder, user: &User, name: &str, scope: Option<&[&str]>) -> String {
+    let scope = scope.map(|perms| {
+        perms
+            .iter()
+            .map(|p| PermissionName::parse(p).unwrap())
+            .collect()
+    });
+    t.ladder
+        .db
+        .run(CreateToken {
+            actor: t.system(),
+            owner: user.username.clone(),
+            name: name.to_string(),
+            expires_at: None,
+            scope,
+            now: t.now(),
+        })
+        .await
+        .unwrap()
+        .secret
+}
+
+/// An answer: status, headers and the JSON body (Null if there was none).
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    /// The error envelope's code and field.
+    pub fn error(&self) -> (&str, Option<&str>) {
+        let error = &self.body["error"];
+        assert_eq!(
+            error["status"].as_u64(),
+            Some(u64::from(self.status.as_u16())),
+            "an error envelope: {}",
+            self.body
+        );
+        (
+            error["code"].as_str().unwrap_or_default(),
+            error["field"].as_str(),
+        )
+    }
+
+    pub fn message(&self) -> &str {
+        self.body["error"]["message"].as_str().unwrap_or_default()
+    }
+
+    /// The usernames, ids or names of a page's items, by `key`.
+    pub fn items(&self, key: &str) -> Vec<Value> {
+        self.body["items"]
+            .as_array()
+            .unwrap_or_else(|| panic!("not a page: {}", self.body))
+            .iter()
+            .map(|item| item[key].clone())
+            .collect()
+    }
+}
+
+/// Calls the API over HTTP with a bearer token.
 pub struct Api {
-    pub base: String,
-    pub token: String,
+    base: String,
     http: reqwest::Client,
 }
 
-/// What one request answered.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: u16,
-    pub body: Value,
-    pub location: Option<String>,
-}
-
 impl Api {
-    /// A fresh token for `user`, named `name`.
-    pub async fn as_user(t: &TestLadder, app: &TestApp, user: &User, name: &str) -> Api {
-        let made = t
-            .ladder
-            .db
-            .run(CreateToken {
-                actor: t.system(),
-                owner: user.username.clone(),
-                name: name.to_string(),
-                expires_at: None,
-                scope: None,
-                now: t.now(),
-            })
-            .await
-            .unwrap();
+    pub fn new(app: &TestApp) -> Api {
         Api {
             base: app.base.clone(),
-            token: made.secret,
             http: reqwest::Client::new(),
         }
     }
 
-    /// The same token, against another instance.
-    pub fn on(&self, app: &TestApp) -> Api {
-        Api {
-            base: app.base.clone(),
-            token: self.token.clone(),
-            http: self.http.clone(),
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
         }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Self::read(request.send().await.unwrap()).await
     }
 
-    pub async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+    /// A POST of `body` exactly as written, as JSON.
+    pub async fn post_raw(
+        &self,
+        token: &str,
+        path: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> Answer {
         let mut request = self
             .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
-        answer(request.send().await.unwrap()).await
+        Self::read(request.send().await.unwrap()).await
     }
 
-    pub async fn get(&self, path: &str) -> Answer {
-        self.send(Method::GET, path, None).await
-    }
-
-    pub async fn post(&self, path: &str, body: Value) -> Answer {
-        self.send(Method::POST, path, Some(body)).await
-    }
-
-    pub async fn patch(&self, path: &str, body: Value) -> Answer {
-        self.send(Method::PATCH, path, Some(body)).await
-    }
-
-    pub async fn put(&self, path: &str, body: Value) -> Answer {
-        self.send(Method::PUT, path, Some(body)).await
-    }
-
-    /// A PUT without a body (adding a member, granting a permission).
-    pub async fn put_empty(&self, path: &str) -> Answer {
-        self.send(Method::PUT, path, None).await
-    }
-
-    pub async fn delete(&self, path: &str) -> Answer {
-        self.send(Method::DELETE, path, None).await
-    }
-}
-
-/// Reads any response as an `Answer`.
-pub async fn answer(response: reqwest::Response) -> Answer {
-    let status = response.status().as_u16();
-    let location = response
-        .headers()
-        .get(header::LOCATION)
-        .map(|v| v.to_str().unwrap().to_string());
-    let text = response.text().await.unwrap();
-    let body =
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: not JSON: {text:?}"));
-    Answer {
-        status,
-        body,
-        location,
-    }
-}
-
-impl Answer {
-    /// The body of a success with exactly this status.
-    #[track_caller]
-    pub fn ok(&self, status: u16) -> &Value {
-        assert_eq!(self.status, status, "{}", self.body);
-        &self.body
-    }
-
-    /// The error envelope's message, after checking the status, its code and
-    /// (for a 422) the field.
-    #[track_caller]
-    pub fn error(&self, status: u16, field: Option<&str>) -> String {
-        assert_eq!(self.status, status, "{}", self.body);
-        let error = &self.body["error"];
-        assert_eq!(error["status"], status, "{}", self.body);
-        let code = match status {
-            400 => "bad_request",
-            401 => "unauthorized",
-            403 => "forbidden",
-            404 => "not_found",
-            409 => "conflict",
-            422 => "invalid",
-            other => panic!("no code for {other}"),
+    async fn read(response: reqwest::Response) -> Answer {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
         };
-        assert_eq!(error["code"], code, "{}", self.body);
-        if status == 422 || field.is_some() {
-            assert_eq!(error["field"].as_str(), field, "{}", self.body);
+        Answer {
+            status,
+            headers,
+            body,
         }
-        error["message"].as_str().unwrap().to_string()
     }
 
-    /// A 403 whose message names `what` (the missing permission, say).
-    #[track_caller]
-    pub fn refused(&self, what: &str) {
-        let message = self.error(403, None);
-        assert!(message.contains(what), "{what:?} not in {message:?}");
+    pub async fn get(&self, token: &str, path: &str) -> Answer {
+        self.send(Method::GET, path, Some(token), None, &[]).await
     }
 
-    /// The revision a write answered with.
-    #[track_caller]
-    pub fn revision(&self) -> i64 {
-        self.body["revision"]
-            .as_i64()
-            .unwrap_or_else(|| panic!("no revision in {}", self.body))
+    pub async fn post(&self, token: &str, path: &str, body: Value) -> Answer {
+        self.send(Method::POST, path, Some(token), Some(&body), &[])
+            .await
     }
 }
 
-/// The revision committed last.
-pub async fn current_revision(t: &TestLadder) -> i64 {
-    let mut conn = t.ladder.db.acquire().await.unwrap();
-    revision::current(&mut conn).await.unwrap()
+/// The demo's groups on the "senior-writer" track (Writers ask to join
+/// Senior Writers; Editors decide), and one user in each: alice a writer,
+/// erin an editor; `root` is the superuser.
+pub struct Workflow {
+    pub alice: User,
+    pub erin: User,
+    pub root: User,
 }
 
-/// Audit events of one action, oldest first.
-pub async fn events(t: &TestLadder, action: &str) -> Vec<AuditEvent> {
-    let mut conn = t.ladder.db.acquire().await.unwrap();
-    let filter = AuditFilter {
-        action: Some(action.to_string()),
-        limit: 1000,
-        ..AuditFilter::default()
-    };
-    let mut found = audit::list(&mut conn, &filter).await.unwrap();
-    found.reverse();
-    found
-}
+impl Workflow {
+    pub async fn new(t: &TestLadder) -> Workflow {
+        let root = t.superuser("root").await;
+        let alice = t.user("alice").await;
+        let erin = t.user("erin").await;
+        // Editors first: the track's approvers must hold what Senior Writers get.
+        t.join(&erin, &t.group("Editors", EDITOR).await).await;
+        t.group("Senior Writers", SENIOR_WRITER).await;
+        t.join(&alice, &t.group("Writers", WRITER).await).await;
+        Workflow { alice, erin, root }
+    }
 
-/// An event's `after` state as JSON.
-pub fn after(event: &AuditEvent) -> Value {
-    serde_json::from_str(event.after_state.as_deref().unwrap_or("null")).unwrap()
-}
-
-/// The last event of `action`, which the API must have written with source
-/// `api` and the token's name.
-#[track_caller]
-pub fn by_token(mut events: Vec<AuditEvent>, token: &str) -> AuditEvent {
-    let event = events.pop().expect("an audit event");
-    assert_eq!(
-        (event.source.as_str(), event.token_name.as_deref()),
-        ("api", Some(token)),
-        "{event:?}"
-    );
-    event
+    /// Another writer, who may ask.
+    pub async fn writer(&self, t: &TestLadder, name: &str) -> User {
+        let user = t.user(name).await;
+        t.join(&user, &t.group("Writers", &[]).await).await;
+        user
+    }
 }

@@ -6,7 +6,7 @@ use ladder::accounts::Group;
 use serde_json::{Value, json};
 
 use crate::{
-    api_client::{Api, after, by_token, current_revision, events},
+    api_caller::{Api, after, by_token, current_revision, events},
     helpers::{TestApp, TestLadder},
 };
 

@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use crate::{
-    api_client::{Api, after, by_token, current_revision, events},
+    api_caller::{Api, after, by_token, current_revision, events},
     api_users::Callers,
     helpers::TestLadder,
     web_helpers::set_active,

@@ -616,7 +616,7 @@ pub mod workflow {
         },
     };
 
-    pub use ladder::promotions::transitions::{Approval, withdraw};
+    pub use ladder::promotions::transitions::Approval;
 
     pub async fn submit(
         ladder: &Ladder,
@@ -626,7 +626,9 @@ pub mod workflow {
         justification: &str,
     ) -> Result<Request> {
         let justification = Justification::parse(justification)?;
-        transitions::submit(ladder, actor, requester, track, justification).await
+        transitions::submit(ladder, actor, requester, track, justification)
+            .await
+            .map(|c| c.outcome)
     }
 
     pub async fn approve(
@@ -637,7 +639,9 @@ pub mod workflow {
         comment: &str,
     ) -> Result<Approval> {
         let comment = Comment::parse(comment)?;
-        transitions::approve(ladder, actor, approver, request_id, comment).await
+        transitions::approve(ladder, actor, approver, request_id, comment)
+            .await
+            .map(|c| c.outcome)
     }
 
     pub async fn reject(
@@ -648,7 +652,20 @@ pub mod workflow {
         reason: &str,
     ) -> Result<()> {
         let reason = Reason::parse(reason)?;
-        transitions::reject(ladder, actor, approver, request_id, reason).await
+        transitions::reject(ladder, actor, approver, request_id, reason)
+            .await
+            .map(|c| c.outcome)
+    }
+
+    pub async fn withdraw(
+        ladder: &Ladder,
+        actor: &Actor,
+        requester: &User,
+        request_id: i64,
+    ) -> Result<()> {
+        transitions::withdraw(ladder, actor, requester, request_id)
+            .await
+            .map(|c| c.outcome)
     }
 }
 

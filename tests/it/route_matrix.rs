@@ -5,7 +5,10 @@
 //! says, over a real port, on both backends. That the matrix has a row for
 //! every route is checked in `route_reader.rs`.
 
-use ladder::actor::{Actor, Source};
+use ladder::{
+    accounts::tokens::CreateToken,
+    actor::{Actor, Source},
+};
 use reqwest::{Response, StatusCode, header};
 
 use crate::{
@@ -125,6 +128,14 @@ pub fn route_matrix() -> Vec<(Req, [Want; 7])> {
         (Post("/login", &[("username", "nobody"), ("password", "not-a-password")]),
                                                                                  [e422; 7]),
         (Get("/account/password"),                                               [LOGIN,     OK,         OK,         OK,         OK,                   OK,          OK]),
+        // One's own API tokens: a new one's secret is in the POST's answer (200);
+        // {user_token} is someone else's, so it is not found here for anyone
+        (Get("/account/tokens"),                                                 [LOGIN,     OK,         OK,         OK,         OK,                   OK,          OK]),
+        (Post("/account/tokens", &[("name", "From the matrix"), ("lifetime", "90d")]),
+                                                                                 [LOGIN,     OK,         OK,         OK,         OK,                   OK,          OK]),
+        (Post("/account/tokens", &[("name", ""), ("lifetime", "90d")]),         [LOGIN,     e422,       e422,       e422,       e422,                 e422,        e422]),
+        (Post("/account/tokens/{user_token}/revoke", &[]),                       [LOGIN,     GONE,       GONE,       GONE,       GONE,                 GONE,        GONE]),
+        (Post("/account/tokens/999999/revoke", &[]),                             [LOGIN,     GONE,       GONE,       GONE,       GONE,                 GONE,        GONE]),
         // The blog: {draft} is the writer's draft, {published} the writer's published post;
         // a draft one may not see is not found on every route, like a missing post
         (Get("/"),                                                               [to("/posts"); 7]),
@@ -208,6 +219,13 @@ pub fn route_matrix() -> Vec<(Req, [Want; 7])> {
         (JsonAs("DELETE", "/api/v1/groups/{api_group}/permissions/blog.add_post", ""),
                                                                                  [e401,      no(cg),     no(cg),     no(cg),     no(cg),               OK,          no("blog.add_post")]),
         (JsonAs("DELETE", "/api/v1/groups/{api_group}", ""),                    [e401,      no(dg),     no(dg),     no(dg),     no(dg),               OK,          OK]),
+        // The tracks and the permission catalog: anyone signed in; who holds a
+        // permission: auth.view_user; the audit log: as the console's page
+        (Get("/api/v1/tracks"),                                                  [e401,      OK,         OK,         OK,         OK,                   OK,          OK]),
+        (Get("/api/v1/permissions?app=blog"),                                    [e401,      OK,         OK,         OK,         OK,                   OK,          OK]),
+        (Get("/api/v1/permissions/blog.add_post/holders"),                       [e401,      no(vu),     no(vu),     OK,         no(vu),               OK,          OK]),
+        (Get("/api/v1/permissions/blog.nothing/holders"),                        [e401,      no(vu),     no(vu),     GONE,       no(vu),               GONE,        GONE]),
+        (Get("/api/v1/audit"),                                                   [e401,      STAFF,      STAFF,      STAFF,      no("admin.view_logentry"), OK,     OK]),
         // The API's document and its docs page, served by Ladder itself
         (Get("/api/v1/openapi.json"),                                            [OK; 7]),
         (Get("/api/docs"),                                                       [Want::Status(303); 7]),
@@ -235,6 +253,10 @@ pub fn route_matrix() -> Vec<(Req, [Want; 7])> {
         (Post("/admin/users/{user}/staff", &[("value", "true")]),                [LOGIN,     STAFF,      STAFF,      STAFF,      no(cu),               user_page,   not_done("/admin/users/{user}", "Not done")]),
         (Post("/admin/users/{user}/password", &[("password", "a-fresh-passphrase")]),
                                                                                  [LOGIN,     STAFF,      STAFF,      STAFF,      no(cu),               user_page,   user_page]),
+        // Revoking a token acts on its owner's account: only the superuser touches the superuser's.
+        (Post("/admin/tokens/{user_token}/revoke", &[]),                         [LOGIN,     STAFF,      STAFF,      STAFF,      no(cu),               user_page,   user_page]),
+        (Post("/admin/tokens/{admin_token}/revoke", &[]),                        [LOGIN,     STAFF,      STAFF,      STAFF,      no(cu),               to("/admin/users/admin"), not_done("/admin/users/admin", "only the superuser")]),
+        (Post("/admin/tokens/999999/revoke", &[]),                               [LOGIN,     STAFF,      STAFF,      STAFF,      no(cu),               GONE,        GONE]),
         (Get("/admin/users/{user}/active"),                                      [LOGIN,     STAFF,      STAFF,      STAFF,      no(cu),               OK,          OK]),
         (Post("/admin/users/{user}/active", &[("value", "false")]),              [LOGIN,     STAFF,      STAFF,      STAFF,      no(cu),               user_page,   user_page]),
         (Get("/admin/groups"),                                                   [LOGIN,     STAFF,      STAFF,      STAFF,      no(vg),               OK,          OK]),
@@ -269,6 +291,9 @@ struct Fixtures {
     draft: i64,
     published: i64,
     user: String,
+    /// A live API token of `user`, and one of the superuser.
+    user_token: i64,
+    admin_token: i64,
     group: i64,
     /// A group only the API's rows change (and delete).
     api_group: i64,
@@ -279,11 +304,15 @@ struct Fixtures {
 
 impl Fixtures {
     async fn new(t: &TestLadder, cast: &Cast, role: &str) -> Fixtures {
+        let user = t.user(&format!("target-of-{role}")).await.username;
+        let name = format!("matrix token of {role}");
         Fixtures {
             role: role.to_string(),
             draft: post_by(t, &cast.writer, "The draft", false).await,
             published: post_by(t, &cast.writer, "The published post", true).await,
-            user: t.user(&format!("target-of-{role}")).await.username,
+            user_token: token_of(t, &user, &name).await,
+            admin_token: token_of(t, &cast.admin.username, &name).await,
+            user,
             group: t.group(&format!("Group of {role}"), &[]).await.group_id,
             api_group: t.group(&format!("API group of {role}"), &[]).await.group_id,
             password: format!("{role}-password"),
@@ -297,6 +326,8 @@ impl Fixtures {
             filled = filled.replace(placeholder, &request_id.to_string());
         }
         filled
+            .replace("{user_token}", &self.user_token.to_string())
+            .replace("{admin_token}", &self.admin_token.to_string())
             .replace("{draft}", &self.draft.to_string())
             .replace("{published}", &self.published.to_string())
             .replace("{user}", &self.user)
@@ -548,6 +579,19 @@ fn message_of(body: &str) -> String {
         .and_then(|rest| rest.split("</p>").next())
         .unwrap_or("")
         .to_string()
+}
+
+/// A live API token of `owner`, made by Ladder itself; its id.
+async fn token_of(t: &TestLadder, owner: &str, name: &str) -> i64 {
+    let made = t.ladder.db.run(CreateToken {
+        actor: t.system(),
+        owner: owner.to_string(),
+        name: name.to_string(),
+        expires_at: None,
+        scope: None,
+        now: t.now(),
+    });
+    made.await.unwrap().token.token_id
 }
 
 /// One promotion request per placeholder, each by a fresh Writer on the

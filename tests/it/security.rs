@@ -246,7 +246,7 @@ async fn expired_sessions_and_old_sign_in_attempts_are_swept(t: TestLadder) {
         .await
         .unwrap();
     assert!(
-        summary.starts_with("1 expired session(s) and 1 old"),
+        summary.starts_with("1 expired session(s), 1 old sign-in attempt(s)"),
         "{summary}"
     );
     let left: Vec<String> = sqlx::query_scalar("select session_id from sessions")

@@ -85,7 +85,7 @@ impl Drop for Served {
 }
 
 /// Polls `done` every 20 ms until it holds, for at most ten seconds.
-async fn within_ten_seconds(what: &str, mut done: impl AsyncFnMut() -> bool) {
+pub async fn within_ten_seconds(what: &str, mut done: impl AsyncFnMut() -> bool) {
     let start = Instant::now();
     while !done().await {
         assert!(

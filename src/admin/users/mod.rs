@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::accounts::users;
 
-pub(super) fn user_url(username: &str) -> String {
+pub(crate) fn user_url(username: &str) -> String {
     let encoded: String = serde_urlencoded::to_string([("", username)])
         .unwrap_or_default()
         .trim_start_matches('=')
@@ -33,6 +33,7 @@ pub(super) struct UserRow {
     is_active: bool,
     is_staff: bool,
     is_superuser: bool,
+    is_service: bool,
     date_joined: i64,
     last_login: Option<i64>,
 }
@@ -45,6 +46,7 @@ pub(super) fn user_row(u: &users::User) -> UserRow {
         is_active: u.is_active,
         is_staff: u.is_staff,
         is_superuser: u.is_superuser,
+        is_service: u.is_service,
         date_joined: u.created_at,
         last_login: u.last_login,
     }

@@ -15,7 +15,7 @@ use crate::{
     accounts::{
         User,
         groups::{self, GroupSummary},
-        users,
+        tokens, users,
     },
     permissions::{
         EffectivePermissions, PermissionName,
@@ -24,6 +24,7 @@ use crate::{
         effective,
     },
     web::{
+        account_tokens::token_rows,
         auth::{CurrentUser, SignedIn},
         page::Page,
         state::AppState,
@@ -60,7 +61,10 @@ pub async fn show(
     let group_perms = catalog::by_group(&mut conn).await?;
     let all_groups = groups::list(&mut conn).await?;
     let events = crate::admin::audit::recent(&mut conn, user.user_id).await?;
+    let own_tokens = tokens::of_user(&mut conn, user.user_id).await?;
     drop(conn);
+    let tokens = token_rows(&own_tokens, state.ladder.clock.now());
+    let can_revoke_tokens = tokens::viewer_may_manage(&current.perms, &user, &eff);
     let effective = effective_rows(&eff, &all);
     let direct: Vec<String> = direct.iter().map(|p| p.name().to_string()).collect();
     let offers = offers(
@@ -81,7 +85,7 @@ pub async fn show(
         group_options => offers.groups,
         can_change => offers.can_change,
         can_set_staff => current.user.is_superuser,
-        events,
+        events, tokens, can_revoke_tokens,
     };
     Ok(render("admin/user.html", ctx)?.into_response())
 }

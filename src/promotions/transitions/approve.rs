@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::{entry, locking};
+use super::{Committed, entry, locking};
 use crate::{
     Error, Ladder, Result,
     accounts::{Group, User, promotion_grant},
@@ -13,6 +13,7 @@ use crate::{
     binds,
     db::{Finish, Sql, Transaction},
     mail::Message,
+    permissions::revision,
     promotions::{
         self, notifications,
         policy::{self, already},
@@ -29,10 +30,10 @@ pub enum Approval {
     Recorded { have: u32, need: u32 },
 }
 
-/// How an approval's write transaction ended.
+/// How an approval's write transaction ended (with the revision it committed at).
 enum Decided {
-    Approved,
-    Recorded(u32),
+    Approved(i64),
+    Recorded(u32, i64),
     AlreadyApproved,
     NotPending,
     NotEligible,
@@ -93,7 +94,8 @@ impl Transaction for Approve {
         if have < self.need {
             let after = json!({ "approvals": have, "needed": self.need, "comment": comment });
             audit::record(sql, &self.actor, self.audit_entry.after(after), now).await?;
-            return Ok(Finish::Commit(Decided::Recorded(have)));
+            let revision = revision::current(sql).await?;
+            return Ok(Finish::Commit(Decided::Recorded(have, revision)));
         }
         let changed = sql
             .execute(
@@ -129,7 +131,9 @@ impl Transaction for Approve {
             .after(after);
         audit::record(sql, &self.actor, audit_entry, now).await?;
         notifications::queue_all(sql, self.messages, now).await?;
-        Ok(Finish::Commit(Decided::Approved))
+        // The grant advanced the revision; this reads the one it committed.
+        let revision = revision::current(sql).await?;
+        Ok(Finish::Commit(Decided::Approved(revision)))
     }
 }
 
@@ -141,7 +145,7 @@ pub async fn approve(
     approver: &User,
     request_id: i64,
     comment: Comment,
-) -> Result<Approval> {
+) -> Result<Committed<Approval>> {
     // Reads first, outside the write transaction (see the module's doc).
     let (request, track, requester, to_group, others) = {
         let mut conn = ladder.db.acquire().await?;
@@ -203,13 +207,19 @@ pub async fn approve(
         })
         .await?;
     match outcome {
-        Decided::Approved => {
+        Decided::Approved(revision) => {
             ladder.mail_wake.notify_one();
-            Ok(Approval::Approved)
+            Ok(Committed {
+                outcome: Approval::Approved,
+                revision,
+            })
         }
-        Decided::Recorded(have) => Ok(Approval::Recorded {
-            have,
-            need: track.approvals_required,
+        Decided::Recorded(have, revision) => Ok(Committed {
+            outcome: Approval::Recorded {
+                have,
+                need: track.approvals_required,
+            },
+            revision,
         }),
         Decided::AlreadyApproved => Err(Error::Conflict(
             "You have already approved this request.".into(),

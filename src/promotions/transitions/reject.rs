@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{entry, lock_pending, lock_sql};
+use super::{Committed, entry, lock_pending, lock_sql};
 use crate::{
     Ladder, Result,
     accounts::{User, users},
@@ -33,9 +33,9 @@ struct Reject {
 }
 
 impl Transaction for Reject {
-    type Output = ();
+    type Output = Committed<()>;
 
-    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<()>> {
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<Committed<()>>> {
         let Reject {
             request_id, now, ..
         } = self;
@@ -69,7 +69,11 @@ impl Transaction for Reject {
             .after(json!({ "state": "rejected", "reason": reason }));
         audit::record(sql, &self.actor, entry, now).await?;
         notifications::queue_all(sql, self.messages, now).await?;
-        Ok(Finish::Commit(()))
+        let revision = crate::permissions::revision::current(sql).await?;
+        Ok(Finish::Commit(Committed {
+            outcome: (),
+            revision,
+        }))
     }
 }
 
@@ -80,7 +84,7 @@ pub async fn reject(
     approver: &User,
     request_id: i64,
     reason: Reason,
-) -> Result<()> {
+) -> Result<Committed<()>> {
     let (messages, request_track) = {
         let mut conn = ladder.db.acquire().await?;
         let request = promotions::get(&mut conn, request_id).await?;
@@ -109,7 +113,7 @@ pub async fn reject(
         )?);
         (messages, request.track)
     };
-    ladder
+    let committed = ladder
         .db
         .run(Reject {
             track: ladder.track(&request_track)?.clone(),
@@ -123,5 +127,5 @@ pub async fn reject(
         })
         .await?;
     ladder.mail_wake.notify_one();
-    Ok(())
+    Ok(committed)
 }
