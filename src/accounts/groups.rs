@@ -139,10 +139,63 @@ pub async fn list(sql: &mut dyn Sql) -> Result<Vec<GroupSummary>> {
     .await
 }
 
+/// Up to `limit` groups by name after `after` (keyset paging: no OFFSET, no counts).
+pub async fn page(sql: &mut dyn Sql, after: Option<&str>, limit: i64) -> Result<Vec<Group>> {
+    sql.fetch_all(
+        "select group_id, name, created_at from groups \
+         where ($1 is null or name > $1) order by name limit $2",
+        binds![after, limit],
+    )
+    .await
+}
+
+/// A group's member as its member list shows them.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub username: String,
+    pub is_active: bool,
+    /// When they joined the group.
+    pub joined_at: i64,
+}
+
+crate::from_row!(Member {
+    username,
+    is_active,
+    joined_at,
+});
+
+/// Up to `limit` members of a group by username, after the username key
+/// `after` (keyset paging: no OFFSET, no counts).
+pub async fn member_page(
+    sql: &mut dyn Sql,
+    group_id: i64,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Member>> {
+    sql.fetch_all(
+        "select u.username, u.is_active, ug.created_at as joined_at \
+           from user_groups ug join users u on u.user_id = ug.user_id \
+          where ug.group_id = $1 and ($2 is null or u.username_key > $2) \
+          order by u.username_key limit $3",
+        binds![group_id, after, limit],
+    )
+    .await
+}
+
 /// Every group's name, sorted; cheap enough for every page (no member counts).
 pub async fn names(sql: &mut dyn Sql) -> Result<Vec<String>> {
     sql.fetch_all("select name from groups order by name", binds![])
         .await
+}
+
+/// The groups a user belongs to, by name.
+pub async fn of_user(sql: &mut dyn Sql, user_id: i64) -> Result<Vec<Group>> {
+    sql.fetch_all(
+        "select g.group_id, g.name, g.created_at from user_groups ug \
+         join groups g on g.group_id = ug.group_id where ug.user_id = $1 order by g.name",
+        binds![user_id],
+    )
+    .await
 }
 
 /// Usernames of the group's members, sorted.

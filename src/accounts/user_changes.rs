@@ -5,7 +5,7 @@
 
 use super::{
     Email, PasswordHash, User, Username,
-    users::{self, NewUser},
+    users::{self, NewUser, Profile},
 };
 use crate::{
     Result,
@@ -13,10 +13,13 @@ use crate::{
     db::{Finish, Sql, Transaction},
 };
 
-/// Creates a user (`users::create`: `auth.add_user`, staff only by the superuser).
+/// Creates a user (`users::create`: `auth.add_user`, staff only by the
+/// superuser); one created inactive is then deactivated in the same
+/// transaction, under the rule for that (`users::set_active`).
 pub struct CreateUser {
     pub actor: Actor,
     pub new: NewUser,
+    pub active: bool,
     pub now: i64,
 }
 
@@ -24,7 +27,51 @@ impl Transaction for CreateUser {
     type Output = User;
 
     async fn run(self, sql: &mut dyn Sql) -> Result<Finish<User>> {
-        let user = users::create(sql, &self.actor, self.new, self.now).await?;
+        let (actor, now) = (&self.actor, self.now);
+        let mut user = users::create(sql, actor, self.new, now).await?;
+        if !self.active {
+            user = users::set_active(sql, actor, &user, false, now).await?;
+        }
+        Ok(Finish::Commit(user))
+    }
+}
+
+/// What an update sets on a user's account; each field given is set, each
+/// under its own rule (`users::set_profile`, `set_staff`, `set_active`).
+#[derive(Debug, Default)]
+pub struct UserUpdate {
+    pub profile: Profile,
+    pub active: Option<bool>,
+    pub staff: Option<bool>,
+}
+
+/// Updates the user named `username`, all or nothing: one refused field
+/// leaves every field as it was.
+pub struct UpdateUser {
+    pub actor: Actor,
+    pub username: String,
+    pub update: UserUpdate,
+    pub now: i64,
+}
+
+impl Transaction for UpdateUser {
+    type Output = User;
+
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<User>> {
+        let (actor, now) = (&self.actor, self.now);
+        let UserUpdate {
+            profile,
+            active,
+            staff,
+        } = self.update;
+        let mut user = users::get_by_username(sql, &self.username).await?;
+        user = users::set_profile(sql, actor, &user, profile, now).await?;
+        if let Some(staff) = staff {
+            user = users::set_staff(sql, actor, &user, staff, now).await?;
+        }
+        if let Some(active) = active {
+            user = users::set_active(sql, actor, &user, active, now).await?;
+        }
         Ok(Finish::Commit(user))
     }
 }

@@ -354,6 +354,9 @@ pub async fn set_staff(
 ) -> Result<User> {
     let actor_perms = actor.permissions(sql).await?;
     permissions::delegation::authorize(&actor_perms, &Change::Staff { target })?;
+    if target.is_staff == staff {
+        return Ok(target.clone());
+    }
     sql.execute(
         "update users set is_staff = $1 where user_id = $2",
         binds![staff, target.user_id],
@@ -411,6 +414,66 @@ pub async fn set_password(
     )
     .await?;
     Ok(())
+}
+
+/// Changes to another user's profile: each field given is set.
+#[derive(Debug, Default)]
+pub struct Profile {
+    pub display_name: Option<String>,
+    pub email: Option<Email>,
+}
+
+/// Sets another user's display name and email. The email is where the
+/// account's mail goes, so this is acting on the account
+/// (`delegation::Change::Account`), like a password; the rule applies
+/// whenever a field is given, even one that would not change.
+pub async fn set_profile(
+    sql: &mut dyn Sql,
+    actor: &Actor,
+    target: &User,
+    profile: Profile,
+    now: i64,
+) -> Result<User> {
+    if profile.display_name.is_none() && profile.email.is_none() {
+        return Ok(target.clone());
+    }
+    authorize_account(sql, actor, target).await?;
+    let updated = User {
+        display_name: profile
+            .display_name
+            .unwrap_or_else(|| target.display_name.clone()),
+        email: profile
+            .email
+            .map_or_else(|| target.email.clone(), |e| e.as_str().to_string()),
+        ..target.clone()
+    };
+    let (mut before, mut after) = (json!({}), json!({}));
+    if updated.display_name != target.display_name {
+        before["display_name"] = json!(target.display_name);
+        after["display_name"] = json!(updated.display_name);
+    }
+    if updated.email != target.email {
+        before["email"] = json!(target.email);
+        after["email"] = json!(updated.email);
+    }
+    if after == json!({}) {
+        return Ok(updated);
+    }
+    sql.execute(
+        "update users set display_name = $1, email = $2 where user_id = $3",
+        binds![&updated.display_name, &updated.email, target.user_id],
+    )
+    .await?;
+    audit::record(
+        sql,
+        actor,
+        AuditEntry::user("user.update", target)
+            .before(before)
+            .after(after),
+        now,
+    )
+    .await?;
+    Ok(updated)
 }
 
 /// A user changes their own password (having proved the current one); no

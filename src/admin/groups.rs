@@ -212,16 +212,12 @@ pub async fn set_permissions(
         checklist: Checklist::from_fields(&fields),
         now: state.ladder.clock.now(),
     };
-    let outcome =
-        state
-            .ladder
-            .db
-            .run(change)
-            .await
-            .map(|saved| match (saved.granted, saved.revoked) {
-                (0, 0) => "Nothing changed.".to_string(),
-                (g, r) => format!("Saved {}: {g} granted, {r} revoked.", saved.group.name),
-            });
+    let outcome = state.ladder.db.run(change).await.map(|saved| {
+        match (saved.granted.len(), saved.revoked.len()) {
+            (0, 0) => "Nothing changed.".to_string(),
+            (g, r) => format!("Saved {}: {g} granted, {r} revoked.", saved.group.name),
+        }
+    });
     flash_and_redirect(&session, outcome, &group_url(group_id)).await
 }
 

@@ -54,7 +54,7 @@ pub struct CheckAnswer {
 }
 
 /// `{"kind": "superuser" | "direct" | "group" | "inactive" | "not_held", "group": name}`.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SourceJson {
     kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -4,12 +4,16 @@
 
 pub mod audit;
 pub mod check;
+pub mod groups;
 pub mod idempotency;
 pub mod openapi;
 pub mod paging;
 pub mod permissions;
 pub mod promotions;
+pub mod revised;
 pub mod tracks;
+pub mod user_access;
+pub mod users;
 
 use axum::{
     Router,
@@ -60,16 +64,64 @@ fn api(
 /// The rule table.
 fn table() -> OpenApiRouter<AppState> {
     use Rule::*;
+    let (view_user, change_user) = (Perm("auth.view_user"), Perm("auth.change_user"));
+    let (view_group, change_group) = (Perm("auth.view_group"), Perm("auth.change_group"));
     let r = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi());
     // Anyone about themselves; about others, auth.view_user (checked per check).
     let r = api(r, SignedIn, routes!(check::check_one, check::check_many));
-    // The permission catalog is no secret; who holds what is about users.
-    let r = api(r, SignedIn, routes!(permissions::list_permissions));
+    // Users and groups: each rule is the console's for the same change
+    // (src/web/router.rs) without its staff requirement, so a service account
+    // holding the permission is enough; the domain then applies the
+    // delegation rules exactly as for the console.
+    let r = api(r, view_user, routes!(users::list_users));
     let r = api(
         r,
-        Perm("auth.view_user"),
-        routes!(permissions::permission_holders),
+        Perms("auth.add_user", "auth.change_user"),
+        idempotent(routes!(users::create_user)),
     );
+    let r = api(r, view_user, routes!(users::get_user));
+    let r = api(r, change_user, routes!(users::update_user));
+    let r = api(r, change_user, routes!(users::set_user_password));
+    let r = api(
+        r,
+        change_user,
+        routes!(
+            user_access::add_user_to_group,
+            user_access::remove_user_from_group
+        ),
+    );
+    let r = api(r, view_user, routes!(user_access::user_permissions));
+    let r = api(
+        r,
+        change_user,
+        routes!(
+            user_access::grant_user_permission,
+            user_access::revoke_user_permission
+        ),
+    );
+    // Groups
+    let r = api(r, view_group, routes!(groups::list_groups));
+    let r = api(
+        r,
+        Perm("auth.add_group"),
+        idempotent(routes!(groups::create_group)),
+    );
+    let r = api(r, view_group, routes!(groups::get_group));
+    let r = api(r, change_group, routes!(groups::rename_group));
+    let r = api(r, Perm("auth.delete_group"), routes!(groups::delete_group));
+    let r = api(r, view_group, routes!(groups::group_members));
+    let r = api(r, change_group, routes!(groups::set_group_permissions));
+    let r = api(
+        r,
+        change_group,
+        routes!(
+            groups::grant_group_permission,
+            groups::revoke_group_permission
+        ),
+    );
+    // The permission catalog is no secret; who holds what is about users.
+    let r = api(r, SignedIn, routes!(permissions::list_permissions));
+    let r = api(r, view_user, routes!(permissions::permission_holders));
     // Promotions: who may ask, see and decide is the workflow's, per track
     // and per request (src/promotions/policy.rs), as in the console.
     let r = api(r, SignedIn, routes!(tracks::list_tracks));
@@ -89,6 +141,21 @@ fn table() -> OpenApiRouter<AppState> {
         StaffPerm("admin.view_logentry"),
         routes!(audit::list_audit_events),
     )
+}
+
+/// Relabels a domain type's invalid input (`group`, `permission`) with the
+/// field the caller sent it in (`name`, `perm`, `permissions`).
+pub(crate) fn as_field(field: &'static str) -> impl FnOnce(crate::Error) -> crate::Error {
+    move |e| match e {
+        crate::Error::Invalid { message, .. } => crate::Error::Invalid { field, message },
+        other => other,
+    }
+}
+
+/// A group's id from a path: anything but a number names no group (404).
+pub(crate) fn group_id(raw: &str) -> crate::Result<i64> {
+    raw.parse()
+        .map_err(|_| crate::Error::NotFound("That group".into()))
 }
 
 /// The API's routes, and its OpenAPI document.

@@ -109,7 +109,12 @@ pub(super) async fn user(ladder: &Ladder, cmd: UserCommand) -> Result<()> {
             let new = new_user(&username, email, &display_name, kind).await?;
             let actor = resolve_actor(ladder, &actor).await?;
             let now = ladder.clock.now();
-            let change = CreateUser { actor, new, now };
+            let change = CreateUser {
+                actor,
+                new,
+                active: true,
+                now,
+            };
             let (user, revision) = ladder.db.run(WithRevision(change)).await?;
             let text = match user.is_service {
                 true => format!(

@@ -16,7 +16,8 @@ use crate::{
 };
 
 pub struct Checklist {
-    shown: BTreeSet<String>,
+    /// None: every permission is shown (a whole list, as the API's PUT sends it).
+    shown: Option<BTreeSet<String>>,
     ticked: BTreeSet<String>,
 }
 
@@ -38,9 +39,21 @@ impl Checklist {
                 .collect()
         };
         Checklist {
-            shown: values("shown"),
+            shown: Some(values("shown")),
             ticked: values("perm"),
         }
+    }
+
+    /// Exactly these permissions, and no others: every permission is shown.
+    pub fn exactly(perms: &[PermissionName]) -> Checklist {
+        Checklist {
+            shown: None,
+            ticked: perms.iter().map(|p| p.as_str().to_string()).collect(),
+        }
+    }
+
+    fn shows(&self, perm: &str) -> bool {
+        self.shown.as_ref().is_none_or(|shown| shown.contains(perm))
     }
 
     /// The grants and revokes that make `held` match the shown part of the list.
@@ -55,13 +68,12 @@ impl Checklist {
             grant: parse(
                 self.ticked
                     .iter()
-                    .filter(|p| self.shown.contains(*p) && !held.contains(*p))
+                    .filter(|p| self.shows(p) && !held.contains(*p))
                     .collect(),
             )?,
             revoke: parse(
-                self.shown
-                    .iter()
-                    .filter(|p| !self.ticked.contains(*p) && held.contains(*p))
+                held.iter()
+                    .filter(|p| self.shows(p) && !self.ticked.contains(*p))
                     .collect(),
             )?,
         })
@@ -80,8 +92,10 @@ pub struct SetGroupPermissions {
 /// What saving a checklist did.
 pub struct Saved {
     pub group: Group,
-    pub granted: usize,
-    pub revoked: usize,
+    pub granted: Vec<PermissionName>,
+    pub revoked: Vec<PermissionName>,
+    /// What the group holds now, sorted.
+    pub held: Vec<PermissionName>,
 }
 
 impl Transaction for SetGroupPermissions {
@@ -102,10 +116,16 @@ impl Transaction for SetGroupPermissions {
         if !revoke.is_empty() {
             grants::revoke(sql, actor, Grantee::Group(&group), &revoke, now).await?;
         }
+        let mut now_held = held;
+        now_held.extend(grant.iter().map(|p| p.to_string()));
+        for p in &revoke {
+            now_held.remove(p.as_str());
+        }
         Ok(Finish::Commit(Saved {
             group,
-            granted: grant.len(),
-            revoked: revoke.len(),
+            granted: grant,
+            revoked: revoke,
+            held: PermissionName::parse_all(&now_held.into_iter().collect::<Vec<_>>())?,
         }))
     }
 }
@@ -139,5 +159,21 @@ mod tests {
         assert_eq!(names(&change.grant), ["blog.add_post"]);
         // blog.change_post is held but not shown: kept.
         assert_eq!(names(&change.revoke), ["blog.view_post"]);
+    }
+
+    #[test]
+    fn an_exact_list_revokes_everything_else() {
+        let wanted = PermissionName::parse_all(&["blog.add_post", "blog.view_post"]).unwrap();
+        let held: BTreeSet<String> = ["blog.view_post", "blog.change_post"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let change = Checklist::exactly(&wanted).against(&held).unwrap();
+        let names = |v: &[PermissionName]| v.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        assert_eq!(names(&change.grant), ["blog.add_post"]);
+        assert_eq!(names(&change.revoke), ["blog.change_post"]);
+        let nothing = Checklist::exactly(&[]).against(&held).unwrap();
+        assert_eq!(nothing.revoke.len(), 2);
+        assert!(nothing.grant.is_empty());
     }
 }

@@ -70,7 +70,8 @@ pub async fn current(sql: &mut dyn Sql) -> Result<i64> {
 /// Runs a write and answers, with its outcome, the revision as of its
 /// commit: the one it committed if it advanced the counter, else the latest
 /// committed before it. Read in the write's own transaction, so a check
-/// `at_least` that revision sees the write. What the CLI's `--json` reports.
+/// `at_least` that revision sees the write. What the CLI's `--json` and
+/// the API's write answers report as `revision`.
 pub struct WithRevision<T>(pub T);
 
 impl<T: Transaction> Transaction for WithRevision<T> {

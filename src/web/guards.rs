@@ -26,6 +26,8 @@ pub enum Rule {
     StaffPerm(&'static str),
     /// Staff holding both (e.g. creating a user needs add_user and change_user).
     StaffPerms(&'static str, &'static str),
+    /// A signed-in user holding both (the API's form of `StaffPerms`).
+    Perms(&'static str, &'static str),
 }
 
 /// Enforces `rule`. Anonymous users are sent to sign in and come back; a
@@ -66,6 +68,13 @@ pub async fn enforce(rule: Rule, req: Request, next: Next) -> Response {
             if !current.is_staff() {
                 Err(staff())
             } else if !current.has_perm(a) {
+                Err(missing(a))
+            } else {
+                current.has_perm(b).then_some(()).ok_or_else(|| missing(b))
+            }
+        }
+        Rule::Perms(a, b) => {
+            if !current.has_perm(a) {
                 Err(missing(a))
             } else {
                 current.has_perm(b).then_some(()).ok_or_else(|| missing(b))

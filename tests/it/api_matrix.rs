@@ -13,7 +13,7 @@ use ladder::{
     permissions::PermissionName,
     seed::demo,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::{helpers::TestLadder, web_helpers::make_staff};
 
@@ -65,15 +65,28 @@ async fn caller(t: &TestLadder, name: &'static str, user: &User, scope: Option<&
     }
 }
 
+/// The throwaway groups a filled path names by id.
+struct Groups {
+    /// Changed by every operation on a group.
+    matrix: i64,
+    /// Only deleted.
+    doomed: i64,
+}
+
 /// Fills a path template with throwaway fixtures, so that a holder's
 /// change (a delete, say) touches nothing another caller relies on.
 /// `{request_id}` is a real pending request (a writer's, on the demo track).
-fn fill(template: &str, request_id: i64) -> String {
+fn fill(method: &str, template: &str, groups: &Groups, request_id: i64) -> String {
+    let group = match (method, template) {
+        ("delete", "/api/v1/groups/{group_id}") => groups.doomed,
+        _ => groups.matrix,
+    };
     template
         .split('/')
         .map(|segment| match segment {
             "{username}" | "{user}" => "matrix-target".to_string(),
             "{group}" | "{group_name}" => "Matrix%20Group".to_string(),
+            "{group_id}" => group.to_string(),
             "{perm}" | "{permission}" => "blog.add_post".to_string(),
             "{request_id}" => request_id.to_string(),
             s if s.starts_with('{') => "1".to_string(),
@@ -93,17 +106,28 @@ fn sample_query(template: &str) -> &'static str {
     }
 }
 
-/// The body a write takes, so that a holder's call reaches the domain.
-fn sample_body(template: &str) -> Value {
-    match template {
-        "/api/v1/promotions" => {
-            serde_json::json!({ "track": "senior-writer", "justification": "From the matrix." })
+/// The body a write takes, so that a holder's call reaches the domain (the
+/// first holder's create succeeds, later ones conflict).
+fn sample_body(method: &str, template: &str) -> Value {
+    match (method, template) {
+        ("post", "/api/v1/promotions") => {
+            json!({ "track": "senior-writer", "justification": "From the matrix." })
         }
-        "/api/v1/promotions/{request_id}/reject" => serde_json::json!({ "reason": "Not yet." }),
-        "/api/v1/check" => {
-            serde_json::json!({ "checks": [{ "user": "alice", "perm": "blog.add_post" }] })
+        ("post", "/api/v1/promotions/{request_id}/reject") => json!({ "reason": "Not yet." }),
+        ("post", "/api/v1/check") => {
+            json!({ "checks": [{ "user": "alice", "perm": "blog.add_post" }] })
         }
-        _ => serde_json::json!({}),
+        ("post", "/api/v1/users") => {
+            json!({"username": "matrix-made", "email": "matrix-made@example.com"})
+        }
+        ("patch", "/api/v1/users/{username}") => json!({"display_name": "Matrix Target"}),
+        ("put", "/api/v1/users/{username}/password") => json!({"password": "a-matrix-passphrase"}),
+        ("post", "/api/v1/groups") => json!({"name": "Matrix Made"}),
+        ("patch", "/api/v1/groups/{group_id}") => json!({"name": "Matrix Group"}),
+        ("put", "/api/v1/groups/{group_id}/permissions") => {
+            json!({"permissions": ["blog.add_post"]})
+        }
+        _ => json!({}),
     }
 }
 
@@ -127,7 +151,10 @@ async fn every_api_operation_answers_each_caller_as_its_rule_says(t: TestLadder)
         .await
         .unwrap();
     t.user("matrix-target").await;
-    t.group("Matrix Group", &[]).await;
+    let groups = Groups {
+        matrix: t.group("Matrix Group", &[]).await.group_id,
+        doomed: t.group("Matrix Doomed", &[]).await.group_id,
+    };
     let (admin, alice, erin) = (
         get(&t, "admin").await,
         get(&t, "alice").await,
@@ -179,7 +206,7 @@ async fn every_api_operation_answers_each_caller_as_its_rule_says(t: TestLadder)
             let Some(rule) = operation["x-ladder-rule"].as_str() else {
                 continue;
             };
-            let path = fill(template, request.request_id);
+            let path = fill(method, template, &groups, request.request_id);
             let query = sample_query(template);
             for c in &callers {
                 let mut request = http.request(
@@ -190,7 +217,7 @@ async fn every_api_operation_answers_each_caller_as_its_rule_says(t: TestLadder)
                     request = request.bearer_auth(token);
                 }
                 if method != "get" && method != "delete" {
-                    request = request.json(&sample_body(template));
+                    request = request.json(&sample_body(method, template));
                 }
                 let response = request.send().await.unwrap();
                 asked += 1;

@@ -4,13 +4,19 @@
 
 #[macro_use]
 mod helpers;
+mod api_anonymous;
 mod api_audit;
+mod api_caller;
 mod api_catalog;
 mod api_check;
 mod api_client;
+mod api_create_keys;
+mod api_groups;
 mod api_idempotency;
 mod api_matrix;
 mod api_promotions;
+mod api_user_access;
+mod api_users;
 mod audit;
 mod browser;
 mod cli;

@@ -14,6 +14,8 @@ pub enum SourceRule {
     Perm(String),
     StaffPerm(String),
     StaffPerms(String, String),
+    /// The API's two-permission rule: both, no staff needed.
+    Perms(String, String),
     /// Added with axum's own `.route`, without a rule.
     Unguarded,
 }
@@ -37,6 +39,7 @@ impl SourceRule {
             ("Perm", [p]) => SourceRule::Perm(p.clone()),
             ("StaffPerm", [p]) => SourceRule::StaffPerm(p.clone()),
             ("StaffPerms", [a, b]) => SourceRule::StaffPerms(a.clone(), b.clone()),
+            ("Perms", [a, b]) => SourceRule::Perms(a.clone(), b.clone()),
             _ => panic!("the matrix test cannot read the rule {text:?}; teach SourceRule::parse"),
         }
     }
@@ -52,7 +55,7 @@ impl SourceRule {
         let leak = |p: &String| -> &'static str { Box::leak(p.clone().into_boxed_str()) };
         match self {
             SourceRule::Perm(p) | SourceRule::StaffPerm(p) => vec![leak(p)],
-            SourceRule::StaffPerms(a, b) => vec![leak(a), leak(b)],
+            SourceRule::StaffPerms(a, b) | SourceRule::Perms(a, b) => vec![leak(a), leak(b)],
             _ => vec![],
         }
     }
@@ -432,7 +435,9 @@ fn the_matrix_has_a_row_for_every_route_and_method_the_router_serves() {
     let mut two: Vec<(String, String, String)> = served
         .iter()
         .filter_map(|s| match &s.rule {
-            SourceRule::StaffPerms(a, b) => Some((s.path.clone(), a.clone(), b.clone())),
+            SourceRule::StaffPerms(a, b) | SourceRule::Perms(a, b) => {
+                Some((s.path.clone(), a.clone(), b.clone()))
+            }
             _ => None,
         })
         .collect();
@@ -460,6 +465,7 @@ fn the_route_reader_reads_every_method_and_nested_and_merged_routers() {
                 // Every method: a comment, with commas, (and parentheses).
                 get(d).fallback(not_found),
             );
+            let r = route(r, "/e", Perms("t.u", "v.w"), put(e));
             let r = r.nest("/inner", inner::router());
             let r = r.nest("/here", Router::new().route("/x", delete(x)));
             r.merge(router_here()).route("/bare", post(bare))
@@ -493,6 +499,11 @@ fn the_route_reader_reads_every_method_and_nested_and_merged_routers() {
     expected.extend(CATCH_ALL.map(|m| want(m, "/c", SourceRule::Staff)));
     expected.push(want("GET", "/d", SourceRule::Public));
     expected.extend(["POST", "PUT", "DELETE", "PATCH"].map(|m| want(m, "/d", SourceRule::Public)));
+    expected.push(want(
+        "PUT",
+        "/e",
+        SourceRule::Perms("t.u".into(), "v.w".into()),
+    ));
     expected.push(want("POST", "/inner/deep", SourceRule::SignedIn));
     expected.push(want("DELETE", "/here/x", SourceRule::Unguarded));
     let two = SourceRule::StaffPerms("p.q".into(), "r.s".into());

@@ -52,7 +52,17 @@ pub async fn create(c: Changer, page: Page, Form(form): Form<NewUserForm>) -> Re
         return new_user_page(page, &form, &errors);
     };
     let (actor, now) = (web_actor(&current), state.ladder.clock.now());
-    let user = match state.ladder.db.run(CreateUser { actor, new, now }).await {
+    let user = match state
+        .ladder
+        .db
+        .run(CreateUser {
+            actor,
+            new,
+            active: true,
+            now,
+        })
+        .await
+    {
         Ok(user) => user,
         Err(e) => {
             // A taken name is the username's problem; a refusal, the staff box's.
