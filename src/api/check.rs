@@ -130,7 +130,10 @@ pub async fn check_one(
     fresh: Option<Extension<FreshAsOf>>,
     Query(q): Query<CheckQuery>,
 ) -> ApiResult<Json<CheckAnswer>> {
-    let consistency = level(Consistency::parse(q.consistency.as_deref(), q.at_least)?, fresh);
+    let consistency = level(
+        Consistency::parse(q.consistency.as_deref(), q.at_least)?,
+        fresh,
+    );
     let checks = [(q.user, q.perm)];
     let mut answers =
         check::check_all(&state.ladder, &asker(&current), &checks, consistency).await?;

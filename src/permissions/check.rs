@@ -110,7 +110,11 @@ pub async fn check_all(
         Consistency::Cached => None,
     };
     asking.memory = match at_least {
-        Some(rev) => ladder.live.has_seen(rev).then(|| ladder.live.seen()).flatten(),
+        Some(rev) => ladder
+            .live
+            .has_seen(rev)
+            .then(|| ladder.live.seen())
+            .flatten(),
         None => ladder.live.seen(),
     };
     let asker_key = username_key(&asker.username);

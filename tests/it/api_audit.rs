@@ -143,7 +143,8 @@ async fn only_staff_holding_view_logentry_read_the_audit_log_and_bad_filters_are
     let auditor = t.user("auditor").await;
     make_staff(&t, &auditor).await;
     // auth.view_user too, so a token may be narrowed to it alone.
-    t.grant(&auditor, &["admin.view_logentry", "auth.view_user"]).await;
+    t.grant(&auditor, &["admin.view_logentry", "auth.view_user"])
+        .await;
     // Not staff, though holding the permission.
     t.grant(&w.erin, &["admin.view_logentry"]).await;
     let alice = token(&t, &w.alice, "alice-app", None).await;
