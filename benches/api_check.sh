@@ -88,7 +88,7 @@ for backend in "${BACKENDS[@]}"; do
   fi
   # The rate limit is per token; the benchmark is one token doing everything.
   export LADDER_DATABASE__URL="$DB_URL" LADDER_SERVER__ADDRESS="127.0.0.1:$PORT"
-  export LADDER_API__REQUESTS_PER_SECOND=0 RUST_LOG=warn
+  export LADDER_API__REQUESTS_PER_SECOND=0 LADDER_LOG=warn
   (cd "$WORK" && timeout 900 "$BIN" seed --users "$USERS") >&2
   (cd "$WORK" && "$BIN" user add checker --email checker@example.com --service) >&2
   (cd "$WORK" && "$BIN" grant --user checker auth.view_user) >&2
@@ -119,8 +119,9 @@ for backend in "${BACKENDS[@]}"; do
   awk 'BEGIN { printf "{\"checks\": [" } { if (NR > 1000) exit; if (NR > 1) printf ","; printf "{\"user\": \"%s\", \"perm\": \"blog.publish_post\"}", $0 }
        END { printf "]}" }' "$WORK/users.txt" >"$WORK/batch.json"
   {
+    # wrk.format with a header table drops the -H headers, so the token goes here too.
     echo 'local f = io.open("'"$WORK/batch.json"'"); local body = f:read("*a"); f:close()'
-    echo 'request = function() return wrk.format("POST", "/api/v1/check", {["Content-Type"] = "application/json"}, body) end'
+    echo 'request = function() return wrk.format("POST", "/api/v1/check", {["Content-Type"] = "application/json", ["Authorization"] = "Bearer '"$TOKEN"'"}, body) end'
   } >"$WORK/batch.lua"
 
   (cd "$WORK" && exec "$BIN" serve) >"$WORK/serve-$backend.log" 2>&1 &

@@ -156,7 +156,7 @@ fn fingerprint(method: &Method, uri: &axum::http::Uri, body: &[u8]) -> String {
 /// The middleware `idempotent` adds: without a key (or on another method)
 /// the request passes through; with one it is claimed, replayed or refused.
 async fn keep_first_answer(
-    Extension(ladder): Extension<Ladder>,
+    Extension(state): Extension<AppState>,
     Viewer(viewer): Viewer,
     req: Request,
     next: Next,
@@ -184,9 +184,9 @@ async fn keep_first_answer(
     let claim = Claim {
         keyed: keyed.clone(),
         fingerprint: fingerprint(&parts.method, &parts.uri, &bytes),
-        now: ladder.clock.now(),
+        now: state.ladder.clock.now(),
     };
-    match ladder.db.run(claim).await {
+    match state.ladder.db.run(claim).await {
         Err(e) => ApiError(e).into_response(),
         Ok(Claimed::Mismatch) => ApiError(Error::invalid(
             "Idempotency-Key",
@@ -201,12 +201,12 @@ async fn keep_first_answer(
         Ok(Claimed::Replay { status, body }) => replay(status, body),
         Ok(Claimed::Ours) => {
             let req = Request::from_parts(parts, Body::from(bytes));
-            let run = run_and_keep(ladder.clone(), keyed.clone(), req, next);
+            let run = run_and_keep(state.ladder.clone(), keyed.clone(), req, next);
             match tokio::spawn(run.in_current_span()).await {
                 Ok(response) => response,
                 Err(e) => {
                     // The action panicked: nothing is kept, the key is free again.
-                    release(&ladder, keyed).await;
+                    release(&state.ladder, keyed).await;
                     ApiError(Error::Unexpected(anyhow::anyhow!(
                         "idempotent request: {e}"
                     )))

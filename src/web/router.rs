@@ -337,7 +337,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         // For middleware that a route adds without the state (the API's
         // Idempotency-Key, `api::idempotency`).
-        .layer(axum::Extension(state.ladder.clone()))
+        .layer(axum::Extension(state.clone()))
         .layer(from_fn_with_state(state.clone(), csrf::verify))
         .layer(from_fn_with_state(state.clone(), auth::load_viewer))
         .layer(sessions)
