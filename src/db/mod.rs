@@ -34,6 +34,7 @@ use crate::{Result, config::DatabaseSettings};
 use sqlite_writer::SqliteWriter;
 
 mod sql;
+mod sqlite_reader;
 mod sqlite_writer;
 mod transaction;
 
@@ -107,6 +108,8 @@ pub struct Db {
     /// Signalled after every commit through [`Db::run`], so this process's
     /// revision watcher (`permissions::revision`) looks for changes at once.
     committed: Arc<tokio::sync::Notify>,
+    /// The SQLite file, for reads on the calling thread (`sqlite_reader`).
+    sqlite_file: Option<Arc<std::path::PathBuf>>,
 }
 
 impl Db {
@@ -163,6 +166,7 @@ impl Db {
             group_commits,
             waiting: Arc::default(),
             committed: Arc::default(),
+            sqlite_file: sqlite_file.map(Arc::new),
         })
     }
 
@@ -305,6 +309,17 @@ impl Db {
     }
 
     /// A pooled connection for reads.
+    /// On a SQLite file, runs one small read on the calling thread, without
+    /// a pooled connection (`sqlite_reader`); `None` elsewhere. It blocks the
+    /// thread for the read, so keep it to a row or two.
+    pub fn read_sqlite_here<T>(
+        &self,
+        read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+    ) -> Option<Result<T>> {
+        let path = self.sqlite_file.as_deref()?;
+        Some(sqlite_reader::read(path, read))
+    }
+
     pub async fn acquire(&self) -> Result<sqlx::pool::PoolConnection<Any>> {
         Ok(self.pool.acquire().await?)
     }

@@ -105,7 +105,7 @@ pub async fn check_all(
     // Full is "at least the revision committed now": memory that has seen
     // it answers, so a full check costs one read of the counter.
     let at_least = match consistency {
-        Consistency::Full => Some(revision::current(asking.sql().await?).await?),
+        Consistency::Full => Some(revision::latest(&ladder.db).await?),
         Consistency::AtLeast(rev) => Some(rev),
         Consistency::Cached => None,
     };

@@ -85,6 +85,19 @@ impl<T: Transaction> Transaction for WithRevision<T> {
     }
 }
 
+/// The last committed revision, read the cheapest way this database allows
+/// (on a SQLite file, on the calling thread with no pooled connection).
+pub async fn latest(db: &Db) -> Result<i64> {
+    let here = db.read_sqlite_here(|conn| {
+        conn.prepare_cached("select revision from revisions where revision_id = 1")?
+            .query_row([], |row| row.get(0))
+    });
+    match here {
+        Some(read) => read,
+        None => current(&mut db.acquire().await?).await,
+    }
+}
+
 /// A token as the cached path knows it (see `accounts::tokens`).
 #[derive(Clone, Debug)]
 pub struct CachedToken {

@@ -75,8 +75,7 @@ pub async fn resolve(
     let fresh = if cached {
         None
     } else {
-        let sql = conn.insert(state.ladder.db.acquire().await?);
-        Some(FreshAsOf(revision::current(sql).await?))
+        Some(FreshAsOf(revision::latest(&state.ladder.db).await?))
     };
     let from_memory = match fresh {
         Some(FreshAsOf(revision)) => live.has_seen(revision),
