@@ -47,12 +47,13 @@ pub async fn enforce(rule: Rule, req: Request, next: Next) -> Response {
             sign_in_first(&req)
         };
     };
+    let what = if api { "This endpoint" } else { "This page" };
     let missing = |perm: &str| {
         Error::Forbidden(format!(
-            "This page needs the permission {perm}, which you do not hold."
+            "{what} needs the permission {perm}, which you do not hold."
         ))
     };
-    let staff = || Error::Forbidden("This page is for staff only.".into());
+    let staff = || Error::Forbidden(format!("{what} is for staff only."));
     let verdict = match rule {
         Rule::Public | Rule::SignedIn => Ok(()),
         Rule::Staff => current.is_staff().then_some(()).ok_or_else(staff),

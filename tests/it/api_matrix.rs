@@ -227,7 +227,7 @@ async fn every_api_operation_answers_each_caller_as_its_rule_says(t: TestLadder)
                 let guard_refusal = |p: &str| {
                     body.contains(&format!("needs the permission {p}, which you do not hold"))
                 };
-                let staff_refusal = body.contains("This page is for staff only.");
+                let staff_refusal = body.contains("This endpoint is for staff only.");
                 let staff_rule = rule.starts_with("Staff");
                 let verdict = match (&c.token, rule, missing) {
                     _ if status >= 500 => Err(format!("a server error: {body}")),

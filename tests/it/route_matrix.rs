@@ -60,6 +60,7 @@ const OK: Want = Want::Status(200);
 const GONE: Want = Want::Status(404);
 const LOGIN: Want = Want::SignIn;
 const STAFF: Want = Want::Refused("This page is for staff only.");
+const API_STAFF: Want = Want::Refused("This endpoint is for staff only.");
 const fn no(what: &'static str) -> Want {
     Want::Refused(what)
 }
@@ -225,7 +226,7 @@ pub fn route_matrix() -> Vec<(Req, [Want; 7])> {
         (Get("/api/v1/permissions?app=blog"),                                    [e401,      OK,         OK,         OK,         OK,                   OK,          OK]),
         (Get("/api/v1/permissions/blog.add_post/holders"),                       [e401,      no(vu),     no(vu),     OK,         no(vu),               OK,          OK]),
         (Get("/api/v1/permissions/blog.nothing/holders"),                        [e401,      no(vu),     no(vu),     GONE,       no(vu),               GONE,        GONE]),
-        (Get("/api/v1/audit"),                                                   [e401,      STAFF,      STAFF,      STAFF,      no("admin.view_logentry"), OK,     OK]),
+        (Get("/api/v1/audit"),                                                   [e401,      API_STAFF,  API_STAFF,  API_STAFF,      no("admin.view_logentry"), OK,     OK]),
         // The API's document and its docs page, served by Ladder itself
         (Get("/api/v1/openapi.json"),                                            [OK; 7]),
         (Get("/api/docs"),                                                       [Want::Status(303); 7]),
