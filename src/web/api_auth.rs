@@ -18,9 +18,15 @@ use axum::http::{HeaderMap, header};
 use super::{AppState, auth::CurrentUser};
 use crate::{
     Error, Result,
-    accounts::tokens::{self, TouchToken},
+    accounts::{
+        User,
+        tokens::{self, TouchToken},
+    },
     actor::{Actor, ActorToken, Source},
-    permissions::revision::{self, CachedToken},
+    permissions::{
+        EffectivePermissions,
+        revision::{self, CachedToken},
+    },
 };
 
 /// The token a request presented, as the handlers see it.
@@ -71,7 +77,6 @@ pub async fn resolve(
     let now = state.ladder.clock.now();
     let live = &state.ladder.live;
     let hash = tokens::hash(secret);
-    let mut conn = None;
     let fresh = if cached {
         None
     } else {
@@ -88,36 +93,22 @@ pub async fn resolve(
         let perms = match live.permissions(token.user.user_id) {
             Some(p) => p,
             None => {
-                let sql = match &mut conn {
-                    Some(sql) => sql,
-                    None => conn.insert(state.ladder.db.acquire().await?),
-                };
-                live.load_permissions(sql, token.user.user_id).await?
+                let mut conn = state.ladder.db.acquire().await?;
+                live.load_permissions(&mut conn, token.user.user_id).await?
             }
         };
         if !perms.is_active {
             return Err(refused());
         }
-        let perms = match &token.scope {
-            Some(scope) => Arc::new(perms.narrowed(scope)),
-            None => perms,
+        let in_use = TokenInUse {
+            token_id: token.token_id,
+            name: token.name,
+            scope: token.scope,
         };
-        let current = CurrentUser {
-            user: (*token.user).clone(),
-            perms,
-            token: Some(TokenInUse {
-                token_id: token.token_id,
-                name: token.name,
-                scope: token.scope,
-            }),
-        };
-        return Ok((current, fresh));
+        return Ok((acting((*token.user).clone(), perms, in_use), fresh));
     }
     let generation = live.generation();
-    let mut conn = match conn {
-        Some(conn) => conn,
-        None => state.ladder.db.acquire().await?,
-    };
+    let mut conn = state.ladder.db.acquire().await?;
     let found = tokens::presented(&mut conn, secret)
         .await?
         .filter(|p| p.token.is_live(now) && p.user.user.is_active)
@@ -146,20 +137,25 @@ pub async fn resolve(
             expires_at: found.token.expires_at,
         },
     );
-    let perms = match &scope {
+    let in_use = TokenInUse {
+        token_id: found.token.token_id,
+        name: found.token.name,
+        scope,
+    };
+    Ok((acting(user, perms, in_use), fresh))
+}
+
+/// The token's user, holding only what the token's scope allows.
+fn acting(user: User, perms: Arc<EffectivePermissions>, token: TokenInUse) -> CurrentUser {
+    let perms = match &token.scope {
         Some(scope) => Arc::new(perms.narrowed(scope)),
         None => perms,
     };
-    let current = CurrentUser {
+    CurrentUser {
         user,
         perms,
-        token: Some(TokenInUse {
-            token_id: found.token.token_id,
-            name: found.token.name,
-            scope,
-        }),
-    };
-    Ok((current, fresh))
+        token: Some(token),
+    }
 }
 
 /// The revision committed when a token request began: a full-consistency
