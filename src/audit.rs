@@ -17,6 +17,9 @@ pub struct AuditEntry {
     target_name: String,
     before: Option<serde_json::Value>,
     after: Option<serde_json::Value>,
+    /// What the event concerns beyond its target, for its webhook payload
+    /// (a promotion request's track and requester); not kept in the log.
+    context: Option<serde_json::Value>,
 }
 
 impl AuditEntry {
@@ -41,6 +44,7 @@ impl AuditEntry {
             target_name: target_name.to_string(),
             before: None,
             after: None,
+            context: None,
         }
     }
 
@@ -53,9 +57,33 @@ impl AuditEntry {
         self.after = Some(state);
         self
     }
+
+    pub fn context(mut self, context: serde_json::Value) -> AuditEntry {
+        self.context = Some(context);
+        self
+    }
+
+    pub fn action(&self) -> &'static str {
+        self.action
+    }
+
+    pub fn target(&self) -> (&'static str, Option<i64>, &str) {
+        (self.target_type, self.target_id, &self.target_name)
+    }
+
+    pub fn after_state(&self) -> Option<&serde_json::Value> {
+        self.after.as_ref()
+    }
+
+    pub fn context_of(&self) -> Option<&serde_json::Value> {
+        self.context.as_ref()
+    }
 }
 
+/// Writes the event, and the webhook deliveries it causes, in the caller's
+/// transaction: a change, its audit event and its webhooks commit together.
 pub async fn record(sql: &mut dyn Sql, actor: &Actor, entry: AuditEntry, now: i64) -> Result<()> {
+    crate::webhooks::events::publish(sql, actor, &entry, now).await?;
     sql.execute(
         "insert into audit_events (actor_id, actor_name, action, target_type, target_id, \
          target_name, before_state, after_state, source, token_name, created_at) \

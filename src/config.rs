@@ -18,6 +18,7 @@ pub struct Settings {
     pub permissions: PermissionSettings,
     pub api: ApiSettings,
     pub mail: MailSettings,
+    pub webhooks: WebhookSettings,
     pub jobs: JobSettings,
     #[serde(default)]
     pub promotions: Vec<TrackSettings>,
@@ -55,6 +56,17 @@ pub struct MailSettings {
     #[serde(deserialize_with = "mailbox")]
     pub from: lettre::message::Mailbox,
     pub max_attempts: u32,
+    pub poll_interval_ms: u64,
+}
+
+/// `[webhooks]`; each field's environment variable is `LADDER_WEBHOOKS__<FIELD>`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    pub allow_private_targets: bool,
+    pub timeout_ms: u64,
+    pub max_attempts: u32,
+    pub retry_base_seconds: u32,
     pub poll_interval_ms: u64,
 }
 
@@ -232,6 +244,18 @@ impl Settings {
         if self.mail.max_attempts == 0 || self.mail.poll_interval_ms == 0 {
             return Err(
                 "configuration: mail.max_attempts and mail.poll_interval_ms must be at least 1"
+                    .into(),
+            );
+        }
+        let hooks = &self.webhooks;
+        if hooks.max_attempts == 0
+            || hooks.timeout_ms == 0
+            || hooks.poll_interval_ms == 0
+            || hooks.retry_base_seconds == 0
+        {
+            return Err(
+                "configuration: webhooks.max_attempts, timeout_ms, poll_interval_ms and \
+                 retry_base_seconds must be at least 1"
                     .into(),
             );
         }

@@ -23,6 +23,7 @@ pub mod seed;
 pub mod templates;
 pub mod text;
 pub mod web;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -54,6 +55,8 @@ pub struct Ladder {
     pub tracks: Arc<Vec<promotions::Track>>,
     /// Wakes this process's email worker after a commit queued mail.
     pub mail_wake: Arc<tokio::sync::Notify>,
+    /// Wakes this process's webhook worker (a delivery queued again by hand).
+    pub webhook_wake: Arc<tokio::sync::Notify>,
     /// Keys session fingerprints and anonymous CSRF tokens; see `secret`.
     pub secret: secret::ServerSecret,
 }
@@ -89,6 +92,7 @@ impl Ladder {
             db,
             tracks: Arc::new(tracks),
             mail_wake: Arc::new(tokio::sync::Notify::new()),
+            webhook_wake: Arc::new(tokio::sync::Notify::new()),
             secret,
             permissions: Arc::new(PermissionCache::new(settings.permissions.cache_size)),
             live: Arc::new(permissions::revision::Live::new(

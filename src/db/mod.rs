@@ -107,7 +107,7 @@ pub struct Db {
     waiting: Arc<std::sync::atomic::AtomicUsize>,
     /// Signalled after every commit through [`Db::run`], so this process's
     /// revision watcher (`permissions::revision`) looks for changes at once.
-    committed: Arc<tokio::sync::Notify>,
+    committed: Arc<tokio::sync::watch::Sender<u64>>,
     /// The SQLite file, for reads on the calling thread (`sqlite_reader`).
     sqlite_file: Option<Arc<std::path::PathBuf>>,
 }
@@ -165,7 +165,7 @@ impl Db {
             sqlite_writer,
             group_commits,
             waiting: Arc::default(),
-            committed: Arc::default(),
+            committed: Arc::new(tokio::sync::watch::Sender::new(0)),
             sqlite_file: sqlite_file.map(Arc::new),
         })
     }
@@ -279,7 +279,7 @@ impl Db {
                 }))
                 .map_err(|_| stopped())?;
             let result = answer.await.map_err(|_| stopped())?;
-            self.committed.notify_one();
+            self.committed.send_modify(|n| *n = n.wrapping_add(1));
             return result;
         }
         let mut tx = self.begin().await?;
@@ -292,7 +292,7 @@ impl Db {
         match finish {
             Finish::Commit(value) => {
                 tx.commit().await?;
-                self.committed.notify_one();
+                self.committed.send_modify(|n| *n = n.wrapping_add(1));
                 Ok(value)
             }
             Finish::Rollback(value) => {
@@ -302,10 +302,12 @@ impl Db {
         }
     }
 
-    /// Resolves after the next commit through [`Db::run`] in this process
-    /// (at once if one happened since the last call).
-    pub async fn committed(&self) {
-        self.committed.notified().await
+    /// Counts this process's commits through [`Db::run`]: `changed()` on
+    /// the receiver resolves after the next one (at once if one happened
+    /// since the receiver last looked). Each watcher (the revision watcher,
+    /// the webhook worker) holds its own.
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.committed.subscribe()
     }
 
     /// A pooled connection for reads.

@@ -52,6 +52,9 @@ fn builtin_resources() -> Vec<ResourceSettings> {
         plain("admin", "logentry"),
         // The email outbox: view_email lists it, change_email retries a failed one.
         plain("mail", "email"),
+        // Webhook endpoints: view_ lists them and their deliveries, change_
+        // edits, rotates and retries, add_ registers (with auth.view_user).
+        plain("webhooks", "webhook"),
         ResourceSettings {
             app: "blog".into(),
             model: "post".into(),

@@ -285,6 +285,7 @@ async fn watch(live: std::sync::Weak<Live>, db: Db, postgres_url: Option<String>
         Some(url) => listen(url).await,
         None => None,
     };
+    let mut commits = db.commits();
     loop {
         let Some(me) = live.upgrade() else { return };
         match me.catch_up(&db).await {
@@ -303,7 +304,7 @@ async fn watch(live: std::sync::Weak<Live>, db: Db, postgres_url: Option<String>
             }
         };
         tokio::select! {
-            _ = db.committed() => {}
+            _ = commits.changed() => {}
             ok = notified => if !ok {
                 // The listener reconnects on its next recv; the poll covers the gap.
                 tokio::time::sleep(POLL).await;

@@ -64,6 +64,10 @@ fn entry(action: &'static str, request: &Request) -> AuditEntry {
         Some(*request_id),
         &format!("#{request_id} {track} for {requester}"),
     )
+    .context(json!({
+        "track": track,
+        "user": { "id": request.requester_id, "username": requester },
+    }))
 }
 
 /// Moves a pending request to `to` with no decider (withdrawn, expired);

@@ -84,10 +84,10 @@ pub async fn serve(ladder: Ladder) -> Result<()> {
     run(ladder, app, transport, shutdown_signal()).await
 }
 
-/// What `serve` runs once the listener is bound: `app`, the email worker
-/// and (with `jobs.enabled`) the scheduler, side by side, until `shutdown`
-/// resolves; requests in flight then finish, the worker stops and the
-/// database is closed. If the worker dies, the server stops too.
+/// What `serve` runs once the listener is bound: `app`, the email and
+/// webhook workers and (with `jobs.enabled`) the scheduler, side by side,
+/// until `shutdown` resolves; requests in flight then finish, the workers
+/// finish their passes and the database is closed. If the worker dies, the server stops too.
 pub async fn run(
     ladder: Ladder,
     app: Application,
@@ -101,6 +101,12 @@ pub async fn run(
         ladder.mail_wake.clone(),
         stop.clone(),
     ));
+    let hooks_stop = Arc::new(tokio::sync::Notify::new());
+    let hooks = tokio::spawn(crate::webhooks::worker::run(
+        ladder.clone(),
+        ladder.webhook_wake.clone(),
+        hooks_stop.clone(),
+    ));
     let mut scheduler = if ladder.settings.jobs.enabled {
         Some(crate::jobs::start(ladder.clone()).await?)
     } else {
@@ -110,7 +116,9 @@ pub async fn run(
     let outcome = tokio::select! {
         served = &mut server => {
             stop.notify_one();
+            hooks_stop.notify_one();
             let _ = worker.await;
+            let _ = hooks.await;
             served.map_err(|e| anyhow::anyhow!("server task: {e}"))?
         }
         worked = &mut worker => {
