@@ -8,6 +8,7 @@ pub mod mail;
 pub mod permissions;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use axum::response::IntoResponse;
 use axum::response::Response;

@@ -14,6 +14,7 @@ pub mod revised;
 pub mod tracks;
 pub mod user_access;
 pub mod users;
+pub mod webhooks;
 
 use axum::{
     Router,
@@ -136,10 +137,52 @@ fn table() -> OpenApiRouter<AppState> {
     let r = api(r, SignedIn, routes!(promotions::reject_promotion));
     let r = api(r, SignedIn, routes!(promotions::withdraw_promotion));
     // The audit log, as the console's page guards it.
-    api(
+    let r = api(
         r,
         StaffPerm("admin.view_logentry"),
         routes!(audit::list_audit_events),
+    );
+    // Webhooks: the console's rules without staff. Registering also takes
+    // auth.view_user, since events carry users' names and addresses.
+    let r = api(
+        r,
+        Perm("webhooks.view_webhook"),
+        routes!(webhooks::list_webhooks),
+    );
+    let r = api(
+        r,
+        Perms("webhooks.add_webhook", "auth.view_user"),
+        idempotent(routes!(webhooks::create_webhook)),
+    );
+    let r = api(
+        r,
+        Perm("webhooks.view_webhook"),
+        routes!(webhooks::get_webhook),
+    );
+    let r = api(
+        r,
+        Perm("webhooks.change_webhook"),
+        routes!(webhooks::update_webhook),
+    );
+    let r = api(
+        r,
+        Perm("webhooks.delete_webhook"),
+        routes!(webhooks::delete_webhook),
+    );
+    let r = api(
+        r,
+        Perm("webhooks.change_webhook"),
+        routes!(webhooks::rotate_webhook_secret),
+    );
+    let r = api(
+        r,
+        Perm("webhooks.view_webhook"),
+        routes!(webhooks::list_webhook_deliveries),
+    );
+    api(
+        r,
+        Perm("webhooks.change_webhook"),
+        routes!(webhooks::retry_webhook_delivery),
     )
 }
 

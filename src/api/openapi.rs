@@ -67,6 +67,7 @@ impl ErrorDetail {
         (name = "permissions", description = "The permission catalog and who holds what"),
         (name = "promotions", description = "The promotion workflow and its tracks"),
         (name = "audit", description = "The append-only audit log"),
+        (name = "webhooks", description = "Signed webhooks: endpoints, secrets and deliveries"),
     )
 )]
 pub struct ApiDoc;

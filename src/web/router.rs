@@ -289,11 +289,55 @@ pub fn routes() -> Router<AppState> {
         StaffPerm("auth.view_permission"),
         get(admin::permissions::list),
     );
-    route(
+    let r = route(
         r,
         "/admin/audit",
         StaffPerm("admin.view_logentry"),
         get(admin::audit::list),
+    );
+    // Webhooks. Registering takes auth.view_user too: events carry users'
+    // names and addresses.
+    let r = route(
+        r,
+        "/admin/webhooks",
+        StaffPerm("webhooks.view_webhook"),
+        get(admin::webhooks::list),
+    );
+    let r = route(
+        r,
+        "/admin/webhooks/new",
+        StaffPerms("webhooks.add_webhook", "auth.view_user"),
+        post(admin::webhooks::create),
+    );
+    let r = route(
+        r,
+        "/admin/webhooks/{webhook_id}",
+        StaffPerm("webhooks.view_webhook"),
+        get(admin::webhooks::show),
+    );
+    let r = route(
+        r,
+        "/admin/webhooks/{webhook_id}/edit",
+        StaffPerm("webhooks.change_webhook"),
+        post(admin::webhooks::update),
+    );
+    let r = route(
+        r,
+        "/admin/webhooks/{webhook_id}/rotate",
+        StaffPerm("webhooks.change_webhook"),
+        post(admin::webhooks::rotate),
+    );
+    let r = route(
+        r,
+        "/admin/webhooks/{webhook_id}/delete",
+        StaffPerm("webhooks.delete_webhook"),
+        post(admin::webhooks::delete),
+    );
+    route(
+        r,
+        "/admin/webhooks/{webhook_id}/deliveries/{delivery_id}/retry",
+        StaffPerm("webhooks.change_webhook"),
+        post(admin::webhooks::retry),
     )
 }
 
