@@ -118,7 +118,7 @@ async fn the_catalog_filters_by_app_and_resource_and_pages_with_a_cursor(t: Test
     let all = api.get(&alice, "/api/v1/permissions?limit=500").await;
     assert_eq!(all.status, 200, "{}", all.body);
     let perms = all.items("perm");
-    assert!(perms.len() >= 26, "{perms:?}");
+    assert!(perms.len() >= 30, "{perms:?}");
     let mut sorted = perms.clone();
     sorted.sort_by_key(|p| {
         let p = p.as_str().unwrap();

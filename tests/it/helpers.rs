@@ -50,6 +50,23 @@ macro_rules! on_both_backends {
     )*};
 }
 
+/// Like `on_both_backends!`, for tests that start their own `TestLadder`
+/// (with settings of their own) from the backend kind.
+macro_rules! on_both_backends_with_settings {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Kind::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::helpers::Kind::Postgres).await;
+            }
+        }
+    )*};
+}
+
 /// Tables a refused request may write by design; see `TestLadder::fingerprint`.
 const VOLATILE_TABLES: &[&str] = &["sessions", "login_attempts", "_sqlx_migrations"];
 

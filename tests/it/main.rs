@@ -48,3 +48,4 @@ mod token_use;
 mod tokens;
 mod tracks;
 mod web_helpers;
+mod webhooks;

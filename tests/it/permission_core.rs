@@ -596,7 +596,7 @@ async fn migrate_is_idempotent_and_picks_up_new_permissions_and_reports_removed_
     // Removed from config: reported, never deleted.
     let report = t.ladder.migrate().await.unwrap();
     assert_eq!(report.orphaned.len(), 5);
-    assert_eq!(t.count("permissions").await, 26 + 5);
+    assert_eq!(t.count("permissions").await, 30 + 5);
 }
 
 async fn granting_an_unknown_permission_names_it_and_changes_nothing(t: TestLadder) {

@@ -36,7 +36,13 @@ const ROLES: [&str; 7] = [
 /// alone is refused, naming the other. The router must agree.
 pub const TWO_PERMISSIONS: &[(&str, &str, &str)] = &[
     ("/api/v1/users", "auth.add_user", "auth.change_user"),
+    ("/api/v1/webhooks", "webhooks.add_webhook", "auth.view_user"),
     ("/admin/users/new", "auth.add_user", "auth.change_user"),
+    (
+        "/admin/webhooks/new",
+        "webhooks.add_webhook",
+        "auth.view_user",
+    ),
 ];
 
 /// What one role should get from one request.
@@ -118,6 +124,10 @@ pub fn route_matrix() -> Vec<(Req, [Want; 7])> {
     let user_page = to("/admin/users/{user}");
     let group_page = to("/admin/groups/{group}");
     let not_retried = not_done("/admin/mail", "not in the failed list");
+    let (vw, aw, cw, xw) = ("webhooks.view_webhook", "webhooks.add_webhook", "webhooks.change_webhook", "webhooks.delete_webhook");
+    let hook = r#"{"url": "https://93.184.216.34/hook-{role}", "event_types": ["user.created"]}"#;
+    let inward = r#"{"url": "http://127.0.0.1:9/hook", "event_types": ["user.created"]}"#;
+    let webhook_page = to("/admin/webhooks/{webhook}");
     vec![
         //                                                                        anonymous  writer      senior      editor      staff                 admin        exact
         // Service
@@ -227,6 +237,23 @@ pub fn route_matrix() -> Vec<(Req, [Want; 7])> {
         (Get("/api/v1/permissions/blog.add_post/holders"),                       [e401,      no(vu),     no(vu),     OK,         no(vu),               OK,          OK]),
         (Get("/api/v1/permissions/blog.nothing/holders"),                        [e401,      no(vu),     no(vu),     GONE,       no(vu),               GONE,        GONE]),
         (Get("/api/v1/audit"),                                                   [e401,      API_STAFF,  API_STAFF,  API_STAFF,      no("admin.view_logentry"), OK,     OK]),
+        // Webhooks: {api_webhook} is an endpoint of the role's own with a failed
+        // delivery {api_webhook_delivery}; a private target is refused (422)
+        (Get("/api/v1/webhooks"),                                                [e401,      no(vw),     no(vw),     no(vw),     no(vw),               OK,          OK]),
+        (Json("/api/v1/webhooks", hook),                                         [e401,      no(aw),     no(aw),     no(aw),     no(aw),               e201,        e201]),
+        (Json("/api/v1/webhooks", inward),                                       [e401,      no(aw),     no(aw),     no(aw),     no(aw),               e422,        e422]),
+        (Get("/api/v1/webhooks/{api_webhook}"),                                  [e401,      no(vw),     no(vw),     no(vw),     no(vw),               OK,          OK]),
+        (Get("/api/v1/webhooks/999999"),                                         [e401,      no(vw),     no(vw),     no(vw),     no(vw),               GONE,        GONE]),
+        (JsonAs("PATCH", "/api/v1/webhooks/{api_webhook}", r#"{"description": "Patched by {role}"}"#),
+                                                                                 [e401,      no(cw),     no(cw),     no(cw),     no(cw),               OK,          OK]),
+        (Json("/api/v1/webhooks/{api_webhook}/rotate-secret", ""),              [e401,      no(cw),     no(cw),     no(cw),     no(cw),               OK,          OK]),
+        (Get("/api/v1/webhooks/{api_webhook}/deliveries"),                       [e401,      no(vw),     no(vw),     no(vw),     no(vw),               OK,          OK]),
+        (Json("/api/v1/webhooks/{api_webhook}/deliveries/{api_webhook_delivery}/retry", ""),
+                                                                                 [e401,      no(cw),     no(cw),     no(cw),     no(cw),               OK,          OK]),
+        (Json("/api/v1/webhooks/{api_webhook}/deliveries/{api_webhook_delivery}/retry", ""),
+                                                                                 [e401,      no(cw),     no(cw),     no(cw),     no(cw),               e409,        e409]),
+        (Json("/api/v1/webhooks/{api_webhook}/deliveries/999999/retry", ""),    [e401,      no(cw),     no(cw),     no(cw),     no(cw),               GONE,        GONE]),
+        (JsonAs("DELETE", "/api/v1/webhooks/{api_webhook}", ""),                [e401,      no(xw),     no(xw),     no(xw),     no(xw),               OK,          OK]),
         // The API's document and its docs page, served by Ladder itself
         (Get("/api/v1/openapi.json"),                                            [OK; 7]),
         (Get("/api/docs"),                                                       [Want::Status(303); 7]),
@@ -278,6 +305,26 @@ pub fn route_matrix() -> Vec<(Req, [Want; 7])> {
         (Get("/admin/mail"),                                                     [LOGIN,     STAFF,      STAFF,      STAFF,      no("mail.view_email"), OK,         OK]),
         // There is no email 999999: a 303 back, flashing that nothing was queued.
         (Post("/admin/mail/999999/retry", &[]),                                  [LOGIN,     STAFF,      STAFF,      STAFF,      no("mail.change_email"), not_retried, not_retried]),
+        // Webhooks: {webhook} is an endpoint of the role's own with a failed
+        // delivery {webhook_delivery}; a private target is a field message (422)
+        (Get("/admin/webhooks"),                                                 [LOGIN,     STAFF,      STAFF,      STAFF,      no(vw),               OK,          OK]),
+        (Post("/admin/webhooks/new", &[("url", "https://93.184.216.34/console-{role}"), ("event", "user.created"), ("active", "on")]),
+                                                                                 [LOGIN,     STAFF,      STAFF,      STAFF,      no(aw),               to("/admin/webhooks/#"), to("/admin/webhooks/#")]),
+        (Post("/admin/webhooks/new", &[("url", "http://127.0.0.1:9/"), ("event", "user.created")]),
+                                                                                 [LOGIN,     STAFF,      STAFF,      STAFF,      no(aw),               e422,        e422]),
+        (Get("/admin/webhooks/{webhook}"),                                       [LOGIN,     STAFF,      STAFF,      STAFF,      no(vw),               OK,          OK]),
+        (Get("/admin/webhooks/999999"),                                          [LOGIN,     STAFF,      STAFF,      STAFF,      no(vw),               GONE,        GONE]),
+        (Post("/admin/webhooks/{webhook}/edit", &[("url", "https://93.184.216.34/edited-{role}"), ("event", "user.created"), ("event", "user.deactivated")]),
+                                                                                 [LOGIN,     STAFF,      STAFF,      STAFF,      no(cw),               webhook_page, webhook_page]),
+        (Post("/admin/webhooks/{webhook}/edit", &[("url", "https://93.184.216.34/edited-{role}")]),
+                                                                                 [LOGIN,     STAFF,      STAFF,      STAFF,      no(cw),               e422,        e422]),
+        (Post("/admin/webhooks/{webhook}/rotate", &[]),                          [LOGIN,     STAFF,      STAFF,      STAFF,      no(cw),               webhook_page, webhook_page]),
+        (Post("/admin/webhooks/{webhook}/deliveries/{webhook_delivery}/retry", &[]),
+                                                                                 [LOGIN,     STAFF,      STAFF,      STAFF,      no(cw),               webhook_page, webhook_page]),
+        (Post("/admin/webhooks/{webhook}/deliveries/{webhook_delivery}/retry", &[]),
+                                                                                 [LOGIN,     STAFF,      STAFF,      STAFF,      no(cw),               not_done("/admin/webhooks/{webhook}", "not failed"), not_done("/admin/webhooks/{webhook}", "not failed")]),
+        (Post("/admin/webhooks/{webhook}/deliveries/999999/retry", &[]),        [LOGIN,     STAFF,      STAFF,      STAFF,      no(cw),               GONE,        GONE]),
+        (Post("/admin/webhooks/{webhook}/delete", &[("confirm", "yes")]),       [LOGIN,     STAFF,      STAFF,      STAFF,      no(xw),               to("/admin/webhooks"), to("/admin/webhooks")]),
         // Last: these end or renew the role's session
         (Post("/account/password", &[("current", "{password}"), ("new", "a-brand-new-passphrase"), ("confirm", "a-brand-new-passphrase")]),
                                                                                  [LOGIN,     home,       home,       home,       home,                 home,        home]),
@@ -301,6 +348,9 @@ struct Fixtures {
     password: String,
     /// Promotion requests by fresh Writers, by placeholder.
     requests: Vec<(&'static str, i64)>,
+    /// Webhook endpoints, each with a failed delivery: the console's, the API's.
+    webhook: (i64, i64),
+    api_webhook: (i64, i64),
 }
 
 impl Fixtures {
@@ -318,6 +368,8 @@ impl Fixtures {
             api_group: t.group(&format!("API group of {role}"), &[]).await.group_id,
             password: format!("{role}-password"),
             requests: promotion_requests(t, cast, role).await,
+            webhook: webhook_of(t, &format!("console-{role}")).await,
+            api_webhook: webhook_of(t, &format!("api-{role}")).await,
         }
     }
 
@@ -327,6 +379,10 @@ impl Fixtures {
             filled = filled.replace(placeholder, &request_id.to_string());
         }
         filled
+            .replace("{webhook_delivery}", &self.webhook.1.to_string())
+            .replace("{webhook}", &self.webhook.0.to_string())
+            .replace("{api_webhook_delivery}", &self.api_webhook.1.to_string())
+            .replace("{api_webhook}", &self.api_webhook.0.to_string())
             .replace("{user_token}", &self.user_token.to_string())
             .replace("{admin_token}", &self.admin_token.to_string())
             .replace("{draft}", &self.draft.to_string())
@@ -583,6 +639,36 @@ fn message_of(body: &str) -> String {
 }
 
 /// A live API token of `owner`, made by Ladder itself; its id.
+/// An endpoint (on a public address nobody delivers to here: the test runs
+/// no worker) with one failed delivery; answers both ids.
+async fn webhook_of(t: &TestLadder, name: &str) -> (i64, i64) {
+    let (endpoint, _) = t
+        .ladder
+        .db
+        .run(ladder::webhooks::CreateEndpoint {
+            actor: t.system(),
+            url: format!("https://93.184.216.34/{name}"),
+            description: name.to_string(),
+            event_types: vec!["user.created".into()],
+            is_active: true,
+            now: t.now(),
+        })
+        .await
+        .unwrap();
+    let delivery: i64 = sqlx::query_scalar(
+        "insert into webhook_deliveries (endpoint_id, message_id, event_type, subject, payload, \
+         state, attempts, next_attempt_at, last_status, last_error, created_at) \
+         values ($1, $2, 'user.created', 'user:1', '{}', 'failed', 10, 0, 500, 'answered 500', 0) \
+         returning delivery_id",
+    )
+    .bind(endpoint.endpoint_id)
+    .bind(format!("msg_{name}"))
+    .fetch_one(t.ladder.db.pool())
+    .await
+    .unwrap();
+    (endpoint.endpoint_id, delivery)
+}
+
 async fn token_of(t: &TestLadder, owner: &str, name: &str) -> i64 {
     let made = t.ladder.db.run(CreateToken {
         actor: t.system(),

@@ -19,23 +19,6 @@ on_both_backends!(
     an_inactive_user_cannot_sign_in_and_is_told_the_same_as_for_a_wrong_password,
 );
 
-/// Like `on_both_backends!`, for tests that start their own `TestLadder`
-/// (with settings of their own) from the backend kind.
-macro_rules! on_both_backends_with_settings {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name($crate::helpers::Kind::Sqlite).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name($crate::helpers::Kind::Postgres).await;
-            }
-        }
-    )*};
-}
-
 on_both_backends_with_settings!(
     guessing_the_current_password_is_rate_limited,
     the_fourth_sign_in_attempt_in_a_minute_is_refused_with_when_to_try_again,
