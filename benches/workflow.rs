@@ -3,7 +3,8 @@
 //! `cargo bench --bench workflow` (SQLite in a temp dir), or with
 //! `LADDER_BENCH_DATABASE_URL=postgres://…` for PostgreSQL (an empty database).
 //! Knobs: LADDER_BENCH_CYCLES (2000), LADDER_BENCH_CONCURRENCY (16),
-//! LADDER_BENCH_PENDING (100000), LADDER_BENCH_CONNECTIONS (16).
+//! LADDER_BENCH_PENDING (100000), LADDER_BENCH_CONNECTIONS (16),
+//! LADDER_BENCH_WEBHOOKS (1: an endpoint takes every event; 0: none).
 //!
 //! It measures, in one process on loopback (server, email worker, SMTP server
 //! and load generator share the machine, as a single-box deployment would):
@@ -11,7 +12,11 @@
 //!    approves it; every cycle queues four emails that the worker sends over SMTP;
 //! 2. from the start of each submit to the SMTP server accepting the approvers'
 //!    email (p50/p99);
-//! 3. the review dashboard with 100,000 pending requests (p50/p99), first page
+//! 3. with a webhook endpoint on a fast local receiver taking every event
+//!    (three a cycle), deliveries per second while the cycles run, and from
+//!    each submit's answer (its commit came before it) to the delivery of its
+//!    `promotion.submitted` (p50/p99);
+//! 4. the review dashboard with 100,000 pending requests (p50/p99), first page
 //!    and keyset pages further in.
 
 use std::{
@@ -88,6 +93,40 @@ fn start_smtp() -> (u16, Arrivals) {
 }
 
 /// CPU time this process has used, all threads (user + system), from /proc.
+/// Every webhook delivery with the moment it arrived, and its body.
+type Hooks = Arc<Mutex<Vec<(Instant, axum::body::Bytes)>>>;
+
+/// A fast webhook receiver on its own thread: answers 204 at once and
+/// records the arrival.
+fn start_receiver() -> (u16, Hooks) {
+    let hooks: Hooks = Arc::new(Mutex::new(Vec::new()));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let kept = hooks.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let app = axum::Router::new().route(
+                "/hook",
+                axum::routing::post(move |body: axum::body::Bytes| {
+                    let kept = kept.clone();
+                    async move {
+                        kept.lock().unwrap().push((Instant::now(), body));
+                        axum::http::StatusCode::NO_CONTENT
+                    }
+                }),
+            );
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    (port, hooks)
+}
+
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // Fields after the command name, which is in parentheses: utime is the 12th, stime the 13th.
@@ -191,7 +230,7 @@ async fn cycles_load(
     concurrency: usize,
     cookies: Arc<Vec<String>>,
     erin_cookie: String,
-    submitted: Arc<Mutex<HashMap<i64, Instant>>>,
+    submitted: Arc<Mutex<HashMap<i64, (Instant, Instant)>>>,
     finished_at: Arc<Mutex<Vec<Instant>>>,
 ) -> usize {
     let http = reqwest::Client::builder()
@@ -230,9 +269,10 @@ async fn cycles_load(
                     failures += 1;
                     continue;
                 }
+                let answered = Instant::now();
                 let body: serde_json::Value = r.json().await.unwrap();
                 let id = body["id"].as_i64().unwrap();
-                submitted.lock().unwrap().insert(id, t0);
+                submitted.lock().unwrap().insert(id, (t0, answered));
                 let r = http
                     .post(format!("{base}/api/v1/promotions/{id}/approve"))
                     .header("cookie", &erin_cookie)
@@ -253,6 +293,56 @@ async fn cycles_load(
         failures += t.await.unwrap();
     }
     failures
+}
+
+/// Deliveries per second while the cycles ran, and the time from each
+/// submit's answer to the delivery of its `promotion.submitted`.
+async fn webhook_report(
+    hooks: &Hooks,
+    cycles: usize,
+    started: Instant,
+    elapsed: Duration,
+    submitted: &HashMap<i64, (Instant, Instant)>,
+) {
+    // Three events a cycle: submitted, membership.added, approved.
+    let expected = cycles * 3;
+    let wait_start = Instant::now();
+    while hooks.lock().unwrap().len() < expected && wait_start.elapsed() < Duration::from_secs(300)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let hooks = hooks.lock().unwrap().clone();
+    let during = hooks
+        .iter()
+        .filter(|(at, _)| at.duration_since(started) <= elapsed)
+        .count();
+    let last = hooks.iter().map(|(at, _)| *at).max().unwrap_or(started);
+    println!(
+        "webhook deliveries: {} of {expected}; {during} while the cycles ran = {:.0}/s; \
+         all delivered {:.2} s after the first submit",
+        hooks.len(),
+        during as f64 / elapsed.as_secs_f64(),
+        last.duration_since(started).as_secs_f64()
+    );
+    let mut latencies: Vec<Duration> = hooks
+        .iter()
+        .filter_map(|(at, body)| {
+            let event: serde_json::Value = serde_json::from_slice(body).ok()?;
+            if event["type"] != "promotion.submitted" {
+                return None;
+            }
+            let id = event["data"]["request"]["id"].as_i64()?;
+            Some(at.saturating_duration_since(submitted.get(&id)?.1))
+        })
+        .collect();
+    latencies.sort();
+    println!(
+        "submit answered -> promotion.submitted delivered: n={} p50 {} p99 {} max {}",
+        latencies.len(),
+        ms(percentile(&latencies, 0.50)),
+        ms(percentile(&latencies, 0.99)),
+        ms(latencies.last().copied().unwrap_or_default())
+    );
 }
 
 fn main() {
@@ -317,10 +407,45 @@ async fn run() {
         stop.clone(),
     ));
 
+    // A webhook endpoint taking every event, and the delivery worker.
+    let webhooks = env_usize("LADDER_BENCH_WEBHOOKS", 1) == 1;
+    let (hook_port, hooks) = start_receiver();
+    if webhooks {
+        ladder
+            .db
+            .run(ladder::webhooks::CreateEndpoint {
+                actor: ladder::actor::Actor::system(ladder::actor::Source::Cli),
+                url: format!("http://127.0.0.1:{hook_port}/hook"),
+                description: "benchmark receiver".into(),
+                event_types: ladder::webhooks::events::EVENT_TYPES
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect(),
+                is_active: true,
+                now,
+            })
+            .await
+            .unwrap();
+        tokio::spawn(ladder::webhooks::worker::run(
+            ladder.clone(),
+            ladder.webhook_wake.clone(),
+            Arc::new(tokio::sync::Notify::new()),
+        ));
+    }
+    println!(
+        "webhooks: {}",
+        if webhooks {
+            "an endpoint takes every event"
+        } else {
+            "none"
+        }
+    );
+
     // The load generator runs on its own threads (a runtime of its own), as a
     // separate client process would: its tasks do not queue up behind the
     // server's on the server's worker threads.
-    let submitted: Arc<Mutex<HashMap<i64, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
+    let submitted: Arc<Mutex<HashMap<i64, (Instant, Instant)>>> =
+        Arc::new(Mutex::new(HashMap::new()));
     // When each cycle finished, for the rate in each quarter of the run.
     let finished_at: Arc<Mutex<Vec<Instant>>> = Arc::new(Mutex::new(Vec::with_capacity(cycles)));
     let started = Instant::now();
@@ -409,7 +534,7 @@ async fn run() {
                 .collect::<String>()
                 .parse()
                 .ok()?;
-            Some(at.duration_since(*submitted.get(&id)?))
+            Some(at.duration_since(submitted.get(&id)?.0))
         })
         .collect();
     latencies.sort();
@@ -420,6 +545,10 @@ async fn run() {
         ms(percentile(&latencies, 0.99)),
         ms(latencies.last().copied().unwrap_or_default())
     );
+
+    if webhooks {
+        webhook_report(&hooks, cycles, started, elapsed, &submitted).await;
+    }
 
     // The dashboard with `pending` open requests.
     // As `ladder seed --requests` does it (ANALYZE included on PostgreSQL).

@@ -1,6 +1,7 @@
 //! Ladder started the way `ladder serve` starts it (`ladder::web::run`: the
-//! server, the email worker and the scheduler side by side): the worker sends
-//! what a request queued, and a stop lets a request in flight finish.
+//! server, the email and webhook workers and the scheduler side by side):
+//! the workers send what a request queued, and a stop lets a request in
+//! flight finish.
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,7 @@ use crate::{
 
 on_both_backends!(
     the_email_worker_that_serve_runs_sends_what_a_request_queued,
+    the_webhook_worker_that_serve_runs_delivers_what_a_change_queued,
     a_request_in_flight_when_the_stop_arrives_still_gets_its_answer,
 );
 
@@ -140,6 +142,70 @@ async fn the_email_worker_that_serve_runs_sends_what_a_request_queued(t: TestLad
             .await
             .unwrap();
         states == ["sent"]
+    })
+    .await;
+}
+
+async fn the_webhook_worker_that_serve_runs_delivers_what_a_change_queued(t: TestLadder) {
+    // A receiver that records each body (the signature is the webhook tests').
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let kept = bodies.clone();
+    let receiver = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", receiver.local_addr().unwrap());
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| async move {
+            kept.lock().unwrap().push(body);
+            axum::http::StatusCode::OK
+        }),
+    );
+    tokio::spawn(async move { axum::serve(receiver, app).await });
+    t.superuser("admin").await;
+    let ladder = t.reopen(|s| s.webhooks.allow_private_targets = true).await;
+    ladder
+        .db
+        .run(ladder::webhooks::CreateEndpoint {
+            actor: t.system(),
+            url,
+            description: String::new(),
+            event_types: vec!["user.created".into()],
+            is_active: true,
+            now: t.now(),
+        })
+        .await
+        .unwrap();
+    let served = Served::start(ladder).await;
+    let client = served.signed_in("admin").await;
+    let token = client.csrf("/admin/users/new").await;
+    let response = client
+        .post_form(
+            "/admin/users/new",
+            &token,
+            &[
+                ("username", "newbie"),
+                ("email", "newbie@example.com"),
+                ("display_name", ""),
+                ("password", ""),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 303, "the new user");
+
+    // Nothing here runs the worker: the one `run` started delivers.
+    within_ten_seconds("the user.created delivery", async || {
+        bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|b| b.contains("\"username\":\"newbie\""))
+    })
+    .await;
+    within_ten_seconds("the delivery to be marked delivered", async || {
+        let states: Vec<String> = sqlx::query_scalar("select state from webhook_deliveries")
+            .fetch_all(t.ladder.db.pool())
+            .await
+            .unwrap();
+        states == ["delivered"]
     })
     .await;
 }
