@@ -141,7 +141,7 @@ pub async fn register(
         .to_string();
     let event_types = parse_event_types(&input.event_types.unwrap_or_default())?;
     let description = check_description(input.description.as_deref().unwrap_or(""))?;
-    ladder
+    let created = ladder
         .db
         .run(CreateEndpoint {
             actor: actor.clone(),
@@ -151,7 +151,10 @@ pub async fn register(
             is_active: input.is_active.unwrap_or(true),
             now: ladder.clock.now(),
         })
-        .await
+        .await?;
+    // This process's worker learns of the endpoint now, not at its next poll.
+    ladder.webhook_wake.notify_one();
+    Ok(created)
 }
 
 /// Changes what is given of an endpoint; a new URL is checked as at registration.
@@ -179,7 +182,7 @@ pub async fn update(
         .as_deref()
         .map(check_description)
         .transpose()?;
-    ladder
+    let updated = ladder
         .db
         .run(UpdateEndpoint {
             actor: actor.clone(),
@@ -190,7 +193,9 @@ pub async fn update(
             is_active: input.is_active,
             now: ladder.clock.now(),
         })
-        .await
+        .await?;
+    ladder.webhook_wake.notify_one();
+    Ok(updated)
 }
 
 pub struct CreateEndpoint {

@@ -344,6 +344,9 @@ pub async fn run(ladder: Ladder, wake: Arc<Notify>, stop: Arc<Notify>) {
     let listening = Listening(AtomicBool::new(true));
     let mut commits = ladder.db.commits();
     let mut polled = true;
+    // A deadline, not a fresh sleep each turn: other commits (the email
+    // worker's claims, every request's writes) must not put the poll off.
+    let mut next_poll = tokio::time::Instant::now() + poll;
     loop {
         if polled && let Err(e) = listening.refresh(&ladder).await {
             tracing::warn!(error = %e, "webhook worker: cannot read endpoints");
@@ -366,7 +369,10 @@ pub async fn run(ladder: Ladder, wake: Arc<Notify>, stop: Arc<Notify>) {
             _ = stop.notified() => break,
             _ = commits.changed() => {}
             _ = wake.notified() => polled = true,
-            _ = tokio::time::sleep(poll) => polled = true,
+            _ = tokio::time::sleep_until(next_poll) => {
+                polled = true;
+                next_poll = tokio::time::Instant::now() + poll;
+            }
         }
     }
     tracing::info!("webhook worker stopped");

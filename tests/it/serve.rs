@@ -161,8 +161,22 @@ async fn the_webhook_worker_that_serve_runs_delivers_what_a_change_queued(t: Tes
     );
     tokio::spawn(async move { axum::serve(receiver, app).await });
     t.superuser("admin").await;
-    let ladder = t.reopen(|s| s.webhooks.allow_private_targets = true).await;
-    ladder
+    let ladder = t
+        .reopen(|s| {
+            s.webhooks.allow_private_targets = true;
+            // The email worker's polls commit (its claims) more often than
+            // the webhook worker polls.
+            s.mail.poll_interval_ms = 100;
+        })
+        .await;
+    let served = Served::start(ladder).await;
+    // Past the worker's first look at the endpoints (at its start), so only
+    // a later poll can find this one.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Registered by another process (the CLI, another instance) once `run`
+    // is going: only the worker's poll can learn of it, however often the
+    // email worker's own polls commit meanwhile.
+    t.ladder
         .db
         .run(ladder::webhooks::CreateEndpoint {
             actor: t.system(),
@@ -174,7 +188,6 @@ async fn the_webhook_worker_that_serve_runs_delivers_what_a_change_queued(t: Tes
         })
         .await
         .unwrap();
-    let served = Served::start(ladder).await;
     let client = served.signed_in("admin").await;
     let token = client.csrf("/admin/users/new").await;
     let response = client
