@@ -68,6 +68,7 @@ pub struct WebhookSettings {
     pub max_attempts: u32,
     pub retry_base_seconds: u32,
     pub poll_interval_ms: u64,
+    pub keep_days: u32,
 }
 
 /// `[jobs]`: cron schedules (with seconds); empty disables a job.
@@ -252,9 +253,10 @@ impl Settings {
             || hooks.timeout_ms == 0
             || hooks.poll_interval_ms == 0
             || hooks.retry_base_seconds == 0
+            || hooks.keep_days == 0
         {
             return Err(
-                "configuration: webhooks.max_attempts, timeout_ms, poll_interval_ms and \
+                "configuration: webhooks.max_attempts, timeout_ms, poll_interval_ms, keep_days and \
                  retry_base_seconds must be at least 1"
                     .into(),
             );

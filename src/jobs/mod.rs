@@ -17,6 +17,7 @@ use crate::{
     mail::{transport::Transport, worker},
     promotions::schedule,
     web::session_store::SweepSessions,
+    webhooks::PurgeDeliveries,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -116,9 +117,12 @@ pub async fn run_once(ladder: &Ladder, job: JobName, transport: &Transport) -> R
             let now = ladder.clock.now();
             let (sessions, attempts) = ladder.db.run(SweepSessions { now }).await?;
             let keys = ladder.db.run(PurgeExpired { now }).await?;
+            let keep = i64::from(ladder.settings.webhooks.keep_days) * 86_400;
+            let before = now - keep;
+            let hooks = ladder.db.run(PurgeDeliveries { before }).await?;
             format!(
-                "{sessions} expired session(s), {attempts} old sign-in attempt(s) \
-                 and {keys} expired idempotency key(s) deleted"
+                "{sessions} expired session(s), {attempts} old sign-in attempt(s), \
+                 {hooks} old webhook delivery(ies) and {keys} expired idempotency key(s) deleted"
             )
         }
     };

@@ -553,3 +553,24 @@ impl Transaction for RetryDelivery {
         Ok(Finish::Commit(true))
     }
 }
+
+/// Deletes delivered and failed deliveries made before `before` (the
+/// `sessions` job runs it, keeping `webhooks.keep_days`); answers how many
+/// went. Pending ones are kept, however old: they are still owed.
+pub struct PurgeDeliveries {
+    pub before: i64,
+}
+
+impl Transaction for PurgeDeliveries {
+    type Output = u64;
+
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<u64>> {
+        let purged = sql
+            .execute(
+                "delete from webhook_deliveries where state <> 'pending' and created_at < $1",
+                binds![self.before],
+            )
+            .await?;
+        Ok(Finish::Commit(purged))
+    }
+}

@@ -14,6 +14,9 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use crate::{Error, Result};
 
+/// How long registration waits for DNS.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Checks a URL as a webhook target: absolute http(s), with a host, no
 /// credentials, and (unless `allow_private`) only public addresses.
 pub async fn check(url: &str, allow_private: bool) -> Result<reqwest::Url> {
@@ -39,8 +42,10 @@ pub async fn check(url: &str, allow_private: bool) -> Result<reqwest::Url> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let addresses: Vec<IpAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![ip],
-        Err(_) => tokio::net::lookup_host((host, port))
+        // Bounded: a resolver that does not answer must not hold the request.
+        Err(_) => tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((host, port)))
             .await
+            .map_err(|_| invalid("names a host that did not resolve in time"))?
             .map_err(|_| invalid("names a host that does not resolve"))?
             .map(|a| a.ip())
             .collect(),

@@ -20,6 +20,8 @@ use std::{
 use ladder::{
     actor::{Actor, Source},
     config::Settings,
+    jobs::{self, JobName},
+    mail::transport::Transport,
     promotions::transitions,
     webhooks::CreateEndpoint,
 };
@@ -668,7 +670,7 @@ async fn a_delivery_out_of_attempts_is_failed_and_the_console_retries_it(kind: K
     receiver
         .set(json!({ "secret": secret, "status": 500 }))
         .await;
-    let _worker = Worker::start(&t.ladder);
+    let worker = Worker::start(&t.ladder);
     t.user("unlucky").await;
     let log = wait_for_log(&api, &root, webhook, "the delivery to fail", |log| {
         log.len() == 1 && log[0]["state"] == "failed"
@@ -710,6 +712,22 @@ async fn a_delivery_out_of_attempts_is_failed_and_the_console_retries_it(kind: K
     assert_eq!(twice.status, 409, "{}", twice.body);
     let seen = receiver.deliveries().await;
     assert_eq!(answered(&seen, 200).len(), 1);
+
+    // After `keep_days` the sessions job deletes what was delivered, never
+    // what is still owed.
+    drop(worker);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    t.user("still-owed").await;
+    t.ladder.clock.advance(31 * 86_400);
+    let transport = Transport::from_settings(&t.ladder.settings.mail).unwrap();
+    let summary = jobs::run_once(&t.ladder, JobName::Sessions, &transport)
+        .await
+        .unwrap();
+    assert!(summary.contains("1 old webhook delivery(ies)"), "{summary}");
+    let log = deliveries_of(&api, &root, webhook, "").await;
+    assert_eq!(log.len(), 1, "{log:#?}");
+    assert_eq!(log[0]["state"], "pending");
+    assert_eq!(log[0]["payload"]["data"]["user"]["username"], "still-owed");
 }
 
 async fn a_slow_receiver_does_not_slow_the_change(kind: Kind) {
