@@ -7,6 +7,7 @@ use crate::{
     actor::Actor,
     binds,
     db::Sql,
+    webhooks::events::{self, Change},
 };
 
 /// One event to record.
@@ -62,28 +63,20 @@ impl AuditEntry {
         self.context = Some(context);
         self
     }
-
-    pub fn action(&self) -> &'static str {
-        self.action
-    }
-
-    pub fn target(&self) -> (&'static str, Option<i64>, &str) {
-        (self.target_type, self.target_id, &self.target_name)
-    }
-
-    pub fn after_state(&self) -> Option<&serde_json::Value> {
-        self.after.as_ref()
-    }
-
-    pub fn context_of(&self) -> Option<&serde_json::Value> {
-        self.context.as_ref()
-    }
 }
 
 /// Writes the event, and the webhook deliveries it causes, in the caller's
 /// transaction: a change, its audit event and its webhooks commit together.
 pub async fn record(sql: &mut dyn Sql, actor: &Actor, entry: AuditEntry, now: i64) -> Result<()> {
-    crate::webhooks::events::publish(sql, actor, &entry, now).await?;
+    let change = Change {
+        action: entry.action,
+        target_type: entry.target_type,
+        target_id: entry.target_id,
+        target_name: &entry.target_name,
+        after: entry.after.as_ref(),
+        context: entry.context.as_ref(),
+    };
+    events::publish(sql, actor, change, now).await?;
     sql.execute(
         "insert into audit_events (actor_id, actor_name, action, target_type, target_id, \
          target_name, before_state, after_state, source, token_name, created_at) \

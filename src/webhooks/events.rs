@@ -5,7 +5,20 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::{Result, actor::Actor, audit::AuditEntry, binds, clock, db::Sql};
+use crate::{Result, actor::Actor, binds, clock, db::Sql};
+
+/// A change as the audit log records it (`audit::record` makes one from
+/// its entry): what was done, to what, the state after, and what the change
+/// concerns beyond its target (a promotion request's track and requester).
+#[derive(Debug, Clone, Copy)]
+pub struct Change<'a> {
+    pub action: &'a str,
+    pub target_type: &'a str,
+    pub target_id: Option<i64>,
+    pub target_name: &'a str,
+    pub after: Option<&'a Value>,
+    pub context: Option<&'a Value>,
+}
 
 /// Every event type, in the order the documentation lists them.
 pub const EVENT_TYPES: [&str; 12] = [
@@ -25,11 +38,11 @@ pub const EVENT_TYPES: [&str; 12] = [
 
 /// The event an audit entry is, if it is one. An approval that is one of
 /// several needed records a vote, not a decision, and is no event.
-fn event_type(entry: &AuditEntry) -> Option<&'static str> {
-    Some(match entry.action() {
+fn event_type(change: &Change) -> Option<&'static str> {
+    Some(match change.action {
         "promotion.submit" => "promotion.submitted",
         "promotion.approve" => {
-            let state = entry.after_state().and_then(|a| a.get("state"));
+            let state = change.after.and_then(|a| a.get("state"));
             if state.and_then(Value::as_str) != Some("approved") {
                 return None;
             }
@@ -51,33 +64,32 @@ fn event_type(entry: &AuditEntry) -> Option<&'static str> {
 
 /// What the event is about, to keep its deliveries in order: a user
 /// (`user:7`) or a group (`group:3`). A promotion is about its requester.
-fn subject(entry: &AuditEntry) -> String {
-    let concerned = entry
-        .context_of()
+fn subject(change: &Change) -> String {
+    let concerned = change
+        .context
         .and_then(|c| c.pointer("/user/id"))
         .and_then(Value::as_i64);
-    let (kind, id, _) = entry.target();
     match concerned {
         Some(user_id) => format!("user:{user_id}"),
-        None => format!("{kind}:{}", id.unwrap_or(0)),
+        None => format!("{}:{}", change.target_type, change.target_id.unwrap_or(0)),
     }
 }
 
 /// The `data` of an event (docs/webhooks.md lists each type's fields).
-fn data(entry: &AuditEntry, actor: &Actor) -> Value {
+fn data(change: &Change, actor: &Actor) -> Value {
     let mut data = Map::new();
-    let after = entry
-        .after_state()
+    let after = change
+        .after
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
-    let (kind, id, name) = entry.target();
-    match kind {
+    let (id, name) = (change.target_id, change.target_name);
+    match change.target_type {
         "user" => {
             let mut user = Map::new();
             user.insert("id".into(), json!(id));
             user.insert("username".into(), json!(name));
-            if entry.action().starts_with("user.") {
+            if change.action.starts_with("user.") {
                 // The account's state after the change, beside its name.
                 user.extend(after.into_iter().filter(|(k, _)| k != "username"));
             } else {
@@ -90,7 +102,7 @@ fn data(entry: &AuditEntry, actor: &Actor) -> Value {
             data.extend(after);
         }
         _ => {
-            let context = entry.context_of().cloned().unwrap_or_else(|| json!({}));
+            let context = change.context.cloned().unwrap_or_else(|| json!({}));
             let mut request = Map::new();
             request.insert("id".into(), json!(id));
             request.insert("track".into(), context["track"].clone());
@@ -111,10 +123,10 @@ fn data(entry: &AuditEntry, actor: &Actor) -> Value {
     Value::Object(data)
 }
 
-/// Queues the event `entry` is, if any, for every active endpoint that
+/// Queues the event `change` is, if any, for every active endpoint that
 /// takes its type: one statement, no rows when nobody listens.
-pub async fn publish(sql: &mut dyn Sql, actor: &Actor, entry: &AuditEntry, now: i64) -> Result<()> {
-    let Some(event_type) = event_type(entry) else {
+pub async fn publish(sql: &mut dyn Sql, actor: &Actor, change: Change<'_>, now: i64) -> Result<()> {
+    let Some(event_type) = event_type(&change) else {
         return Ok(());
     };
     let message_id = format!("msg_{}", uuid::Uuid::new_v4().simple());
@@ -122,7 +134,7 @@ pub async fn publish(sql: &mut dyn Sql, actor: &Actor, entry: &AuditEntry, now: 
         "id": message_id,
         "type": event_type,
         "timestamp": clock::rfc3339(now),
-        "data": data(entry, actor),
+        "data": data(&change, actor),
     });
     sql.execute(
         "insert into webhook_deliveries (endpoint_id, message_id, event_type, subject, payload, \
@@ -133,7 +145,7 @@ pub async fn publish(sql: &mut dyn Sql, actor: &Actor, entry: &AuditEntry, now: 
         binds![
             message_id,
             event_type,
-            subject(entry),
+            subject(&change),
             payload.to_string(),
             now,
             true,
@@ -147,24 +159,43 @@ pub async fn publish(sql: &mut dyn Sql, actor: &Actor, entry: &AuditEntry, now: 
 mod tests {
     use super::*;
 
+    fn change<'a>(action: &'a str, target_type: &'a str) -> Change<'a> {
+        Change {
+            action,
+            target_type,
+            target_id: Some(3),
+            target_name: "x",
+            after: None,
+            context: None,
+        }
+    }
+
     #[test]
     fn a_vote_is_no_event_and_a_decision_is() {
-        let vote = AuditEntry::new("promotion.approve", "promotion", Some(1), "#1")
-            .after(json!({ "approvals": 1, "needed": 2 }));
-        assert_eq!(event_type(&vote), None);
-        let decision = AuditEntry::new("promotion.approve", "promotion", Some(1), "#1")
-            .after(json!({ "state": "approved" }));
+        let vote = json!({ "approvals": 1, "needed": 2 });
+        let approve = change("promotion.approve", "promotion");
+        let voted = Change {
+            after: Some(&vote),
+            ..approve
+        };
+        assert_eq!(event_type(&voted), None);
+        let decided = json!({ "state": "approved" });
+        let decision = Change {
+            after: Some(&decided),
+            ..approve
+        };
         assert_eq!(event_type(&decision), Some("promotion.approved"));
-        let renamed = AuditEntry::new("group.rename", "group", Some(1), "g");
-        assert_eq!(event_type(&renamed), None);
+        assert_eq!(event_type(&change("group.rename", "group")), None);
     }
 
     #[test]
     fn a_promotion_is_about_its_requester() {
-        let entry = AuditEntry::new("promotion.submit", "promotion", Some(9), "#9")
-            .context(json!({ "track": "t", "user": { "id": 7, "username": "walt" } }));
-        assert_eq!(subject(&entry), "user:7");
-        let grant = AuditEntry::new("permission.grant", "group", Some(3), "Editors");
-        assert_eq!(subject(&grant), "group:3");
+        let context = json!({ "track": "t", "user": { "id": 7, "username": "walt" } });
+        let submit = Change {
+            context: Some(&context),
+            ..change("promotion.submit", "promotion")
+        };
+        assert_eq!(subject(&submit), "user:7");
+        assert_eq!(subject(&change("permission.grant", "group")), "group:3");
     }
 }
