@@ -307,8 +307,7 @@ async fn webhook_report(
     // Three events a cycle: submitted, membership.added, approved.
     let expected = cycles * 3;
     let wait_start = Instant::now();
-    while hooks.lock().unwrap().len() < expected && wait_start.elapsed() < Duration::from_secs(300)
-    {
+    while hooks.lock().unwrap().len() < expected && wait_start.elapsed() < Duration::from_secs(60) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let hooks = hooks.lock().unwrap().clone();
@@ -345,6 +344,49 @@ async fn webhook_report(
     );
 }
 
+/// The worker's own ceiling: `n` users made while it is stopped, then the
+/// time a fresh worker takes to deliver their `user.created` events.
+async fn backlog(ladder: &Ladder, hooks: &Hooks, stop: &tokio::sync::Notify, n: usize) {
+    stop.notify_one();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = hooks.lock().unwrap().len();
+    let actor = ladder::actor::Actor::system(ladder::actor::Source::Cli);
+    for i in 0..n {
+        let new = users::NewUser {
+            username: ladder::accounts::Username::parse(&format!("backlog-{i}")).unwrap(),
+            email: ladder::accounts::Email::parse(&format!("backlog-{i}@example.com")).unwrap(),
+            display_name: String::new(),
+            password: None,
+            is_staff: false,
+            is_service: false,
+        };
+        let create = ladder::accounts::user_changes::CreateUser {
+            actor: actor.clone(),
+            new,
+            active: true,
+            now: ladder.clock.now(),
+        };
+        ladder.db.run(create).await.unwrap();
+    }
+    assert_eq!(hooks.lock().unwrap().len(), before, "the worker was stopped");
+    let started = Instant::now();
+    tokio::spawn(ladder::webhooks::worker::run(
+        ladder.clone(),
+        ladder.webhook_wake.clone(),
+        Arc::new(tokio::sync::Notify::new()),
+    ));
+    while hooks.lock().unwrap().len() < before + n && started.elapsed() < Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let took = started.elapsed();
+    println!(
+        "webhook backlog: {} of {n} queued deliveries sent in {:.2} s = {:.0}/s",
+        hooks.lock().unwrap().len() - before,
+        took.as_secs_f64(),
+        n as f64 / took.as_secs_f64()
+    );
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -368,6 +410,8 @@ async fn run() {
     settings.mail.smtp_port = smtp_port;
     settings.mail.smtp_tls = SmtpTls::None;
     settings.mail.poll_interval_ms = 100;
+    // The receiver is on loopback.
+    settings.webhooks.allow_private_targets = true;
     let mut ladder = Ladder::open(settings).await.unwrap();
     // As `ladder demo` does: the track's groups first, then the demo in them.
     ladder.setup_tracks().await.unwrap();
@@ -409,6 +453,7 @@ async fn run() {
 
     // A webhook endpoint taking every event, and the delivery worker.
     let webhooks = env_usize("LADDER_BENCH_WEBHOOKS", 1) == 1;
+    let hooks_stop = Arc::new(tokio::sync::Notify::new());
     let (hook_port, hooks) = start_receiver();
     if webhooks {
         ladder
@@ -429,7 +474,7 @@ async fn run() {
         tokio::spawn(ladder::webhooks::worker::run(
             ladder.clone(),
             ladder.webhook_wake.clone(),
-            Arc::new(tokio::sync::Notify::new()),
+            hooks_stop.clone(),
         ));
     }
     println!(
@@ -548,6 +593,7 @@ async fn run() {
 
     if webhooks {
         webhook_report(&hooks, cycles, started, elapsed, &submitted).await;
+        backlog(&ladder, &hooks, &hooks_stop, 5000).await;
     }
 
     // The dashboard with `pending` open requests.

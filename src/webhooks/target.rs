@@ -106,7 +106,8 @@ pub fn client(allow_private: bool, timeout: Duration) -> Result<reqwest::Client>
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .user_agent(concat!("Ladder-Webhooks/", env!("CARGO_PKG_VERSION")))
-        .pool_max_idle_per_host(8);
+        // As many idle connections as sends in flight, so a busy endpoint reuses them.
+        .pool_max_idle_per_host(32);
     if !allow_private {
         builder = builder.dns_resolver(Arc::new(PublicOnly));
     }

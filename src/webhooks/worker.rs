@@ -97,8 +97,11 @@ pub fn client(ladder: &Ladder) -> Result<reqwest::Client> {
 /// Sends every delivery that is due now, in batches, until none is left.
 pub async fn drain(ladder: &Ladder, client: &reqwest::Client) -> Result<Drained> {
     let mut total = Drained::default();
+    // What the last batch's attempts came to, written in the transaction
+    // that claims the next batch: one write per batch.
+    let mut updates = Vec::new();
     loop {
-        let claimed = claim(ladder).await?;
+        let claimed = record_and_claim(ladder, std::mem::take(&mut updates)).await?;
         total.commits += 1;
         if claimed.is_empty() {
             return Ok(total);
@@ -113,7 +116,6 @@ pub async fn drain(ladder: &Ladder, client: &reqwest::Client) -> Result<Drained>
             .await;
         let now = ladder.clock.now();
         let settings = &ladder.settings.webhooks;
-        let mut updates = Vec::with_capacity(outcomes.len());
         for (row, attempt) in outcomes {
             let attempts = row.attempts + 1;
             let status = attempt.status.map(i64::from);
@@ -151,8 +153,6 @@ pub async fn drain(ladder: &Ladder, client: &reqwest::Client) -> Result<Drained>
                 row.delivery_id
             ]);
         }
-        ladder.db.run(RecordAttempts { updates }).await?;
-        total.commits += 1;
     }
 }
 
@@ -219,16 +219,22 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     current.to_string()
 }
 
-/// Binds for one update each: state, attempts, last status, last error,
-/// next attempt, delivered at, attempted at, id.
-struct RecordAttempts {
+/// Records the last batch's attempts, then claims a batch of due
+/// deliveries, each the first pending one of its endpoint and subject, at
+/// an active endpoint, and loads them: one transaction.
+struct RecordAndClaim {
+    /// Binds for one update each: state, attempts, last status, last error,
+    /// next attempt, delivered at, attempted at, id.
     updates: Vec<Vec<Bind>>,
+    claim: &'static str,
+    until: i64,
+    now: i64,
 }
 
-impl Transaction for RecordAttempts {
-    type Output = ();
+impl Transaction for RecordAndClaim {
+    type Output = Vec<Claimed>;
 
-    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<()>> {
+    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<Vec<Claimed>>> {
         for binds in self.updates {
             sql.execute(
                 "update webhook_deliveries set state = $1, attempts = $2, last_status = $3, \
@@ -238,49 +244,39 @@ impl Transaction for RecordAttempts {
             )
             .await?;
         }
-        Ok(Finish::Commit(()))
-    }
-}
-
-struct Claim {
-    sql: &'static str,
-    until: i64,
-    now: i64,
-}
-
-impl Transaction for Claim {
-    type Output = Vec<i64>;
-
-    async fn run(self, sql: &mut dyn Sql) -> Result<Finish<Vec<i64>>> {
         let binds = binds![self.until, self.now, BATCH, true];
-        Ok(Finish::Commit(sql.fetch_i64s(self.sql, binds).await?))
+        let ids = sql.fetch_i64s(self.claim, binds).await?;
+        if ids.is_empty() {
+            return Ok(Finish::Commit(vec![]));
+        }
+        // Ids are our own integers.
+        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let claimed = sql
+            .fetch_all(
+                &format!(
+                    "select d.delivery_id, d.message_id, d.payload, d.attempts, e.url, e.secret \
+                     from webhook_deliveries d join webhook_endpoints e on e.endpoint_id = d.endpoint_id \
+                     where d.delivery_id in ({list}) order by d.delivery_id"
+                ),
+                binds![],
+            )
+            .await?;
+        Ok(Finish::Commit(claimed))
     }
 }
 
-/// Claims a batch of due deliveries, each the first pending one of its
-/// endpoint and subject, at an active endpoint; loads them.
-async fn claim(ladder: &Ladder) -> Result<Vec<Claimed>> {
+async fn record_and_claim(ladder: &Ladder, updates: Vec<Vec<Bind>>) -> Result<Vec<Claimed>> {
     let now = ladder.clock.now();
     let timeout = (ladder.settings.webhooks.timeout_ms / 1000) as i64;
-    let sql = pick(ladder.db.backend(), CLAIM_SQLITE, CLAIM_POSTGRES);
-    let until = now + timeout + CLAIM_MARGIN_SECONDS;
-    let ids = ladder.db.run(Claim { sql, until, now }).await?;
-    if ids.is_empty() {
-        return Ok(vec![]);
-    }
-    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-    let mut conn = ladder.db.acquire().await?;
-    let sql: &mut dyn Sql = &mut conn;
-    // Ours until the claim runs out; ids are our own integers.
-    sql.fetch_all(
-        &format!(
-            "select d.delivery_id, d.message_id, d.payload, d.attempts, e.url, e.secret \
-               from webhook_deliveries d join webhook_endpoints e on e.endpoint_id = d.endpoint_id \
-              where d.delivery_id in ({list}) order by d.delivery_id"
-        ),
-        binds![],
-    )
-    .await
+    ladder
+        .db
+        .run(RecordAndClaim {
+            updates,
+            claim: pick(ladder.db.backend(), CLAIM_SQLITE, CLAIM_POSTGRES),
+            until: now + timeout + CLAIM_MARGIN_SECONDS,
+            now,
+        })
+        .await
 }
 
 /// The claim statement, with PostgreSQL's row locking where it goes, so two
