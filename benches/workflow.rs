@@ -368,7 +368,11 @@ async fn backlog(ladder: &Ladder, hooks: &Hooks, stop: &tokio::sync::Notify, n: 
         };
         ladder.db.run(create).await.unwrap();
     }
-    assert_eq!(hooks.lock().unwrap().len(), before, "the worker was stopped");
+    assert_eq!(
+        hooks.lock().unwrap().len(),
+        before,
+        "the worker was stopped"
+    );
     let started = Instant::now();
     tokio::spawn(ladder::webhooks::worker::run(
         ladder.clone(),

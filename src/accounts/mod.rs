@@ -2,10 +2,13 @@
 
 mod email;
 pub mod group_changes;
+mod group_name;
 pub mod groups;
 pub mod password;
 pub mod promotion_grant;
 pub mod sign_in;
+mod superuser;
+mod token_lookup;
 pub mod tokens;
 pub mod user_changes;
 pub mod user_search;
@@ -13,7 +16,8 @@ mod username;
 pub mod users;
 
 pub use email::Email;
-pub use groups::{Group, GroupName};
+pub use group_name::GroupName;
+pub use groups::Group;
 pub use password::{NewPassword, PasswordHash};
 pub use username::{Username, key_of as username_key};
 pub use users::User;

@@ -7,10 +7,7 @@
 //! token acts as its user with the user's current permissions; one made
 //! with a scope holds only the scope's permissions that the user holds.
 
-use std::sync::Arc;
-
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use super::{User, users};
 use crate::{
@@ -18,7 +15,7 @@ use crate::{
     actor::Actor,
     audit::{self, AuditEntry},
     binds,
-    db::{Finish, FromRow, Row, Sql, Transaction},
+    db::{Finish, Sql, Transaction},
     permissions::{
         EffectivePermissions, PermissionName, catalog,
         delegation::{self, Change},
@@ -26,6 +23,8 @@ use crate::{
     },
     secret::random_hex,
 };
+
+pub use super::token_lookup::{Presented, hash, looks_like_token, presented, shared_scope};
 
 /// Every token starts with this, so secret scanners can recognise one.
 pub const PREFIX: &str = "ldr_";
@@ -61,7 +60,7 @@ crate::from_row!(Token {
     revoked_at,
 });
 
-const COLUMNS: &str = "token_id, user_id, name, hint, scope, created_by, created_at, \
+pub(super) const COLUMNS: &str = "token_id, user_id, name, hint, scope, created_by, created_at, \
                        expires_at, last_used_at, revoked_at";
 
 impl Token {
@@ -84,20 +83,6 @@ impl Token {
             _ => "active",
         }
     }
-}
-
-/// The SHA-256 of a presented token, as stored.
-pub fn hash(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
-}
-
-/// True if `secret` looks like a Ladder token at all (checked before any lookup).
-pub fn looks_like_token(secret: &str) -> bool {
-    secret.len() == PREFIX.len() + 64
-        && secret.starts_with(PREFIX)
-        && secret[PREFIX.len()..]
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit())
 }
 
 /// A token's name: 1 to 100 characters, no control characters.
@@ -379,56 +364,6 @@ pub async fn of_user(sql: &mut dyn Sql, user_id: i64) -> Result<Vec<Token>> {
         binds![user_id],
     )
     .await
-}
-
-/// A presented token with its user and the counters a check needs, read in one query.
-pub struct Presented {
-    pub token: Token,
-    pub user: users::UserWithVersions,
-    pub revision: i64,
-}
-
-impl FromRow for Presented {
-    fn from_row(row: &Row) -> Result<Presented> {
-        Ok(Presented {
-            token: Token::from_row(row)?,
-            user: users::UserWithVersions::from_row(row)?,
-            revision: row.get("revision")?,
-        })
-    }
-}
-
-/// The token whose secret is `secret`, live or not; `None` if there is none.
-pub async fn presented(sql: &mut dyn Sql, secret: &str) -> Result<Option<Presented>> {
-    if !looks_like_token(secret) {
-        return Ok(None);
-    }
-    let user_columns = users::COLUMNS
-        .split(',')
-        .map(|c| format!("u.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let token_columns = COLUMNS
-        .split(',')
-        .map(|c| format!("t.{}", c.trim()))
-        .filter(|c| c != "t.user_id")
-        .collect::<Vec<_>>()
-        .join(", ");
-    sql.fetch_optional(
-        &format!(
-            "select {token_columns}, {user_columns}, u.perm_version, e.version as epoch, \
-             r.revision from api_tokens t join users u on u.user_id = t.user_id \
-             cross join permission_epoch e cross join revisions r \
-             where t.token_hash = $1 and e.permission_epoch_id = 1 and r.revision_id = 1"
-        ),
-        binds![hash(secret)],
-    )
-    .await
-}
-
-/// The scope as the actor and the check path hold it.
-pub fn shared_scope(token: &Token) -> Option<Arc<Vec<String>>> {
-    token.scope().map(Arc::new)
 }
 
 #[cfg(test)]

@@ -167,6 +167,24 @@ struct DeliveryRow {
     created_at: i64,
 }
 
+impl From<webhooks::Delivery> for DeliveryRow {
+    fn from(d: webhooks::Delivery) -> DeliveryRow {
+        DeliveryRow {
+            next_attempt_at: (d.state == "pending").then_some(d.next_attempt_at),
+            delivery_id: d.delivery_id,
+            event_type: d.event_type,
+            subject: d.subject,
+            message_id: d.message_id,
+            state: d.state,
+            attempts: d.attempts,
+            last_status: d.last_status,
+            last_error: d.last_error,
+            last_attempt_at: d.last_attempt_at,
+            created_at: d.created_at,
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct FreshSecret {
     endpoint_id: i64,
@@ -220,19 +238,7 @@ async fn show_page(
     let deliveries: Vec<DeliveryRow> = webhooks::deliveries(&mut conn, &filter)
         .await?
         .into_iter()
-        .map(|d| DeliveryRow {
-            next_attempt_at: (d.state == "pending").then_some(d.next_attempt_at),
-            delivery_id: d.delivery_id,
-            event_type: d.event_type,
-            subject: d.subject,
-            message_id: d.message_id,
-            state: d.state,
-            attempts: d.attempts,
-            last_status: d.last_status,
-            last_error: d.last_error,
-            last_attempt_at: d.last_attempt_at,
-            created_at: d.created_at,
-        })
+        .map(DeliveryRow::from)
         .collect();
     drop(conn);
     let secret = take_secret(session, endpoint_id).await?;

@@ -114,45 +114,9 @@ pub async fn create(
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Result<Response> {
     let (state, current) = (&c.state, &c.current);
-    let field = |key: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == key)
-            .map_or("", |(_, v)| v.as_str())
-    };
-    let entered = Entered {
-        name: field("name").to_string(),
-        lifetime: field("lifetime").to_string(),
-        perms: (fields.iter())
-            .filter(|(k, _)| k == "perm")
-            .map(|(_, v)| v.clone())
-            .collect(),
-    };
+    let entered = Entered::from_fields(&fields);
     let mut errors = FieldErrors::default();
-    let name = errors.check(tokens::parse_name(&entered.name));
-    let lifetime = match entered.lifetime.as_str() {
-        "never" => Some(None),
-        offered if LIFETIMES.iter().any(|(value, _)| *value == offered) => {
-            errors.check(tokens::parse_lifetime(offered)).map(Some)
-        }
-        _ => {
-            errors.insert("lifetime", "Choose one of the lifetimes offered.");
-            None
-        }
-    };
-    let scope = match entered.perms.as_slice() {
-        [] => Some(None),
-        perms => match PermissionName::parse_all(perms) {
-            Ok(names) => Some(Some(names)),
-            // Filed under the checklist's own field name.
-            Err(Error::Invalid { message, .. }) => {
-                errors.insert("perm", message);
-                None
-            }
-            Err(e) => return Err(e),
-        },
-    };
-    let (Some(name), Some(lifetime), Some(scope)) = (name, lifetime, scope) else {
+    let Some((name, lifetime, scope)) = entered.parse(&mut errors)? else {
         return show(state, current, page, entered, &errors, None).await;
     };
     let now = state.ladder.clock.now();
@@ -177,13 +141,7 @@ pub async fn create(
             return show(state, current, page, entered, &errors, None).await;
         }
     };
-    let created = Created {
-        token_id: made.token.token_id,
-        name: made.token.name.clone(),
-        expires_at: made.token.expires_at,
-        scope: made.token.scope(),
-        secret: made.secret,
-    };
+    let created = Created::from(made);
     show(
         state,
         current,
@@ -193,6 +151,74 @@ pub async fn create(
         Some(created),
     )
     .await
+}
+
+/// A token's name, its lifetime in seconds (None: never expires) and its
+/// scope (None: all its user holds).
+type NewTokenFields = (String, Option<i64>, Option<Vec<PermissionName>>);
+
+impl Entered {
+    /// The form's fields from the posted pairs (`perm` repeats).
+    fn from_fields(fields: &[(String, String)]) -> Entered {
+        let field = |key: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| k == key)
+                .map_or("", |(_, v)| v.as_str())
+        };
+        Entered {
+            name: field("name").to_string(),
+            lifetime: field("lifetime").to_string(),
+            perms: (fields.iter())
+                .filter(|(k, _)| k == "perm")
+                .map(|(_, v)| v.clone())
+                .collect(),
+        }
+    }
+
+    /// The token asked for; None with every field's problem filed in
+    /// `errors` at once, so the form shows them all.
+    fn parse(&self, errors: &mut FieldErrors) -> Result<Option<NewTokenFields>> {
+        let name = errors.check(tokens::parse_name(&self.name));
+        let lifetime = match self.lifetime.as_str() {
+            "never" => Some(None),
+            offered if LIFETIMES.iter().any(|(value, _)| *value == offered) => {
+                errors.check(tokens::parse_lifetime(offered)).map(Some)
+            }
+            _ => {
+                errors.insert("lifetime", "Choose one of the lifetimes offered.");
+                None
+            }
+        };
+        let scope = match self.perms.as_slice() {
+            [] => Some(None),
+            perms => match PermissionName::parse_all(perms) {
+                Ok(names) => Some(Some(names)),
+                // Filed under the checklist's own field name.
+                Err(Error::Invalid { message, .. }) => {
+                    errors.insert("perm", message);
+                    None
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        Ok(match (name, lifetime, scope) {
+            (Some(name), Some(lifetime), Some(scope)) => Some((name, lifetime, scope)),
+            _ => None,
+        })
+    }
+}
+
+impl From<tokens::NewToken> for Created {
+    fn from(made: tokens::NewToken) -> Created {
+        Created {
+            token_id: made.token.token_id,
+            name: made.token.name.clone(),
+            expires_at: made.token.expires_at,
+            scope: made.token.scope(),
+            secret: made.secret,
+        }
+    }
 }
 
 /// Revokes one of the signed-in user's own tokens; anyone else's is not found.
