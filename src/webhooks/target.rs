@@ -102,6 +102,9 @@ fn is_public_v4(v4: &Ipv4Addr) -> bool {
 /// addresses unless they are allowed.
 pub fn client(allow_private: bool, timeout: Duration) -> Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
+        // Straight to the target: through a proxy (HTTP_PROXY in the
+        // environment), the resolver below would never see where it goes.
+        .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))

@@ -4,8 +4,10 @@
 //! Order: a delivery is claimed only when no earlier delivery to the same
 //! endpoint about the same subject is still pending, so one endpoint hears
 //! about one user in the order of the changes, even across retries and
-//! instances. Different subjects and endpoints go out side by side, so a
-//! slow receiver holds up only its own.
+//! instances. Different subjects and endpoints go out side by side; a
+//! batch is recorded (with the next one claimed, in one transaction) when
+//! its last attempt ends, so a slow receiver can hold up the others in its
+//! batch by up to the timeout, and never the change that caused an event.
 
 use std::{
     sync::{
