@@ -155,6 +155,8 @@ pub struct ShowQuery {
 #[derive(Serialize)]
 struct DeliveryRow {
     delivery_id: i64,
+    /// Whom it is about, by name.
+    about: String,
     event_type: String,
     subject: String,
     message_id: String,
@@ -169,7 +171,14 @@ struct DeliveryRow {
 
 impl From<webhooks::Delivery> for DeliveryRow {
     fn from(d: webhooks::Delivery) -> DeliveryRow {
+        // Named as a person reads it: the user's or the group's name.
+        let payload: serde_json::Value = serde_json::from_str(&d.payload).unwrap_or_default();
+        let data = &payload["data"];
+        let named = data["user"]["username"]
+            .as_str()
+            .or_else(|| data["group"]["name"].as_str());
         DeliveryRow {
+            about: named.unwrap_or(&d.subject).to_string(),
             next_attempt_at: (d.state == "pending").then_some(d.next_attempt_at),
             delivery_id: d.delivery_id,
             event_type: d.event_type,

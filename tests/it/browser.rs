@@ -1,5 +1,6 @@
 //! The promotion story in a real browser: headless Chromium, driven through
-//! chromedriver, typing and clicking as people do, on both backends.
+//! chromedriver, typing and clicking as people do, on both backends. The
+//! admin first registers a webhook in the console; the approval reaches it.
 //!
 //! Needs /usr/bin/chromedriver and /usr/bin/chromium (Debian's `chromium` and
 //! `chromium-driver`; `.ci/run` installs them). Without chromedriver the test
@@ -51,6 +52,8 @@ async fn a_writer_is_promoted_and_publishes_in_a_real_browser(mut t: TestLadder)
             s.mail.smtp_host = "127.0.0.1".into();
             s.mail.smtp_port = smtp.port;
             s.mail.smtp_tls = SmtpTls::None;
+            // The webhook receiver is on loopback.
+            s.webhooks.allow_private_targets = true;
         })
         .await;
     demo::seed(&t.ladder, Some(PW)).await.unwrap();
@@ -80,6 +83,47 @@ async fn story(
     shots: String,
 ) {
     let url = |path: &str| format!("{base}{path}");
+    let (hook_url, hooks) = receiver().await;
+
+    // 0. The admin registers a webhook for approvals; the secret shows once.
+    let admin = driver.session().await;
+    sign_in(&admin, &url("/login"), "admin").await;
+    admin.goto(&url("/admin")).await.unwrap();
+    find(&admin, "a[href='/admin/webhooks']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_for_path(&admin, "the webhooks page", |p| p == "/admin/webhooks").await;
+    find(&admin, "#url")
+        .await
+        .send_keys(&hook_url)
+        .await
+        .unwrap();
+    find(&admin, "#description")
+        .await
+        .send_keys("The publishing pipeline")
+        .await
+        .unwrap();
+    find(&admin, "input[name=event][value='promotion.approved']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    click_button(&admin, "Register").await;
+    let webhook_path = wait_for_path(&admin, "the new endpoint", |p| {
+        p.strip_prefix("/admin/webhooks/")
+            .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+    })
+    .await;
+    let secret = text_of(&admin, "#webhook-secret").await;
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    admin.refresh().await.unwrap();
+    find(&admin, "h1").await;
+    assert!(
+        admin.find(Locator::Css("#webhook-secret")).await.is_err(),
+        "the secret is shown once"
+    );
 
     // 1. alice signs in and writes a draft: no Publish button on it.
     let alice = driver.session().await;
@@ -204,6 +248,64 @@ async fn story(
         &format!("//article//a[@href='{post_path}' and normalize-space()='My first post']"),
     )
     .await;
+
+    // 6. The approval went to the webhook, signed with the secret shown;
+    // the admin sees it delivered in the endpoint's log.
+    let client = ladder::webhooks::worker::client(&t.ladder).unwrap();
+    ladder::webhooks::worker::drain(&t.ladder, &client)
+        .await
+        .unwrap();
+    let got = hooks.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let (signature, id, timestamp, body) = &got[0];
+    assert!(body.contains("\"type\":\"promotion.approved\""), "{body}");
+    assert!(body.contains("\"username\":\"alice\""), "{body}");
+    let expected = ladder::webhooks::signature::sign(&secret, id, timestamp.parse().unwrap(), body);
+    assert_eq!(signature, &expected);
+    admin.goto(&url(&webhook_path)).await.unwrap();
+    let log = text_of(&admin, "tbody").await;
+    assert!(
+        log.contains("promotion.approved")
+            && log.contains("alice")
+            && log.contains("delivered")
+            && log.contains("HTTP 200"),
+        "{log}"
+    );
+    screenshot(&admin, &format!("webhook-{shots}.png")).await;
+}
+
+/// Each delivery's signature, id, timestamp and body.
+type Hooks = Arc<Mutex<Vec<(String, String, String, String)>>>;
+
+/// A webhook receiver on 127.0.0.1 that keeps what arrives.
+async fn receiver() -> (String, Hooks) {
+    let hooks: Hooks = Arc::default();
+    let kept = hooks.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/pipeline", listener.local_addr().unwrap());
+    let app = axum::Router::new().route(
+        "/pipeline",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: String| async move {
+                let header = |name: &str| {
+                    headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                kept.lock().unwrap().push((
+                    header("webhook-signature"),
+                    header("webhook-id"),
+                    header("webhook-timestamp"),
+                    body,
+                ));
+                axum::http::StatusCode::OK
+            },
+        ),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, hooks)
 }
 
 /// Types into the sign-in form and clicks the button, then waits for the signed-in menu.
