@@ -105,6 +105,12 @@ pub fn parse_event_types(given: &[String]) -> Result<Vec<String>> {
 
 fn check_description(description: &str) -> Result<String> {
     let description = description.trim();
+    if description.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "description",
+            "must be one line, without control characters",
+        ));
+    }
     if description.chars().count() > 200 {
         return Err(Error::invalid(
             "description",

@@ -21,6 +21,10 @@ const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// credentials, and (unless `allow_private`) only public addresses.
 pub async fn check(url: &str, allow_private: bool) -> Result<reqwest::Url> {
     let invalid = |message: &str| Error::invalid("url", message);
+    // A URL parser drops tabs and newlines silently; a single-line field refuses them.
+    if url.chars().any(char::is_control) {
+        return Err(invalid("must not contain control characters"));
+    }
     let parsed = reqwest::Url::parse(url.trim())
         .map_err(|_| invalid("must be an absolute http:// or https:// URL"))?;
     if !matches!(parsed.scheme(), "http" | "https") {

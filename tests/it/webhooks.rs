@@ -940,6 +940,22 @@ async fn private_targets_are_refused_without_the_setting(kind: Kind) {
         ),
         (json!({ "event_types": ["*"] }), "url"),
         (
+            json!({ "url": "https://93.184.216.34/\nhook", "event_types": ["*"] }),
+            "url",
+        ),
+        (
+            json!({ "url": format!("https://93.184.216.34/{}", "a".repeat(2001)), "event_types": ["*"] }),
+            "url",
+        ),
+        (
+            json!({ "url": "https://93.184.216.34/", "event_types": ["*"], "description": "two\tparts" }),
+            "description",
+        ),
+        (
+            json!({ "url": "https://93.184.216.34/", "event_types": ["*"], "description": "d".repeat(201) }),
+            "description",
+        ),
+        (
             json!({ "url": "https://93.184.216.34/", "event_types": ["user.renamed"] }),
             "event_types",
         ),
