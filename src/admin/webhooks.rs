@@ -15,7 +15,7 @@ use super::web_actor;
 use crate::{
     Error, Result,
     web::{
-        error::Id,
+        error::{Id, path_id},
         form::{FieldErrors, form_page},
         outcome::{Changer, flash_and_redirect},
         page::Page,
@@ -349,9 +349,8 @@ pub async fn retry(
     axum::extract::Path(path): axum::extract::Path<DeliveryPath>,
 ) -> Result<Response> {
     let (state, current, session) = (c.state, c.current, c.session);
-    let missing = || Error::NotFound("That delivery".into());
-    let endpoint_id: i64 = path.webhook_id.parse().map_err(|_| missing())?;
-    let delivery_id: i64 = path.delivery_id.parse().map_err(|_| missing())?;
+    let endpoint_id = path_id(&path.webhook_id, "That delivery")?;
+    let delivery_id = path_id(&path.delivery_id, "That delivery")?;
     let change = RetryDelivery {
         actor: web_actor(&current),
         endpoint_id,

@@ -197,8 +197,7 @@ pub(crate) fn as_field(field: &'static str) -> impl FnOnce(crate::Error) -> crat
 
 /// A group's id from a path: anything but a number names no group (404).
 pub(crate) fn group_id(raw: &str) -> crate::Result<i64> {
-    raw.parse()
-        .map_err(|_| crate::Error::NotFound("That group".into()))
+    crate::web::error::path_id(raw, "That group")
 }
 
 /// The API's routes, and its OpenAPI document.

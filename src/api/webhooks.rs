@@ -18,7 +18,11 @@ use super::{
 use crate::{
     Error,
     clock::rfc3339,
-    web::{auth::SignedIn, error::ApiJson, state::AppState},
+    web::{
+        auth::SignedIn,
+        error::{ApiJson, path_id},
+        state::AppState,
+    },
     webhooks::{
         self, DeleteEndpoint, Delivery, DeliveryFilter, Endpoint, EndpointInput, RetryDelivery,
         RotateSecret,
@@ -150,9 +154,9 @@ impl From<Delivery> for DeliveryJson {
     }
 }
 
+/// A webhook's id from a path: anything but a number names none (404).
 fn webhook_id(raw: &str) -> crate::Result<i64> {
-    raw.parse()
-        .map_err(|_| Error::NotFound("That webhook".into()))
+    path_id(raw, "That webhook")
 }
 
 /// Every registered endpoint.
@@ -349,9 +353,7 @@ pub async fn retry_webhook_delivery(
     Path((id, delivery)): Path<(String, String)>,
 ) -> ApiResult<Json<DeliveryJson>> {
     let endpoint_id = webhook_id(&id)?;
-    let delivery_id: i64 = delivery
-        .parse()
-        .map_err(|_| Error::NotFound("That delivery".into()))?;
+    let delivery_id = path_id(&delivery, "That delivery")?;
     let change = RetryDelivery {
         actor: current.api_actor(),
         endpoint_id,

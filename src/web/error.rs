@@ -239,6 +239,12 @@ where
     }
 }
 
+/// A numeric id from a path segment: anything but a number names nothing
+/// (404, "`what` does not exist"), as a missing row does.
+pub fn path_id(raw: &str, what: &str) -> crate::Result<i64> {
+    raw.parse().map_err(|_| Error::NotFound(what.into()))
+}
+
 /// A numeric id from the path (`/posts/{id}`). Anything else names no page:
 /// 404, as the HTML page or, under `/api/`, as a JSON error (axum's own
 /// answer would be a plain-text 400).
