@@ -16,7 +16,13 @@
 use std::{collections::HashMap, sync::Arc};
 
 use super::{Denial, EffectivePermissions, PermissionName, Via, revision};
-use crate::{Error, Ladder, Result, accounts::username_key, binds, db::Sql};
+use crate::{
+    Error, Ladder, Result,
+    accounts::username_key,
+    binds,
+    db::Sql,
+    text::{self, Lines},
+};
 
 /// How fresh an answer must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +131,10 @@ pub async fn check_all(
                 Error::Invalid { message, .. } => Error::invalid("perm", message),
                 other => other,
             })?;
+            // Checked here, not only by the web layer's screen: a token's
+            // check takes a shorter stack (`web::check_lane`), and a NUL
+            // must not reach PostgreSQL.
+            text::check("user", user, Lines::One)?;
             let key = username_key(user);
             if key != asker_key && !asker.may_view_users {
                 return Err(Error::Forbidden(

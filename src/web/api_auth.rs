@@ -13,9 +13,17 @@ use std::{
     time::Instant,
 };
 
-use axum::http::{HeaderMap, header};
+use axum::{
+    extract::Request,
+    http::{HeaderMap, header},
+    response::{IntoResponse, Response},
+};
 
-use super::{AppState, auth::CurrentUser};
+use super::{
+    AppState,
+    auth::{Bearer, CurrentUser, Viewer},
+    error::ApiError,
+};
 use crate::{
     Error, Result,
     accounts::{
@@ -55,6 +63,28 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, secret) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| secret.trim())
+}
+
+/// A request with a bearer token, admitted as the token's user (with the
+/// extensions the handlers read), or the JSON refusal: 401 for a token that
+/// does not work, 429 over its rate limit.
+pub async fn admit(state: &AppState, mut req: Request) -> std::result::Result<Request, Response> {
+    let refuse = |e: Error| ApiError(e).into_response();
+    let secret = bearer(req.headers()).ok_or_else(|| refuse(Error::Unauthorized))?;
+    let cached = req.uri().path() == "/api/v1/check"
+        && req
+            .uri()
+            .query()
+            .is_some_and(|q| q.split('&').any(|kv| kv == "consistency=cached"));
+    let (current, fresh) = resolve(state, secret, cached).await.map_err(refuse)?;
+    count_use(state, &current).map_err(refuse)?;
+    let extensions = req.extensions_mut();
+    extensions.insert(Bearer);
+    if let Some(fresh) = fresh {
+        extensions.insert(fresh);
+    }
+    extensions.insert(Viewer(Some(Arc::new(current))));
+    Ok(req)
 }
 
 fn refused() -> Error {

@@ -78,29 +78,12 @@ pub async fn load_viewer(
     mut req: Request,
     next: Next,
 ) -> Response {
-    use axum::response::IntoResponse;
-    if req.uri().path().starts_with("/api/")
-        && let Some(secret) = super::api_auth::bearer(req.headers())
-    {
+    if req.uri().path().starts_with("/api/") && super::api_auth::bearer(req.headers()).is_some() {
         // A token speaks for itself: the session (and its CSRF rule) is not consulted.
-        let cached = req.uri().path() == "/api/v1/check"
-            && req
-                .uri()
-                .query()
-                .is_some_and(|q| q.split('&').any(|kv| kv == "consistency=cached"));
-        let (current, fresh) = match super::api_auth::resolve(&state, secret, cached).await {
-            Ok(resolved) => resolved,
-            Err(e) => return super::error::ApiError(e).into_response(),
+        return match super::api_auth::admit(&state, req).await {
+            Ok(req) => next.run(req).await,
+            Err(refused) => refused,
         };
-        if let Err(e) = super::api_auth::count_use(&state, &current) {
-            return super::error::ApiError(e).into_response();
-        }
-        req.extensions_mut().insert(Bearer);
-        if let Some(fresh) = fresh {
-            req.extensions_mut().insert(fresh);
-        }
-        req.extensions_mut().insert(Viewer(Some(Arc::new(current))));
-        return next.run(req).await;
     }
     let viewer = match resolve(&state, &session).await {
         Ok(v) => v,

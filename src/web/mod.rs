@@ -4,6 +4,7 @@ pub mod account;
 pub mod account_tokens;
 pub mod api_auth;
 pub mod auth;
+pub mod check_lane;
 pub mod csrf;
 pub mod error;
 pub mod form;

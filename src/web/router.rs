@@ -1,4 +1,5 @@
-//! Every route, with the rule that guards it. If it is not here, Ladder does not serve it.
+//! Every route, with the rule that guards it. If it is not here, Ladder does not serve it
+//! (a token's `/api/v1/check` takes a shorter stack to the same handlers: `check_lane`).
 
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use tower_http::{
 use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
 
 use super::{
-    AppState, account, account_tokens, auth, csrf,
+    AppState, account, account_tokens, auth, check_lane, csrf,
     error::{api_json_errors, not_found},
     guards::{self, Rule},
     healthz, inputs, login, readyz, request_id,
@@ -377,7 +378,7 @@ pub fn router(state: AppState) -> Router {
         .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(tower_http::LatencyUnit::Micros));
     let timeout = Duration::from_secs(settings.request_timeout_secs);
 
-    routes()
+    let app = routes()
         .fallback(not_found)
         // For middleware that a route adds without the state (the API's
         // Idempotency-Key, `api::idempotency`).
@@ -386,7 +387,10 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), auth::load_viewer))
         .layer(sessions)
         .layer(from_fn(inputs::refuse_control_characters))
-        .with_state(state)
+        .with_state(state.clone());
+    let check = check_lane::router(state);
+    Router::new()
+        .fallback_service(check_lane::Lanes { app, check })
         .layer(
             // The security headers are outermost, so that the answers the layers
             // below make themselves (413, 503, a caught panic's 500) carry them too.

@@ -10,13 +10,17 @@ use ladder::{
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestLadder};
+use crate::{
+    helpers::{TestApp, TestLadder},
+    web_helpers::raw_post,
+};
 
 on_both_backends!(
     a_check_says_where_a_permission_comes_from_or_why_it_is_missing,
     anyone_may_check_themselves_and_only_viewers_may_check_others,
     a_batch_answers_in_order_with_an_error_per_failed_check,
     a_grant_is_seen_at_least_at_its_revision_on_another_instance,
+    a_tokens_check_takes_the_short_lane_with_the_same_guards_and_layers,
 );
 
 /// A token for `user`, narrowed to `scope` if given.
@@ -355,4 +359,66 @@ async fn a_grant_is_seen_at_least_at_its_revision_on_another_instance(t: TestLad
         answer["allowed"], false,
         "a full check served a revoked permission"
     );
+}
+
+/// A token's check skips the browser's layers (`web::check_lane`); what a
+/// caller sees must not change: the screen for control characters, the
+/// JSON errors, the security headers and the request id.
+async fn a_tokens_check_takes_the_short_lane_with_the_same_guards_and_layers(t: TestLadder) {
+    let svc = checker(&t).await;
+    let token = token(&t, &svc, None).await;
+    let app = t.serve().await;
+    let client = reqwest::Client::new();
+
+    let response = client
+        .get(format!("{}/api/v1/check?user=checker&perm=auth.view_user", app.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let headers = response.headers();
+    for name in ["content-security-policy", "x-frame-options", "x-content-type-options", "x-request-id"] {
+        assert!(headers.contains_key(name), "{name} is missing");
+    }
+
+    // A NUL never reaches the database (PostgreSQL would refuse it with a 500).
+    let (status, answer) = get(&app, &token, "user=al%00ice&perm=blog.add_post").await;
+    assert_eq!(
+        (status, answer["error"]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("user"))
+    );
+    let (status, answer) = post(
+        &app,
+        &token,
+        json!({"checks": [{"user": "al\u{0}ice", "perm": "blog.add_post"}, {"user": "checker", "perm": "auth.view_user"}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["results"][0]["error"]["status"], 422);
+    assert_eq!(answer["results"][1]["allowed"], true);
+
+    // Refusals are the API's JSON envelope, as on the full stack.
+    let (status, answer) = get(&app, "ldr_not-a-token", "user=checker&perm=auth.view_user").await;
+    assert_eq!((status, answer["error"]["status"].clone()), (StatusCode::UNAUTHORIZED, json!(401)));
+    let (status, answer) = get(&app, &token, "user=checker").await;
+    assert_eq!((status, answer["error"]["status"].clone()), (StatusCode::BAD_REQUEST, json!(400)));
+    // Over the body limits: 3 MiB read up to the 2 MiB limit, 5 MiB refused unread.
+    let bearer = format!("Authorization: Bearer {token}\r\n");
+    for size in [3 << 20, 5 << 20] {
+        let (status, body) = raw_post(&app.base, "/api/v1/check", &bearer, size).await;
+        assert_eq!(status, 413, "{size} bytes: {body}");
+        let body: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{body}"));
+        assert_eq!(body["error"]["code"], "too_large", "{body}");
+    }
+    // Other methods take the full stack and get its 405.
+    let response = client
+        .delete(format!("{}/api/v1/check", app.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["error"]["status"], 405);
 }

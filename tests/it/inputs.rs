@@ -10,7 +10,10 @@ use ladder::{
 use reqwest::{Response, StatusCode, header};
 use serde_json::Value;
 
-use crate::helpers::{Client, TestLadder, csrf_from, stderr};
+use crate::{
+    helpers::{Client, TestLadder, csrf_from, stderr},
+    web_helpers::raw_post,
+};
 
 on_both_backends!(
     a_control_character_in_any_web_input_is_a_422_and_changes_nothing,
@@ -586,7 +589,7 @@ async fn every_error_under_the_api_is_the_json_envelope(t: TestLadder) {
         (3 << 20, "/api/v1/promotions/1/approve"),
         (5 << 20, "/api/v1/promotions"),
     ] {
-        let (status, body) = raw_post(&writer.base, path, size).await;
+        let (status, body) = raw_post(&writer.base, path, "", size).await;
         assert_eq!(status, 413, "{size} bytes to {path}: {body}");
         let body: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{body}"));
         assert_eq!(body["error"]["code"], "too_large", "{body}");
@@ -645,72 +648,6 @@ async fn every_error_under_the_api_is_the_json_envelope(t: TestLadder) {
     assert!(page.text().await.unwrap().contains("<h1>Not found</h1>"));
 }
 
-/// POSTs a JSON body of `size` bytes over a bare connection and reads the
-/// answer even if the server stops reading the body part-way (a client such
-/// as reqwest gives up on the broken pipe instead). Returns status and body.
-async fn raw_post(base: &str, path: &str, size: usize) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let address = base.trim_start_matches("http://");
-    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let (mut reader, mut writer) = stream.into_split();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
-         Content-Length: {size}\r\nConnection: close\r\n\r\n"
-    );
-    let sending = tokio::spawn(async move {
-        let _ = writer.write_all(head.as_bytes()).await;
-        let chunk = vec![b' '; 64 * 1024];
-        let mut sent = 0;
-        while sent < size {
-            let n = chunk.len().min(size - sent);
-            if writer.write_all(&chunk[..n]).await.is_err() {
-                break;
-            }
-            sent += n;
-        }
-    });
-    let mut answer = Vec::new();
-    let mut buf = vec![0; 64 * 1024];
-    // Until the server closes (a reset after the answer ends the read too).
-    while let Ok(Ok(n)) =
-        tokio::time::timeout(std::time::Duration::from_secs(10), reader.read(&mut buf)).await
-    {
-        if n == 0 {
-            break;
-        }
-        answer.extend_from_slice(&buf[..n]);
-        if complete(&answer) {
-            break;
-        }
-    }
-    sending.abort();
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let status = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
-/// Whether an HTTP answer holds its whole body, by its Content-Length.
-fn complete(answer: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(answer);
-    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-        return false;
-    };
-    head.lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("content-length")
-                .then(|| value.trim().parse::<usize>().ok())?
-        })
-        .is_some_and(|length| body.len() >= length)
-}
 
 // ---------------------------------------------------------------------------
 // Drafts

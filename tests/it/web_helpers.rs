@@ -151,3 +151,71 @@ pub async fn set_active(t: &TestLadder, user: &User, active: bool) {
         .unwrap();
     tx.commit().await.unwrap();
 }
+
+/// POSTs a JSON body of `size` bytes (`headers`: more header lines, each
+/// ending in `\r\n`) over a bare connection and reads the
+/// answer even if the server stops reading the body part-way (a client such
+/// as reqwest gives up on the broken pipe instead). Returns status and body.
+pub async fn raw_post(base: &str, path: &str, headers: &str, size: usize) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = base.trim_start_matches("http://");
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n{headers}\
+         Content-Length: {size}\r\nConnection: close\r\n\r\n"
+    );
+    let sending = tokio::spawn(async move {
+        let _ = writer.write_all(head.as_bytes()).await;
+        let chunk = vec![b' '; 64 * 1024];
+        let mut sent = 0;
+        while sent < size {
+            let n = chunk.len().min(size - sent);
+            if writer.write_all(&chunk[..n]).await.is_err() {
+                break;
+            }
+            sent += n;
+        }
+    });
+    let mut answer = Vec::new();
+    let mut buf = vec![0; 64 * 1024];
+    // Until the server closes (a reset after the answer ends the read too).
+    while let Ok(Ok(n)) =
+        tokio::time::timeout(std::time::Duration::from_secs(10), reader.read(&mut buf)).await
+    {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+        if complete(&answer) {
+            break;
+        }
+    }
+    sending.abort();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Whether an HTTP answer holds its whole body, by its Content-Length.
+fn complete(answer: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(answer);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    head.lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())?
+        })
+        .is_some_and(|length| body.len() >= length)
+}
