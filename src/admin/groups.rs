@@ -26,11 +26,11 @@ use crate::{
     },
     promotions::group_changes::{DeleteGroup, RenameGroup},
     web::{
-        auth::{CurrentUser, SignedIn},
         outcome::flash_and_redirect,
         page::Page,
         state::AppState,
         templates::render,
+        viewer::{CurrentUser, SignedIn},
     },
 };
 

@@ -20,7 +20,7 @@ use crate::{
         groups::GroupRef,
     },
     actor::{Actor, Source},
-    web::{auth::CurrentUser, page::Page, state::AppState, templates::render},
+    web::{page::Page, state::AppState, templates::render, viewer::CurrentUser},
 };
 
 pub async fn index(page: Page) -> Result<Response> {

@@ -16,9 +16,9 @@ use crate::{
     },
     web::{
         api_auth::FreshAsOf,
-        auth::{CurrentUser, SignedIn},
         error::ApiJson,
         state::AppState,
+        viewer::{CurrentUser, SignedIn},
     },
 };
 

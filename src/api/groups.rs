@@ -33,9 +33,9 @@ use crate::{
     },
     promotions::group_changes::{DeleteGroup, RenameGroup},
     web::{
-        auth::{CurrentUser, SignedIn},
         error::ApiJson,
         state::AppState,
+        viewer::{CurrentUser, SignedIn},
     },
 };
 

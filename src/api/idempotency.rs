@@ -36,9 +36,9 @@ use crate::{
     Error, Ladder, Result, binds,
     db::{Finish, Sql, Transaction},
     web::{
-        auth::Viewer,
         error::{ApiError, envelope},
         state::AppState,
+        viewer::Viewer,
     },
 };
 

@@ -30,9 +30,9 @@ use crate::{
         transitions::{self, Committed},
     },
     web::{
-        auth::SignedIn,
         error::{ApiJson, Id},
         state::AppState,
+        viewer::SignedIn,
     },
 };
 

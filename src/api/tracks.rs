@@ -14,7 +14,7 @@ use super::{
 };
 use crate::{
     promotions::view::{self, TrackStatus},
-    web::{auth::SignedIn, state::AppState},
+    web::{state::AppState, viewer::SignedIn},
 };
 
 /// A track: members of `from_group` ask to join `to_group`; members of

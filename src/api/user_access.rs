@@ -29,8 +29,8 @@ use crate::{
         revision,
     },
     web::{
-        auth::{CurrentUser, SignedIn},
         state::AppState,
+        viewer::{CurrentUser, SignedIn},
     },
 };
 

@@ -27,7 +27,7 @@ use crate::{
     },
     clock::rfc3339,
     permissions::catalog,
-    web::{auth::SignedIn, error::ApiJson, state::AppState},
+    web::{error::ApiJson, state::AppState, viewer::SignedIn},
 };
 
 /// A user as every answer shows them.

@@ -19,9 +19,9 @@ use crate::{
     Error,
     clock::rfc3339,
     web::{
-        auth::SignedIn,
         error::{ApiJson, path_id},
         state::AppState,
+        viewer::SignedIn,
     },
     webhooks::{
         self, DeleteEndpoint, Delivery, DeliveryFilter, Endpoint, EndpointInput, RetryDelivery,

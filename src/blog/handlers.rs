@@ -16,12 +16,13 @@ use crate::{
     Result,
     permissions::EffectivePermissions,
     web::{
-        auth::{SignedIn, Viewer, flash},
+        auth::flash,
         form::{FieldErrors, form_page},
         outcome::flash_and_redirect,
         page::Page,
         state::AppState,
         templates::render,
+        viewer::{SignedIn, Viewer},
     },
 };
 

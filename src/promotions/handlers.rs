@@ -22,13 +22,14 @@ use crate::{
     Error, Result,
     actor::{Actor, Source},
     web::{
-        auth::{CurrentUser, SignedIn, flash},
+        auth::flash,
         error::Id,
         form::{FieldErrors, form_page},
         outcome::flash_and_redirect,
         page::Page,
         state::AppState,
         templates::render,
+        viewer::{CurrentUser, SignedIn},
     },
 };
 

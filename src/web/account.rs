@@ -9,7 +9,7 @@ use crate::{
     Result,
     accounts::{NewPassword, sign_in, user_changes::ChangeOwnPassword},
     web::{
-        auth::{self},
+        auth,
         form::{FieldErrors, form_page},
         outcome::flash_and_redirect,
         page::Page,

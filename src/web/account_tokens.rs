@@ -17,12 +17,12 @@ use crate::{
     admin::web_actor,
     permissions::{PermissionName, catalog},
     web::{
-        auth::{CurrentUser, SignedIn},
         error::Id,
         form::{FieldErrors, form_page},
         outcome::{Changer, flash_and_redirect},
         page::Page,
         state::AppState,
+        viewer::{CurrentUser, SignedIn},
     },
 };
 
@@ -116,20 +116,15 @@ pub async fn create(
     let (state, current) = (&c.state, &c.current);
     let entered = Entered::from_fields(&fields);
     let mut errors = FieldErrors::default();
-    let Some((name, lifetime, scope)) = entered.parse(&mut errors)? else {
+    let now = state.ladder.clock.now();
+    let Some(change) = entered.parse(current, now, &mut errors)? else {
         return show(state, current, page, entered, &errors, None).await;
     };
-    let now = state.ladder.clock.now();
-    let change = CreateToken {
-        actor: web_actor(current),
-        owner: current.user.username.clone(),
-        name,
-        expires_at: lifetime.map(|secs| now + secs),
-        scope,
-        now,
-    };
-    let made = match state.ladder.db.run(change).await {
-        Ok(made) => made,
+    match state.ladder.db.run(change).await {
+        Ok(made) => {
+            let created = Some(Created::from(made));
+            show(state, current, page, Entered::default(), &errors, created).await
+        }
         Err(e) => {
             // An unknown permission belongs to the checklist; a taken name to the name.
             let field = if matches!(e, Error::NotFound(_)) {
@@ -138,24 +133,10 @@ pub async fn create(
                 "name"
             };
             errors.refusal(field, e)?;
-            return show(state, current, page, entered, &errors, None).await;
+            show(state, current, page, entered, &errors, None).await
         }
-    };
-    let created = Created::from(made);
-    show(
-        state,
-        current,
-        page,
-        Entered::default(),
-        &errors,
-        Some(created),
-    )
-    .await
+    }
 }
-
-/// A token's name, its lifetime in seconds (None: never expires) and its
-/// scope (None: all its user holds).
-type NewTokenFields = (String, Option<i64>, Option<Vec<PermissionName>>);
 
 impl Entered {
     /// The form's fields from the posted pairs (`perm` repeats).
@@ -176,9 +157,14 @@ impl Entered {
         }
     }
 
-    /// The token asked for; None with every field's problem filed in
-    /// `errors` at once, so the form shows them all.
-    fn parse(&self, errors: &mut FieldErrors) -> Result<Option<NewTokenFields>> {
+    /// The token `current` asked for; None with every field's problem filed
+    /// in `errors` at once, so the form shows them all.
+    fn parse(
+        &self,
+        current: &CurrentUser,
+        now: i64,
+        errors: &mut FieldErrors,
+    ) -> Result<Option<CreateToken>> {
         let name = errors.check(tokens::parse_name(&self.name));
         let lifetime = match self.lifetime.as_str() {
             "never" => Some(None),
@@ -203,7 +189,14 @@ impl Entered {
             },
         };
         Ok(match (name, lifetime, scope) {
-            (Some(name), Some(lifetime), Some(scope)) => Some((name, lifetime, scope)),
+            (Some(name), Some(lifetime), Some(scope)) => Some(CreateToken {
+                actor: web_actor(current),
+                owner: current.user.username.clone(),
+                name,
+                expires_at: lifetime.map(|secs| now + secs),
+                scope,
+                now,
+            }),
             _ => None,
         })
     }

@@ -21,8 +21,8 @@ use axum::{
 
 use super::{
     AppState,
-    auth::{Bearer, CurrentUser, Viewer},
     error::ApiError,
+    viewer::{Bearer, CurrentUser, TokenInUse, Viewer},
 };
 use crate::{
     Error, Result,
@@ -30,33 +30,11 @@ use crate::{
         User,
         tokens::{self, TouchToken},
     },
-    actor::{Actor, ActorToken, Source},
     permissions::{
         EffectivePermissions,
         revision::{self, CachedToken},
     },
 };
-
-/// The token a request presented, as the handlers see it.
-#[derive(Debug, Clone)]
-pub struct TokenInUse {
-    pub token_id: i64,
-    pub name: String,
-    pub scope: Option<Arc<Vec<String>>>,
-}
-
-impl CurrentUser {
-    /// The actor for a change made through the API: audited with source
-    /// `api` and, for a token, its name; narrowed as the token is.
-    pub fn api_actor(&self) -> Actor {
-        let mut actor = Actor::user(self.user.clone(), Source::Api);
-        actor.token = self.token.as_ref().map(|t| ActorToken {
-            name: t.name.clone(),
-            scope: t.scope.clone(),
-        });
-        actor
-    }
-}
 
 /// The bearer secret, if the request has one.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {

@@ -1,22 +1,25 @@
-//! Who is asking: the signed-in user, loaded once per request from the
-//! server-side session, with a snapshot of their effective permissions.
+//! Browser sessions: the signed-in user, loaded once per request from the
+//! server-side session with a snapshot of their effective permissions;
+//! signing in and out; the session's CSRF token and flash messages. An API
+//! token is resolved by `api_auth` instead.
 
 use std::sync::Arc;
 
 use axum::{
-    extract::{FromRequestParts, Request, State},
-    http::request::Parts,
+    extract::{Request, State},
     middleware::Next,
     response::Response,
 };
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
-use super::AppState;
+use super::{
+    AppState,
+    viewer::{CurrentUser, Viewer},
+};
 use crate::{
     Error, Result,
     accounts::{User, users},
-    permissions::EffectivePermissions,
     secret::{ServerSecret, constant_time_eq},
 };
 
@@ -42,33 +45,6 @@ pub fn auth_hash(secret: &ServerSecret, user: &User) -> String {
     let hash = user.password_hash.as_deref().unwrap_or("");
     secret.sign("session-auth", hash.as_bytes())
 }
-
-/// A signed-in, active user and their permissions as of this request.
-pub struct CurrentUser {
-    pub user: User,
-    pub perms: Arc<EffectivePermissions>,
-    /// The API token the request came with; `None` for a browser session.
-    pub token: Option<super::api_auth::TokenInUse>,
-}
-
-impl CurrentUser {
-    pub fn has_perm(&self, perm: &str) -> bool {
-        self.perms.has_perm(perm)
-    }
-
-    /// Staff pages are open to active staff and the superuser.
-    pub fn is_staff(&self) -> bool {
-        self.user.is_active && (self.user.is_staff || self.user.is_superuser)
-    }
-}
-
-/// Marks a request authenticated by an API token (no CSRF check applies).
-#[derive(Clone, Copy)]
-pub struct Bearer;
-
-/// The request's viewer: `None` when anonymous. Set by `load_viewer`.
-#[derive(Clone)]
-pub struct Viewer(pub Option<Arc<CurrentUser>>);
 
 /// Middleware: resolves the session to a user. An inactive user, or a
 /// session from before a password change, is signed out here.
@@ -229,32 +205,4 @@ pub async fn take_flash(session: &Session) -> Result<Vec<Flash>> {
         .await
         .map_err(session_error)?
         .unwrap_or_default())
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Viewer {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Viewer> {
-        Ok(parts
-            .extensions
-            .get::<Viewer>()
-            .cloned()
-            .unwrap_or(Viewer(None)))
-    }
-}
-
-/// Extracts the signed-in user; routes behind a guard always have one.
-pub struct SignedIn(pub Arc<CurrentUser>);
-
-impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<SignedIn> {
-        parts
-            .extensions
-            .get::<Viewer>()
-            .and_then(|v| v.0.clone())
-            .map(SignedIn)
-            .ok_or(Error::Unauthorized)
-    }
 }

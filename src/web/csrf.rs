@@ -37,83 +37,99 @@ pub async fn verify(
 ) -> Response {
     // A token is sent deliberately, never attached by a browser on its own.
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
-        || req.extensions().get::<super::auth::Bearer>().is_some()
+        || req.extensions().get::<super::viewer::Bearer>().is_some()
     {
         return next.run(req).await;
     }
-    let refused = || {
-        Error::Forbidden(
-            "This form has expired or did not come from Ladder (CSRF check failed). \
-             Go back, reload the page and try again."
-                .into(),
-        )
-        .into_response()
+    let checked = if req.uri().path().starts_with("/api/") {
+        api_request(&session, req).await
+    } else {
+        form_request(&state, &session, req).await
     };
-    if req.uri().path().starts_with("/api/") {
-        // Nobody signed in, by token or session: there is no identity for a
-        // forged request to borrow, so there is nothing to protect, and the
-        // route's rule answers (401), not a CSRF refusal.
-        let signed_in = req
-            .extensions()
-            .get::<super::auth::Viewer>()
-            .is_some_and(|v| v.0.is_some());
-        if !signed_in {
-            return next.run(req).await;
-        }
-        let json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/json"));
-        if json {
-            return next.run(req).await;
-        }
-        // A request without a body cannot be JSON; it needs the session's token.
-        let empty = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .is_some_and(|v| v == "0");
-        let expected = expected_csrf(&session).await.ok().flatten();
-        return match (empty, header_token(&req), expected) {
-            (true, Some(token), Some(expected))
-                if constant_time_eq(token.as_bytes(), expected.as_bytes()) =>
-            {
-                next.run(req).await
-            }
-            _ => refused(),
-        };
+    match checked {
+        Ok(req) => next.run(req).await,
+        Err(refusal) => refusal,
     }
-    // A signed-in session has its own token; a visitor without one (the
-    // sign-in form) proves the form with the anonymous cookie pair.
-    let expected = match expected_csrf(&session).await {
+}
+
+fn refused() -> Response {
+    Error::Forbidden(
+        "This form has expired or did not come from Ladder (CSRF check failed). \
+         Go back, reload the page and try again."
+            .into(),
+    )
+    .into_response()
+}
+
+/// A browser's API call: JSON (which a form on another site cannot send),
+/// or a request without a body that carries the session's token in a header.
+async fn api_request(session: &Session, req: Request) -> Result<Request, Response> {
+    // Nobody signed in, by token or session: there is no identity for a
+    // forged request to borrow, so there is nothing to protect, and the
+    // route's rule answers (401), not a CSRF refusal.
+    let signed_in = req
+        .extensions()
+        .get::<super::viewer::Viewer>()
+        .is_some_and(|v| v.0.is_some());
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !signed_in || json {
+        return Ok(req);
+    }
+    // A request without a body cannot be JSON; it needs the session's token.
+    let empty = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|v| v == "0");
+    let expected = expected_csrf(session).await.ok().flatten();
+    match (empty, header_token(&req), expected) {
+        (true, Some(token), Some(expected))
+            if constant_time_eq(token.as_bytes(), expected.as_bytes()) =>
+        {
+            Ok(req)
+        }
+        _ => Err(refused()),
+    }
+}
+
+/// A form: its `csrf_token` field (or the header) must match the session's
+/// token. A visitor without a session (the sign-in form) proves the form
+/// with the anonymous cookie pair.
+async fn form_request(
+    state: &AppState,
+    session: &Session,
+    req: Request,
+) -> Result<Request, Response> {
+    let expected = match expected_csrf(session).await {
         Ok(Some(token)) => token,
         Ok(None) => match anonymous_nonce(req.headers()) {
             Some(nonce) => anonymous_token(&state.ladder.secret, &nonce),
-            None => return refused(),
+            None => return Err(refused()),
         },
-        Err(_) => return refused(),
+        Err(_) => return Err(refused()),
     };
+    let matches = |token: &str| constant_time_eq(token.as_bytes(), expected.as_bytes());
     if let Some(token) = header_token(&req) {
-        return if constant_time_eq(token.as_bytes(), expected.as_bytes()) {
-            next.run(req).await
+        return if matches(&token) {
+            Ok(req)
         } else {
-            refused()
+            Err(refused())
         };
     }
     let (parts, body) = req.into_parts();
     let Ok(bytes) = to_bytes(body, MAX_FORM_BYTES).await else {
-        return Error::invalid("form", "the form is too large").into_response();
+        return Err(Error::invalid("form", "the form is too large").into_response());
     };
     let token = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
         .ok()
         .and_then(|fields| fields.into_iter().find(|(k, _)| k == "csrf_token"))
         .map(|(_, v)| v);
     match token {
-        Some(t) if constant_time_eq(t.as_bytes(), expected.as_bytes()) => {
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await
-        }
-        _ => refused(),
+        Some(t) if matches(&t) => Ok(Request::from_parts(parts, Body::from(bytes))),
+        _ => Err(refused()),
     }
 }
 

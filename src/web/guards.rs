@@ -8,7 +8,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::{auth::Viewer, error::ApiError};
+use super::{error::ApiError, viewer::Viewer};
 use crate::Error;
 
 /// Who may reach a route.

@@ -12,12 +12,7 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::{
-    AppState,
-    auth::{self, Viewer},
-    csrf,
-    guards::safe_next,
-    page::Page,
-    templates::render,
+    AppState, auth, csrf, guards::safe_next, page::Page, templates::render, viewer::Viewer,
 };
 use crate::{Result, accounts::sign_in};
 

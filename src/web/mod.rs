@@ -18,6 +18,7 @@ pub mod router;
 pub mod session_store;
 pub mod state;
 pub mod templates;
+pub mod viewer;
 
 pub use state::AppState;
 

@@ -11,8 +11,9 @@ use axum::{
 use tower_sessions::Session;
 
 use super::{
-    auth::{CurrentUser, SignedIn, flash},
+    auth::flash,
     state::AppState,
+    viewer::{CurrentUser, SignedIn},
 };
 use crate::{Error, Result};
 

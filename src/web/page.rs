@@ -7,7 +7,8 @@ use tower_sessions::Session;
 
 use super::{
     AppState,
-    auth::{CurrentUser, Flash, Viewer, csrf_token, expected_csrf, take_flash},
+    auth::{Flash, csrf_token, expected_csrf, take_flash},
+    viewer::{CurrentUser, Viewer},
 };
 use crate::{
     Error, Result,

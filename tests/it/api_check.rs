@@ -371,14 +371,22 @@ async fn a_tokens_check_takes_the_short_lane_with_the_same_guards_and_layers(t: 
     let client = reqwest::Client::new();
 
     let response = client
-        .get(format!("{}/api/v1/check?user=checker&perm=auth.view_user", app.base))
+        .get(format!(
+            "{}/api/v1/check?user=checker&perm=auth.view_user",
+            app.base
+        ))
         .bearer_auth(&token)
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
     let headers = response.headers();
-    for name in ["content-security-policy", "x-frame-options", "x-content-type-options", "x-request-id"] {
+    for name in [
+        "content-security-policy",
+        "x-frame-options",
+        "x-content-type-options",
+        "x-request-id",
+    ] {
         assert!(headers.contains_key(name), "{name} is missing");
     }
 
@@ -400,9 +408,15 @@ async fn a_tokens_check_takes_the_short_lane_with_the_same_guards_and_layers(t: 
 
     // Refusals are the API's JSON envelope, as on the full stack.
     let (status, answer) = get(&app, "ldr_not-a-token", "user=checker&perm=auth.view_user").await;
-    assert_eq!((status, answer["error"]["status"].clone()), (StatusCode::UNAUTHORIZED, json!(401)));
+    assert_eq!(
+        (status, answer["error"]["status"].clone()),
+        (StatusCode::UNAUTHORIZED, json!(401))
+    );
     let (status, answer) = get(&app, &token, "user=checker").await;
-    assert_eq!((status, answer["error"]["status"].clone()), (StatusCode::BAD_REQUEST, json!(400)));
+    assert_eq!(
+        (status, answer["error"]["status"].clone()),
+        (StatusCode::BAD_REQUEST, json!(400))
+    );
     // Over the body limits: 3 MiB read up to the 2 MiB limit, 5 MiB refused unread.
     let bearer = format!("Authorization: Bearer {token}\r\n");
     for size in [3 << 20, 5 << 20] {

@@ -648,7 +648,6 @@ async fn every_error_under_the_api_is_the_json_envelope(t: TestLadder) {
     assert!(page.text().await.unwrap().contains("<h1>Not found</h1>"));
 }
 
-
 // ---------------------------------------------------------------------------
 // Drafts
 // ---------------------------------------------------------------------------

@@ -27,11 +27,8 @@ use crate::{
         grants::{ChangePermissions, HolderRef},
     },
     web::{
-        auth::{self, CurrentUser},
-        outcome::flash_and_redirect,
-        page::Page,
-        state::AppState,
-        templates::render,
+        auth, outcome::flash_and_redirect, page::Page, state::AppState, templates::render,
+        viewer::CurrentUser,
     },
 };
 

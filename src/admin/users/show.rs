@@ -25,10 +25,10 @@ use crate::{
     },
     web::{
         account_tokens::token_rows,
-        auth::{CurrentUser, SignedIn},
         page::Page,
         state::AppState,
         templates::render,
+        viewer::{CurrentUser, SignedIn},
     },
 };
 
@@ -52,42 +52,58 @@ pub async fn show(
     SignedIn(current): SignedIn,
     Path(username): Path<String>,
 ) -> Result<Response> {
-    let mut conn = state.ladder.db.acquire().await?;
-    let user = users::get_by_username(&mut conn, &username).await?;
-    let member_of = users::group_names(&mut conn, user.user_id).await?;
-    let direct = catalog::of_user(&mut conn, user.user_id).await?;
-    let eff = effective::load(&mut conn, user.user_id).await?;
-    let all = catalog::all(&mut conn).await?;
-    let group_perms = catalog::by_group(&mut conn).await?;
-    let all_groups = groups::list(&mut conn).await?;
-    let events = crate::admin::audit::recent(&mut conn, user.user_id).await?;
-    let own_tokens = tokens::of_user(&mut conn, user.user_id).await?;
-    drop(conn);
-    let tokens = token_rows(&own_tokens, state.ladder.clock.now());
-    let can_revoke_tokens = tokens::viewer_may_manage(&current.perms, &user, &eff);
-    let effective = effective_rows(&eff, &all);
-    let direct: Vec<String> = direct.iter().map(|p| p.name().to_string()).collect();
-    let offers = offers(
-        &current,
-        &user,
-        &all,
-        &direct,
-        &all_groups,
-        &group_perms,
-        &member_of,
-    );
+    let facts = Facts::read(&state, &username).await?;
+    let offers = offers(&current, &facts);
+    let user = &facts.user;
     let ctx = crate::ctx! {
         page,
-        user => user_row(&user),
+        user => user_row(user),
         has_password => user.password_hash.is_some(),
-        member_of, direct, effective,
+        member_of => &facts.member_of,
+        direct => &facts.direct,
+        effective => effective_rows(&facts.effective, &facts.all),
         grantable => offers.grantable,
         group_options => offers.groups,
         can_change => offers.can_change,
         can_set_staff => current.user.is_superuser,
-        events, tokens, can_revoke_tokens,
+        events => &facts.events,
+        tokens => token_rows(&facts.tokens, state.ladder.clock.now()),
+        can_revoke_tokens => tokens::viewer_may_manage(&current.perms, user, &facts.effective),
     };
     Ok(render("admin/user.html", ctx)?.into_response())
+}
+
+/// What the page shows about one user, read on one connection.
+struct Facts {
+    user: User,
+    member_of: Vec<String>,
+    /// Names of the permissions granted to the user directly.
+    direct: Vec<String>,
+    effective: EffectivePermissions,
+    all: Vec<Permission>,
+    group_perms: BTreeMap<i64, Vec<String>>,
+    all_groups: Vec<GroupSummary>,
+    events: Vec<crate::admin::audit::EventRow>,
+    tokens: Vec<tokens::Token>,
+}
+
+impl Facts {
+    async fn read(state: &AppState, username: &str) -> Result<Facts> {
+        let mut conn = state.ladder.db.acquire().await?;
+        let user = users::get_by_username(&mut conn, username).await?;
+        let direct = catalog::of_user(&mut conn, user.user_id).await?;
+        Ok(Facts {
+            member_of: users::group_names(&mut conn, user.user_id).await?,
+            direct: direct.iter().map(|p| p.name().to_string()).collect(),
+            effective: effective::load(&mut conn, user.user_id).await?,
+            all: catalog::all(&mut conn).await?,
+            group_perms: catalog::by_group(&mut conn).await?,
+            all_groups: groups::list(&mut conn).await?,
+            events: crate::admin::audit::recent(&mut conn, user.user_id).await?,
+            tokens: tokens::of_user(&mut conn, user.user_id).await?,
+            user,
+        })
+    }
 }
 
 /// Each permission the user holds with where it comes from; an active
@@ -121,15 +137,16 @@ struct Offers {
     can_change: bool,
 }
 
-fn offers(
-    current: &CurrentUser,
-    user: &User,
-    all: &[Permission],
-    direct: &[String],
-    all_groups: &[GroupSummary],
-    group_perms: &BTreeMap<i64, Vec<String>>,
-    member_of: &[String],
-) -> Offers {
+fn offers(current: &CurrentUser, facts: &Facts) -> Offers {
+    let Facts {
+        user,
+        all,
+        direct,
+        all_groups,
+        group_perms,
+        member_of,
+        ..
+    } = facts;
     let allows = |change: Change<'_>| delegation::allows(&current.perms, &change);
     let names = |perms: &[String]| -> Vec<PermissionName> {
         perms
