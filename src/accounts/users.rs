@@ -104,6 +104,20 @@ pub struct UserWithVersions {
     pub epoch: i64,
 }
 
+impl UserWithVersions {
+    /// This user's effective permissions from `cache`, kept if the versions
+    /// read with the user still match (one read for both on every request).
+    pub async fn permissions(
+        &self,
+        cache: &permissions::PermissionCache,
+        sql: &mut dyn Sql,
+    ) -> Result<std::sync::Arc<permissions::EffectivePermissions>> {
+        cache
+            .snapshot_at(sql, self.user.user_id, self.epoch, Some(self.perm_version))
+            .await
+    }
+}
+
 /// The user's own columns, then the two versions, from one row.
 impl FromRow for UserWithVersions {
     fn from_row(row: &Row) -> Result<UserWithVersions> {

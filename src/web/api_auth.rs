@@ -121,17 +121,11 @@ pub async fn resolve(
         .await?
         .filter(|p| p.token.is_live(now) && p.user.user.is_active)
         .ok_or_else(refused)?;
-    let user = found.user.user;
-    let perms = state
-        .ladder
-        .permissions
-        .snapshot_at(
-            &mut conn,
-            user.user_id,
-            found.user.epoch,
-            Some(found.user.perm_version),
-        )
+    let perms = found
+        .user
+        .permissions(&state.ladder.permissions, &mut conn)
         .await?;
+    let user = found.user.user;
     let scope = tokens::shared_scope(&found.token);
     // Kept only if nothing changed while it was read (the generation).
     live.remember_token(

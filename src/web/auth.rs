@@ -84,17 +84,10 @@ async fn resolve(state: &AppState, session: &Session) -> Result<Option<Arc<Curre
         session.flush().await.map_err(session_error)?;
         return Ok(None);
     };
-    let user = found.user;
-    let perms = state
-        .ladder
-        .permissions
-        .snapshot_at(
-            &mut conn,
-            user.user_id,
-            found.epoch,
-            Some(found.perm_version),
-        )
+    let perms = found
+        .permissions(&state.ladder.permissions, &mut conn)
         .await?;
+    let user = found.user;
     renew(session, state.ladder.clock.now()).await?;
     Ok(Some(Arc::new(CurrentUser {
         user,
