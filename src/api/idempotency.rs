@@ -165,12 +165,10 @@ async fn keep_first_answer(
         return next.run(req).await;
     }
     // The route's guard runs first, so a keyed request here has a user.
-    let (Some(key), Some(current)) = (key_of(req.headers()), viewer) else {
-        return next.run(req).await;
-    };
-    let key = match key {
-        Ok(key) => key,
-        Err(e) => return ApiError(e).into_response(),
+    let (key, current) = match (key_of(req.headers()), viewer) {
+        (Some(Ok(key)), Some(current)) => (key, current),
+        (Some(Err(e)), Some(_)) => return ApiError(e).into_response(),
+        _ => return next.run(req).await,
     };
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
@@ -188,31 +186,42 @@ async fn keep_first_answer(
     };
     match state.ladder.db.run(claim).await {
         Err(e) => ApiError(e).into_response(),
-        Ok(Claimed::Mismatch) => ApiError(Error::invalid(
-            "Idempotency-Key",
-            "was used for a different request in the last 24 hours; send a new key",
-        ))
-        .into_response(),
-        Ok(Claimed::Busy) => ApiError(Error::Conflict(
-            "A request with this Idempotency-Key is still being answered; ask again shortly."
-                .into(),
-        ))
-        .into_response(),
+        Ok(Claimed::Mismatch) => ApiError(reused_for_another_request()).into_response(),
+        Ok(Claimed::Busy) => ApiError(still_answering()).into_response(),
         Ok(Claimed::Replay { status, body }) => replay(status, body),
         Ok(Claimed::Ours) => {
             let req = Request::from_parts(parts, Body::from(bytes));
-            let run = run_and_keep(state.ladder.clone(), keyed.clone(), req, next);
-            match tokio::spawn(run.in_current_span()).await {
-                Ok(response) => response,
-                Err(e) => {
-                    // The action panicked: nothing is kept, the key is free again.
-                    release(&state.ladder, keyed).await;
-                    ApiError(Error::Unexpected(anyhow::anyhow!(
-                        "idempotent request: {e}"
-                    )))
-                    .into_response()
-                }
-            }
+            answer_claimed(&state, keyed, req, next).await
+        }
+    }
+}
+
+fn reused_for_another_request() -> Error {
+    Error::invalid(
+        "Idempotency-Key",
+        "was used for a different request in the last 24 hours; send a new key",
+    )
+}
+
+fn still_answering() -> Error {
+    Error::Conflict(
+        "A request with this Idempotency-Key is still being answered; ask again shortly.".into(),
+    )
+}
+
+/// Answers a request whose key this process just claimed, on a task of its
+/// own so that a panic frees the key instead of holding it for a day.
+async fn answer_claimed(state: &AppState, keyed: Keyed, req: Request, next: Next) -> Response {
+    let run = run_and_keep(state.ladder.clone(), keyed.clone(), req, next);
+    match tokio::spawn(run.in_current_span()).await {
+        Ok(response) => response,
+        Err(e) => {
+            // The action panicked: nothing is kept, the key is free again.
+            release(&state.ladder, keyed).await;
+            ApiError(Error::Unexpected(anyhow::anyhow!(
+                "idempotent request: {e}"
+            )))
+            .into_response()
         }
     }
 }

@@ -94,27 +94,40 @@ pub async fn resolve(
         Some(FreshAsOf(revision)) => live.has_seen(revision),
         None => live.seen().is_some(),
     };
-    if from_memory && let Some(token) = live.token(&hash) {
-        if token.expires_at.is_some_and(|at| at <= now) {
-            return Err(refused());
-        }
-        let perms = match live.permissions(token.user.user_id) {
-            Some(p) => p,
-            None => {
-                let mut conn = state.ladder.db.acquire().await?;
-                live.load_permissions(&mut conn, token.user.user_id).await?
-            }
-        };
-        if !perms.is_active {
-            return Err(refused());
-        }
-        let in_use = TokenInUse {
-            token_id: token.token_id,
-            name: token.name,
-            scope: token.scope,
-        };
-        return Ok((acting((*token.user).clone(), perms, in_use), fresh));
+    let current = match from_memory.then(|| live.token(&hash)).flatten() {
+        Some(token) => remembered(state, token, now).await?,
+        None => read(state, secret, hash, now).await?,
+    };
+    Ok((current, fresh))
+}
+
+/// The token as this process's memory has it.
+async fn remembered(state: &AppState, token: CachedToken, now: i64) -> Result<CurrentUser> {
+    if token.expires_at.is_some_and(|at| at <= now) {
+        return Err(refused());
     }
+    let live = &state.ladder.live;
+    let perms = match live.permissions(token.user.user_id) {
+        Some(p) => p,
+        None => {
+            let mut conn = state.ladder.db.acquire().await?;
+            live.load_permissions(&mut conn, token.user.user_id).await?
+        }
+    };
+    if !perms.is_active {
+        return Err(refused());
+    }
+    let in_use = TokenInUse {
+        token_id: token.token_id,
+        name: token.name,
+        scope: token.scope,
+    };
+    Ok(acting((*token.user).clone(), perms, in_use))
+}
+
+/// The token as the database has it, remembered for the next request.
+async fn read(state: &AppState, secret: &str, hash: String, now: i64) -> Result<CurrentUser> {
+    let live = &state.ladder.live;
     let generation = live.generation();
     let mut conn = state.ladder.db.acquire().await?;
     let found = tokens::presented(&mut conn, secret)
@@ -144,7 +157,7 @@ pub async fn resolve(
         name: found.token.name,
         scope,
     };
-    Ok((acting(user, perms, in_use), fresh))
+    Ok(acting(user, perms, in_use))
 }
 
 /// The token's user, holding only what the token's scope allows.

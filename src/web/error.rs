@@ -159,48 +159,14 @@ pub async fn api_json_errors(
     }
     let response = next.run(req).await;
     let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    let is_error = status.is_client_error() || status.is_server_error();
+    if !is_error || content_type_is(response.headers(), "application/json") {
         return response;
     }
     let (mut parts, body) = response.into_parts();
-    let plain_text = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/plain"));
     let (message, field) = match parts.extensions.remove::<Said>() {
         Some(said) => (said.message, said.field),
-        None => {
-            // axum's rejections say what was wrong in plain text; ours say it in `Said`.
-            let text = match axum::body::to_bytes(body, 4096).await {
-                Ok(bytes) if plain_text && status.is_client_error() => {
-                    String::from_utf8_lossy(&bytes).trim().to_string()
-                }
-                _ => String::new(),
-            };
-            let message = if !text.is_empty() {
-                text
-            } else if status.is_server_error() {
-                GENERIC_FAILURE.to_string()
-            } else {
-                match status {
-                    StatusCode::METHOD_NOT_ALLOWED => {
-                        "This endpoint does not take that method.".into()
-                    }
-                    StatusCode::PAYLOAD_TOO_LARGE => "The request body is too large.".into(),
-                    other => other
-                        .canonical_reason()
-                        .unwrap_or("Bad request")
-                        .to_string(),
-                }
-            };
-            (message, None)
-        }
+        None => (unworded(status, &parts.headers, body).await, None),
     };
     let (json_parts, json_body) = envelope(status, &message, field).into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
@@ -208,6 +174,44 @@ pub async fn api_json_errors(
         parts.headers.insert(name, value.clone());
     }
     Response::from_parts(parts, json_body)
+}
+
+fn content_type_is(headers: &axum::http::HeaderMap, prefix: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(prefix))
+}
+
+/// The message for an error answer that Ladder did not word itself: axum's
+/// rejections say what was wrong in plain text; the rest get a message for
+/// their status.
+async fn unworded(
+    status: StatusCode,
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> String {
+    let plain_text = content_type_is(headers, "text/plain");
+    let text = match axum::body::to_bytes(body, 4096).await {
+        Ok(bytes) if plain_text && status.is_client_error() => {
+            String::from_utf8_lossy(&bytes).trim().to_string()
+        }
+        _ => String::new(),
+    };
+    if !text.is_empty() {
+        text
+    } else if status.is_server_error() {
+        GENERIC_FAILURE.to_string()
+    } else {
+        match status {
+            StatusCode::METHOD_NOT_ALLOWED => "This endpoint does not take that method.".into(),
+            StatusCode::PAYLOAD_TOO_LARGE => "The request body is too large.".into(),
+            other => other
+                .canonical_reason()
+                .unwrap_or("Bad request")
+                .to_string(),
+        }
+    }
 }
 
 /// A JSON body whose rejections are API errors: malformed JSON is 400, a body

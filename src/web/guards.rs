@@ -8,7 +8,10 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::{error::ApiError, viewer::Viewer};
+use super::{
+    error::ApiError,
+    viewer::{CurrentUser, Viewer},
+};
 use crate::Error;
 
 /// Who may reach a route.
@@ -48,13 +51,23 @@ pub async fn enforce(rule: Rule, req: Request, next: Next) -> Response {
         };
     };
     let what = if api { "This endpoint" } else { "This page" };
+    match verdict(rule, &current, what) {
+        Ok(()) => next.run(req).await,
+        Err(e) if api => ApiError(e).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Whether `current` passes `rule`, or the refusal naming what is missing;
+/// `what` is "This page" or "This endpoint".
+fn verdict(rule: Rule, current: &CurrentUser, what: &str) -> Result<(), Error> {
     let missing = |perm: &str| {
         Error::Forbidden(format!(
             "{what} needs the permission {perm}, which you do not hold."
         ))
     };
     let staff = || Error::Forbidden(format!("{what} is for staff only."));
-    let verdict = match rule {
+    match rule {
         Rule::Public | Rule::SignedIn => Ok(()),
         Rule::Staff => current.is_staff().then_some(()).ok_or_else(staff),
         Rule::Perm(p) => current.has_perm(p).then_some(()).ok_or_else(|| missing(p)),
@@ -81,11 +94,6 @@ pub async fn enforce(rule: Rule, req: Request, next: Next) -> Response {
                 current.has_perm(b).then_some(()).ok_or_else(|| missing(b))
             }
         }
-    };
-    match verdict {
-        Ok(()) => next.run(req).await,
-        Err(e) if api => ApiError(e).into_response(),
-        Err(e) => e.into_response(),
     }
 }
 
