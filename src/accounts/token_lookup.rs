@@ -14,9 +14,18 @@ use crate::{
     db::{FromRow, Row, Sql},
 };
 
-/// The SHA-256 of a presented token, as stored.
+/// The SHA-256 of a presented token, as stored (hex).
 pub fn hash(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    hex::encode(digest(secret).0)
+}
+
+/// The SHA-256 of a presented token, as this process's memory keys it: the
+/// raw bytes, so the hot path does not spell them out in hex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenDigest([u8; 32]);
+
+pub fn digest(secret: &str) -> TokenDigest {
+    TokenDigest(Sha256::digest(secret.as_bytes()).into())
 }
 
 /// True if `secret` looks like a Ladder token at all (checked before any lookup).

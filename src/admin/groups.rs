@@ -10,7 +10,7 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{membership, web_actor};
+use super::membership;
 use crate::web::outcome::Changer;
 use crate::{
     Result,
@@ -71,7 +71,7 @@ pub async fn create(c: Changer, Form(form): Form<NameForm>) -> Result<Response> 
     let (state, current, session) = (c.state, c.current, c.session);
     let created = async {
         let name = GroupName::parse(&form.name)?;
-        let (actor, now) = (web_actor(&current), state.ladder.clock.now());
+        let (actor, now) = (current.web_actor(), state.ladder.clock.now());
         state.ladder.db.run(CreateGroup { actor, name, now }).await
     }
     .await;
@@ -184,7 +184,7 @@ pub async fn rename(c: Changer, Id(group_id): Id, Form(form): Form<NameForm>) ->
     let (state, current, session) = (c.state, c.current, c.session);
     let outcome = async {
         let name = GroupName::parse(&form.name)?;
-        let (actor, now) = (web_actor(&current), state.ladder.clock.now());
+        let (actor, now) = (current.web_actor(), state.ladder.clock.now());
         let change = RenameGroup {
             actor,
             group_id,
@@ -207,7 +207,7 @@ pub async fn set_permissions(
 ) -> Result<Response> {
     let (state, current, session) = (c.state, c.current, c.session);
     let change = SetGroupPermissions {
-        actor: web_actor(&current),
+        actor: current.web_actor(),
         group_id,
         checklist: Checklist::from_fields(&fields),
         now: state.ladder.clock.now(),
@@ -265,7 +265,7 @@ pub async fn delete(c: Changer, Id(group_id): Id) -> Result<Response> {
     let (state, current, session) = (c.state, c.current, c.session);
     // A group that is not there is a 404, not a refusal.
     groups::get_by_id(&mut *state.ladder.db.acquire().await?, group_id).await?;
-    let (actor, now) = (web_actor(&current), state.ladder.clock.now());
+    let (actor, now) = (current.web_actor(), state.ladder.clock.now());
     let outcome = state
         .ladder
         .db

@@ -19,17 +19,11 @@ use crate::{
         group_changes::{ChangeMembership, MembershipChanged},
         groups::GroupRef,
     },
-    actor::{Actor, Source},
     web::{page::Page, state::AppState, templates::render, viewer::CurrentUser},
 };
 
 pub async fn index(page: Page) -> Result<Response> {
     Ok(render("admin/index.html", crate::ctx! { page })?.into_response())
-}
-
-/// The signed-in user as the actor of a web change.
-pub fn web_actor(current: &CurrentUser) -> Actor {
-    Actor::user(current.user.clone(), Source::Web)
 }
 
 /// A membership form's change by `current`: `action` is "add" or "remove".
@@ -46,7 +40,7 @@ pub(crate) async fn membership(
         _ => return Err(Error::invalid("action", "must be add or remove")),
     };
     let change = ChangeMembership {
-        actor: web_actor(current),
+        actor: current.web_actor(),
         group,
         username: username.to_string(),
         add,

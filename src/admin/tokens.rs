@@ -4,7 +4,7 @@
 
 use axum::response::Response;
 
-use super::{users::user_url, web_actor};
+use super::users::user_url;
 use crate::{
     Error, Result,
     accounts::{
@@ -32,7 +32,7 @@ pub async fn revoke(c: Changer, Id(token_id): Id) -> Result<Response> {
         .ok_or_else(not_found)?;
     drop(conn);
     let change = RevokeToken {
-        actor: web_actor(&current),
+        actor: current.web_actor(),
         token_id,
         owned_by: None,
         now: state.ladder.clock.now(),

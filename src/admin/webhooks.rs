@@ -11,7 +11,6 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
-use super::web_actor;
 use crate::{
     Error, Result,
     web::{
@@ -130,7 +129,7 @@ pub async fn create(
 ) -> Result<Response> {
     let (state, current, session) = (c.state, c.current, c.session);
     let form = EndpointForm::from_fields(&fields);
-    let actor = web_actor(&current);
+    let actor = current.web_actor();
     match webhooks::register(&state.ladder, &actor, form.input()).await {
         Ok((endpoint, secret)) => {
             keep_secret(&session, endpoint.endpoint_id, secret).await?;
@@ -287,7 +286,7 @@ pub async fn update(
 ) -> Result<Response> {
     let (state, current, session) = (c.state, c.current, c.session);
     let form = EndpointForm::from_fields(&fields);
-    let actor = web_actor(&current);
+    let actor = current.web_actor();
     match webhooks::update(&state.ladder, &actor, endpoint_id, form.input()).await {
         Ok(endpoint) => {
             let done = Ok(format!("Endpoint {} saved.", endpoint.url));
@@ -315,7 +314,7 @@ pub async fn update(
 pub async fn rotate(c: Changer, Id(endpoint_id): Id) -> Result<Response> {
     let (state, current, session) = (c.state, c.current, c.session);
     let change = RotateSecret {
-        actor: web_actor(&current),
+        actor: current.web_actor(),
         endpoint_id,
         now: state.ladder.clock.now(),
     };
@@ -328,7 +327,7 @@ pub async fn rotate(c: Changer, Id(endpoint_id): Id) -> Result<Response> {
 pub async fn delete(c: Changer, Id(endpoint_id): Id) -> Result<Response> {
     let (state, current, session) = (c.state, c.current, c.session);
     let change = DeleteEndpoint {
-        actor: web_actor(&current),
+        actor: current.web_actor(),
         endpoint_id,
         now: state.ladder.clock.now(),
     };
@@ -352,7 +351,7 @@ pub async fn retry(
     let endpoint_id = path_id(&path.webhook_id, "That delivery")?;
     let delivery_id = path_id(&path.delivery_id, "That delivery")?;
     let change = RetryDelivery {
-        actor: web_actor(&current),
+        actor: current.web_actor(),
         endpoint_id,
         delivery_id,
         now: state.ladder.clock.now(),

@@ -27,7 +27,9 @@ use std::{
 
 use super::{EffectivePermissions, effective};
 use crate::{
-    Result, binds,
+    Result,
+    accounts::tokens::TokenDigest,
+    binds,
     db::{Backend, Db, Finish, Sql, Transaction},
 };
 
@@ -105,7 +107,7 @@ pub struct CachedToken {
     /// The owner as read with the token: usernames never change, and a
     /// change to the account's flags drops every cached token.
     pub user: Arc<crate::accounts::User>,
-    pub name: String,
+    pub name: Arc<str>,
     pub scope: Option<Arc<Vec<String>>>,
     pub expires_at: Option<i64>,
 }
@@ -115,8 +117,8 @@ struct Memory {
     /// username key → user id (usernames never change).
     names: HashMap<String, i64>,
     users: HashMap<i64, Arc<EffectivePermissions>>,
-    /// token hash → token.
-    tokens: HashMap<String, CachedToken>,
+    /// token digest → token.
+    tokens: HashMap<TokenDigest, CachedToken>,
 }
 
 /// This process's memory of permissions, kept current by the watcher.
@@ -228,9 +230,9 @@ impl Live {
         memory.users.get(&user_id).cloned()
     }
 
-    pub fn token(&self, hash: &str) -> Option<CachedToken> {
+    pub fn token(&self, digest: &TokenDigest) -> Option<CachedToken> {
         let memory = self.memory.read().expect("live memory");
-        memory.tokens.get(hash).cloned()
+        memory.tokens.get(digest).cloned()
     }
 
     pub fn remember_name(&self, username_key: String, user_id: i64) {
@@ -253,7 +255,7 @@ impl Live {
         memory.users.insert(perms.user_id, perms);
     }
 
-    pub fn remember_token(&self, generation: u64, hash: String, token: CachedToken) {
+    pub fn remember_token(&self, generation: u64, digest: TokenDigest, token: CachedToken) {
         let mut memory = self.memory.write().expect("live memory");
         if self.generation() != generation || self.capacity == 0 {
             return;
@@ -261,7 +263,7 @@ impl Live {
         if memory.tokens.len() >= self.capacity {
             memory.tokens.clear();
         }
-        memory.tokens.insert(hash, token);
+        memory.tokens.insert(digest, token);
     }
 
     /// A user's permissions from memory, or loaded and remembered.

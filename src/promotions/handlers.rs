@@ -20,7 +20,7 @@ use super::{
 use crate::web::outcome::Changer;
 use crate::{
     Error, Result,
-    actor::{Actor, Source},
+    actor::Actor,
     web::{
         auth::flash,
         error::Id,
@@ -34,10 +34,6 @@ use crate::{
 };
 
 const PAGE_SIZE: i64 = 50;
-
-fn web_actor(current: &CurrentUser) -> Actor {
-    Actor::user(current.user.clone(), Source::Web)
-}
 
 #[derive(Deserialize, Default)]
 pub struct AskForm {
@@ -81,7 +77,7 @@ pub async fn submit(c: Changer, page: Page, Form(form): Form<AskForm>) -> Result
     let (state, current, session) = (c.state, c.current, c.session);
     let mut errors = FieldErrors::default();
     if let Some(justification) = errors.check(Justification::parse(&form.justification)) {
-        let (ladder, actor) = (&state.ladder, web_actor(&current));
+        let (ladder, actor) = (&state.ladder, current.web_actor());
         match transitions::submit(ladder, &actor, &current.user, &form.track, justification).await {
             Ok(committed) => {
                 let sent = format!(
@@ -134,7 +130,7 @@ pub async fn show(
     SignedIn(current): SignedIn,
     Id(request_id): Id,
 ) -> Result<Response> {
-    let actor = web_actor(&current);
+    let actor = current.web_actor();
     let view = RequestView::load(&state.ladder, &current.user, &actor, request_id).await?;
     let trail: Vec<_> = view
         .trail
@@ -184,7 +180,7 @@ impl FromRequestParts<AppState> for Decider {
 
 impl Decider {
     fn actor(&self) -> Actor {
-        web_actor(&self.current)
+        self.current.web_actor()
     }
 
     /// Runs one decision and turns the outcome into a flash message on the

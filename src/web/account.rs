@@ -3,7 +3,6 @@
 use axum::{Form, response::Response};
 use serde::Deserialize;
 
-use crate::admin::web_actor;
 use crate::web::outcome::Changer;
 use crate::{
     Result,
@@ -55,8 +54,8 @@ pub async fn own_password(
         return form_page("account_password.html", crate::ctx! { page }, &errors);
     };
     let change = ChangeOwnPassword {
-        actor: web_actor(&current),
-        user: current.user.clone(),
+        actor: current.web_actor(),
+        user: (*current.user).clone(),
         password: new.hash().await?,
         now: ladder.clock.now(),
     };

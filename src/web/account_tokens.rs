@@ -14,7 +14,6 @@ use serde::Serialize;
 use crate::{
     Error, Result,
     accounts::tokens::{self, CreateToken, RevokeToken, Token},
-    admin::web_actor,
     permissions::{PermissionName, catalog},
     web::{
         error::Id,
@@ -190,7 +189,7 @@ impl Entered {
         };
         Ok(match (name, lifetime, scope) {
             (Some(name), Some(lifetime), Some(scope)) => Some(CreateToken {
-                actor: web_actor(current),
+                actor: current.web_actor(),
                 owner: current.user.username.clone(),
                 name,
                 expires_at: lifetime.map(|secs| now + secs),
@@ -217,7 +216,7 @@ impl From<tokens::NewToken> for Created {
 /// Revokes one of the signed-in user's own tokens; anyone else's is not found.
 pub async fn revoke(c: Changer, Id(token_id): Id) -> Result<Response> {
     let change = RevokeToken {
-        actor: web_actor(&c.current),
+        actor: c.current.web_actor(),
         token_id,
         owned_by: Some(c.current.user.user_id),
         now: c.state.ladder.clock.now(),

@@ -84,7 +84,7 @@ pub async fn resolve(
 ) -> Result<(CurrentUser, Option<FreshAsOf>)> {
     let now = state.ladder.clock.now();
     let live = &state.ladder.live;
-    let hash = tokens::hash(secret);
+    let digest = tokens::digest(secret);
     let fresh = if cached {
         None
     } else {
@@ -94,9 +94,9 @@ pub async fn resolve(
         Some(FreshAsOf(revision)) => live.has_seen(revision),
         None => live.seen().is_some(),
     };
-    let current = match from_memory.then(|| live.token(&hash)).flatten() {
+    let current = match from_memory.then(|| live.token(&digest)).flatten() {
         Some(token) => remembered(state, token, now).await?,
-        None => read(state, secret, hash, now).await?,
+        None => read(state, secret, digest, now).await?,
     };
     Ok((current, fresh))
 }
@@ -122,11 +122,16 @@ async fn remembered(state: &AppState, token: CachedToken, now: i64) -> Result<Cu
         name: token.name,
         scope: token.scope,
     };
-    Ok(acting((*token.user).clone(), perms, in_use))
+    Ok(acting(token.user, perms, in_use))
 }
 
 /// The token as the database has it, remembered for the next request.
-async fn read(state: &AppState, secret: &str, hash: String, now: i64) -> Result<CurrentUser> {
+async fn read(
+    state: &AppState,
+    secret: &str,
+    digest: tokens::TokenDigest,
+    now: i64,
+) -> Result<CurrentUser> {
     let live = &state.ladder.live;
     let generation = live.generation();
     let mut conn = state.ladder.db.acquire().await?;
@@ -138,30 +143,31 @@ async fn read(state: &AppState, secret: &str, hash: String, now: i64) -> Result<
         .user
         .permissions(&state.ladder.permissions, &mut conn)
         .await?;
-    let user = found.user.user;
+    let user = Arc::new(found.user.user);
+    let name: Arc<str> = found.token.name.as_str().into();
     let scope = tokens::shared_scope(&found.token);
     // Kept only if nothing changed while it was read (the generation).
     live.remember_token(
         generation,
-        hash,
+        digest,
         CachedToken {
             token_id: found.token.token_id,
-            user: Arc::new(user.clone()),
-            name: found.token.name.clone(),
+            user: user.clone(),
+            name: name.clone(),
             scope: scope.clone(),
             expires_at: found.token.expires_at,
         },
     );
     let in_use = TokenInUse {
         token_id: found.token.token_id,
-        name: found.token.name,
+        name,
         scope,
     };
     Ok(acting(user, perms, in_use))
 }
 
 /// The token's user, holding only what the token's scope allows.
-fn acting(user: User, perms: Arc<EffectivePermissions>, token: TokenInUse) -> CurrentUser {
+fn acting(user: Arc<User>, perms: Arc<EffectivePermissions>, token: TokenInUse) -> CurrentUser {
     let perms = match &token.scope {
         Some(scope) => Arc::new(perms.narrowed(scope)),
         None => perms,

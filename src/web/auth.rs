@@ -90,7 +90,7 @@ async fn resolve(state: &AppState, session: &Session) -> Result<Option<Arc<Curre
     let user = found.user;
     renew(session, state.ladder.clock.now()).await?;
     Ok(Some(Arc::new(CurrentUser {
-        user,
+        user: Arc::new(user),
         perms,
         token: None,
     })))

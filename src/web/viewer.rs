@@ -15,7 +15,9 @@ use crate::{
 
 /// A signed-in, active user and their permissions as of this request.
 pub struct CurrentUser {
-    pub user: User,
+    /// Shared with this process's memory of the token (`permissions::revision`),
+    /// so a token request copies no account.
+    pub user: Arc<User>,
     pub perms: Arc<EffectivePermissions>,
     /// The API token the request came with; `None` for a browser session.
     pub token: Option<TokenInUse>,
@@ -31,12 +33,17 @@ impl CurrentUser {
         self.user.is_active && (self.user.is_staff || self.user.is_superuser)
     }
 
+    /// The actor for a change made in the web console.
+    pub fn web_actor(&self) -> Actor {
+        Actor::user((*self.user).clone(), Source::Web)
+    }
+
     /// The actor for a change made through the API: audited with source
     /// `api` and, for a token, its name; narrowed as the token is.
     pub fn api_actor(&self) -> Actor {
-        let mut actor = Actor::user(self.user.clone(), Source::Api);
+        let mut actor = Actor::user((*self.user).clone(), Source::Api);
         actor.token = self.token.as_ref().map(|t| ActorToken {
-            name: t.name.clone(),
+            name: t.name.to_string(),
             scope: t.scope.clone(),
         });
         actor
@@ -56,7 +63,7 @@ pub struct Viewer(pub Option<Arc<CurrentUser>>);
 #[derive(Debug, Clone)]
 pub struct TokenInUse {
     pub token_id: i64,
-    pub name: String,
+    pub name: Arc<str>,
     pub scope: Option<Arc<Vec<String>>>,
 }
 

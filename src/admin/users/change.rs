@@ -12,7 +12,7 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::{user_row, user_url};
-use crate::admin::{membership, web_actor};
+use crate::admin::membership;
 use crate::web::outcome::Changer;
 use crate::{
     Error, Result,
@@ -67,7 +67,7 @@ pub async fn change_permission(
             _ => return Err(Error::invalid("action", "must be grant or revoke")),
         };
         let change = ChangePermissions {
-            actor: web_actor(current),
+            actor: current.web_actor(),
             holder: HolderRef::User(user.username.clone()),
             perms: vec![perm.clone()],
             grant,
@@ -116,7 +116,7 @@ impl UserChange {
         let state = &self.state;
         self.apply(async |user| {
             let change = SetFlag {
-                actor: web_actor(&self.current),
+                actor: self.current.web_actor(),
                 username: user.username.clone(),
                 flag,
                 now: state.ladder.clock.now(),
@@ -146,7 +146,7 @@ pub async fn set_password(c: UserChange, Form(form): Form<PasswordForm>) -> Resu
         let password = NewPassword::parse(&form.password, &user.username)?
             .hash()
             .await?;
-        let (actor, now) = (web_actor(current), state.ladder.clock.now());
+        let (actor, now) = (current.web_actor(), state.ladder.clock.now());
         let username = user.username.clone();
         let user = (state.ladder.db)
             .run(SetPassword {

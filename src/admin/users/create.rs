@@ -3,7 +3,6 @@
 use axum::{Form, response::Response};
 use serde::{Deserialize, Serialize};
 
-use super::super::web_actor;
 use super::user_url;
 use crate::web::outcome::Changer;
 use crate::{
@@ -51,7 +50,7 @@ pub async fn create(c: Changer, page: Page, Form(form): Form<NewUserForm>) -> Re
     let Some(new) = form.parse(&mut errors).await? else {
         return new_user_page(page, &form, &errors);
     };
-    let (actor, now) = (web_actor(&current), state.ladder.clock.now());
+    let (actor, now) = (current.web_actor(), state.ladder.clock.now());
     let user = match state
         .ladder
         .db
