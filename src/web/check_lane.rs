@@ -19,13 +19,10 @@ use std::{
 };
 
 use axum::{
-    Router,
-    extract::{Request, State},
-    http::Method,
-    middleware::{Next, from_fn_with_state},
-    response::Response,
-    routing::{future::RouteFuture, get},
+    Router, extract::Request, handler::Handler, http::Method, response::Response,
+    routing::future::RouteFuture,
 };
+use futures_util::future::{BoxFuture, Either};
 use tower::Service;
 
 use super::{AppState, api_auth};
@@ -33,27 +30,18 @@ use crate::api::check;
 
 const PATH: &str = "/api/v1/check";
 
-/// The check's own router: its two methods, behind the token.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route(PATH, get(check::check_one).post(check::check_many))
-        .layer(from_fn_with_state(state.clone(), token_only))
-        .with_state(state)
-}
-
-async fn token_only(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    match api_auth::admit(&state, req).await {
-        Ok(req) => next.run(req).await,
-        Err(refused) => refused,
-    }
-}
-
 /// Sends a token's check down the short lane and everything else down the
 /// application's full stack.
 #[derive(Clone)]
 pub struct Lanes {
-    pub app: Router,
-    pub check: Router,
+    app: Router,
+    state: AppState,
+}
+
+impl Lanes {
+    pub fn new(app: Router, state: AppState) -> Lanes {
+        Lanes { app, state }
+    }
 }
 
 fn takes_short_lane(req: &Request) -> bool {
@@ -62,10 +50,24 @@ fn takes_short_lane(req: &Request) -> bool {
         && api_auth::bearer(req.headers()).is_some()
 }
 
+/// The token first, then the check's handler for the method, called
+/// directly: the lane has only these two, so it needs no route table.
+async fn short_lane(state: AppState, req: Request) -> Response {
+    let req = match api_auth::admit(&state, req).await {
+        Ok(req) => req,
+        Err(refused) => return refused,
+    };
+    if req.method() == Method::GET {
+        check::check_one.call(req, state).await
+    } else {
+        check::check_many.call(req, state).await
+    }
+}
+
 impl Service<Request> for Lanes {
     type Response = Response;
     type Error = Infallible;
-    type Future = RouteFuture<Infallible>;
+    type Future = Either<BoxFuture<'static, Result<Response, Infallible>>, RouteFuture<Infallible>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         // A router is always ready.
@@ -74,9 +76,10 @@ impl Service<Request> for Lanes {
 
     fn call(&mut self, req: Request) -> Self::Future {
         if takes_short_lane(&req) {
-            self.check.call(req)
+            let state = self.state.clone();
+            Either::Left(Box::pin(async move { Ok(short_lane(state, req).await) }))
         } else {
-            self.app.call(req)
+            Either::Right(self.app.call(req))
         }
     }
 }

@@ -388,9 +388,8 @@ pub fn router(state: AppState) -> Router {
         .layer(sessions)
         .layer(from_fn(inputs::refuse_control_characters))
         .with_state(state.clone());
-    let check = check_lane::router(state);
     Router::new()
-        .fallback_service(check_lane::Lanes { app, check })
+        .fallback_service(check_lane::Lanes::new(app, state))
         .layer(
             // The security headers are outermost, so that the answers the layers
             // below make themselves (413, 503, a caught panic's 500) carry them too.
