@@ -13,7 +13,9 @@
 //!
 //! Who may ask: anyone about themselves; about others, holders of `auth.view_user`.
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
+
+use foldhash::HashMap;
 
 use super::{Denial, EffectivePermissions, PermissionName, Via, revision};
 use crate::{
@@ -106,7 +108,7 @@ pub async fn check_all(
         ladder,
         memory: None,
         conn: None,
-        users: HashMap::new(),
+        users: HashMap::default(),
     };
     // Full is "at least the revision committed now": memory that has seen
     // it answers, so a full check costs one read of the counter.

@@ -1,6 +1,9 @@
 //! Effective permissions: Django's `has_perm` semantics, and `explain`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+// foldhash: every check hashes a permission name here.
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use super::PermissionName;
 use crate::{Result, accounts::User, binds, db::Sql};

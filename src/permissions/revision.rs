@@ -17,13 +17,14 @@
 //! process, and is never used while the watcher is not running.
 
 use std::{
-    collections::HashMap,
     sync::{
         Arc, RwLock,
         atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
     },
     time::Duration,
 };
+
+use foldhash::HashMap;
 
 use super::{EffectivePermissions, effective};
 use crate::{
@@ -113,6 +114,8 @@ pub struct CachedToken {
 }
 
 #[derive(Default)]
+// foldhash, not SipHash: a batch of checks makes thousands of lookups, and
+// the keys are usernames of existing accounts and token digests.
 struct Memory {
     /// username key → user id (usernames never change).
     names: HashMap<String, i64>,
