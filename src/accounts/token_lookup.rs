@@ -16,16 +16,13 @@ use crate::{
 
 /// The SHA-256 of a presented token, as stored (hex).
 pub fn hash(secret: &str) -> String {
-    hex::encode(digest(secret).0)
+    hex::encode(digest(secret))
 }
 
 /// The SHA-256 of a presented token, as this process's memory keys it: the
 /// raw bytes, so the hot path does not spell them out in hex.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TokenDigest([u8; 32]);
-
-pub fn digest(secret: &str) -> TokenDigest {
-    TokenDigest(Sha256::digest(secret.as_bytes()).into())
+pub fn digest(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
 }
 
 /// True if `secret` looks like a Ladder token at all (checked before any lookup).

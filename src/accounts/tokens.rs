@@ -24,9 +24,7 @@ use crate::{
     secret::random_hex,
 };
 
-pub use super::token_lookup::{
-    Presented, TokenDigest, digest, hash, looks_like_token, presented, shared_scope,
-};
+pub use super::token_lookup::{Presented, digest, hash, looks_like_token, presented, shared_scope};
 
 /// Every token starts with this, so secret scanners can recognise one.
 pub const PREFIX: &str = "ldr_";

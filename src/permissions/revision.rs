@@ -28,9 +28,7 @@ use foldhash::HashMap;
 
 use super::{EffectivePermissions, effective};
 use crate::{
-    Result,
-    accounts::tokens::TokenDigest,
-    binds,
+    Result, binds,
     db::{Backend, Db, Finish, Sql, Transaction},
 };
 
@@ -120,8 +118,8 @@ struct Memory {
     /// username key → user id (usernames never change).
     names: HashMap<String, i64>,
     users: HashMap<i64, Arc<EffectivePermissions>>,
-    /// token digest → token.
-    tokens: HashMap<TokenDigest, CachedToken>,
+    /// the token's SHA-256 (`accounts::tokens::digest`) → token.
+    tokens: HashMap<[u8; 32], CachedToken>,
 }
 
 /// This process's memory of permissions, kept current by the watcher.
@@ -233,7 +231,7 @@ impl Live {
         memory.users.get(&user_id).cloned()
     }
 
-    pub fn token(&self, digest: &TokenDigest) -> Option<CachedToken> {
+    pub fn token(&self, digest: &[u8; 32]) -> Option<CachedToken> {
         let memory = self.memory.read().expect("live memory");
         memory.tokens.get(digest).cloned()
     }
@@ -258,7 +256,7 @@ impl Live {
         memory.users.insert(perms.user_id, perms);
     }
 
-    pub fn remember_token(&self, generation: u64, digest: TokenDigest, token: CachedToken) {
+    pub fn remember_token(&self, generation: u64, digest: [u8; 32], token: CachedToken) {
         let mut memory = self.memory.write().expect("live memory");
         if self.generation() != generation || self.capacity == 0 {
             return;

@@ -126,12 +126,7 @@ async fn remembered(state: &AppState, token: CachedToken, now: i64) -> Result<Cu
 }
 
 /// The token as the database has it, remembered for the next request.
-async fn read(
-    state: &AppState,
-    secret: &str,
-    digest: tokens::TokenDigest,
-    now: i64,
-) -> Result<CurrentUser> {
+async fn read(state: &AppState, secret: &str, digest: [u8; 32], now: i64) -> Result<CurrentUser> {
     let live = &state.ladder.live;
     let generation = live.generation();
     let mut conn = state.ladder.db.acquire().await?;
