@@ -111,9 +111,9 @@ pub struct CachedToken {
     pub expires_at: Option<i64>,
 }
 
-#[derive(Default)]
 // foldhash, not SipHash: a batch of checks makes thousands of lookups, and
 // the keys are usernames of existing accounts and token digests.
+#[derive(Default)]
 struct Memory {
     /// username key → user id (usernames never change).
     names: HashMap<String, i64>,
